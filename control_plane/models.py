@@ -1,0 +1,240 @@
+"""Control-plane schema: mutable configuration and state that needs transactions.
+
+Content never lives here (it is in the Delta warehouse); these tables hold who the users are,
+how to reach their platforms, where each sync left off, which deliverables exist and when they
+are due. SQLite by default, PostgreSQL in production; the schema is managed by Alembic
+(``control_plane/migrations``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    TypeDecorator,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+NAMING = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def new_id() -> str:
+    return str(uuid.uuid4())
+
+
+class UTCDateTime(TypeDecorator[dt.datetime]):
+    """Timezone-aware UTC on the way in and out, on SQLite (naive storage) and PostgreSQL alike."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError(f"naive datetime {value!r}: the control plane stores UTC-aware times only")
+        value = value.astimezone(dt.UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: dt.datetime | None, dialect: Any) -> dt.datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=dt.UTC)
+        return value.astimezone(dt.UTC)
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING)
+
+
+class Timestamps:
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+
+
+class User(Timestamps, Base):
+    __tablename__ = "users"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    email: Mapped[str] = mapped_column(String(320))
+    name: Mapped[str | None] = mapped_column(String(200))
+    tier: Mapped[str] = mapped_column(String(16), default="free")  # free | starter | pro
+    timezone: Mapped[str] = mapped_column(String(64), default="UTC")
+    status: Mapped[str] = mapped_column(String(16), default="active")
+    digest_enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    digest_day: Mapped[int] = mapped_column(Integer, default=1)  # 0 = Sunday, as in the original
+    digest_hour: Mapped[int] = mapped_column(Integer, default=9)
+    signal_last_manual_trigger_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    preferences: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class PlatformConnection(Timestamps, Base):
+    """One connection per user and platform; credentials are a Fernet token, never plaintext."""
+
+    __tablename__ = "platform_connections"
+    __table_args__ = (UniqueConstraint("user_id", "platform"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))  # slack | gmail | notion | calendar
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active|expired|revoked|error|paused
+    credentials_encrypted: Mapped[str | None] = mapped_column(Text)
+    account_label: Mapped[str | None] = mapped_column(String(200))  # e.g. workspace name, email
+    settings: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    landscape: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    landscape_discovered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    selected_sources: Mapped[list[Any] | None] = mapped_column(JSON)  # None = auto-selection
+    selection_overridden: Mapped[bool] = mapped_column(Boolean, default=False)
+    last_synced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class SyncRegistry(Timestamps, Base):
+    """Where each (user, platform, resource) sync left off. Cursors advance only after bronze commits."""
+
+    __tablename__ = "sync_registry"
+    __table_args__ = (UniqueConstraint("user_id", "platform", "resource_id"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    resource_id: Mapped[str] = mapped_column(String(300))
+    resource_name: Mapped[str | None] = mapped_column(String(300))
+    platform_cursor: Mapped[str | None] = mapped_column(Text)
+    last_synced_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    item_count: Mapped[int] = mapped_column(Integer, default=0)
+    source_latest_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_error: Mapped[str | None] = mapped_column(Text)
+    last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    state: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+
+
+class ImportJob(Timestamps, Base):
+    """An export file to land in bronze; registered by the CLI or by dropping it in the inbox."""
+
+    __tablename__ = "import_jobs"
+    __table_args__ = (
+        UniqueConstraint("user_id", "provider", "file_sha256"),
+        Index("ix_import_jobs_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(16))
+    provider: Mapped[str] = mapped_column(String(32))  # slack_export | mbox | eml | ics | notion_export
+    original_name: Mapped[str] = mapped_column(String(500))
+    stored_path: Mapped[str] = mapped_column(Text)
+    file_sha256: Mapped[str] = mapped_column(String(64))
+    size_bytes: Mapped[int] = mapped_column(Integer, default=0)
+    partition_date: Mapped[str] = mapped_column(String(10))  # ingest day (UTC) this job lands in
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|processing|completed|failed
+    progress: Mapped[int] = mapped_column(Integer, default=0)
+    progress_details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    result: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    error: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    started_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class Deliverable(Timestamps, Base):
+    __tablename__ = "deliverables"
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    title: Mapped[str] = mapped_column(String(300))
+    description: Mapped[str | None] = mapped_column(Text)
+    deliverable_type: Mapped[str] = mapped_column(String(40))
+    status: Mapped[str] = mapped_column(String(16), default="active")  # active | paused | archived
+    origin: Mapped[str] = mapped_column(String(24), default="user_configured")
+    trigger_type: Mapped[str] = mapped_column(String(16), default="schedule")  # schedule | event | manual
+    type_config: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    sources: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    schedule: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    destination: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    recipient_context: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    platform_variant: Mapped[str | None] = mapped_column(String(40))
+    next_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime, index=True)
+    last_run_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    last_triggered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    signal_ref: Mapped[str | None] = mapped_column(String(300))
+
+
+class DeliverableVersion(Base):
+    """Version numbering and delivery state; the drafts themselves live in the gold Delta table."""
+
+    __tablename__ = "deliverable_versions"
+    __table_args__ = (UniqueConstraint("deliverable_id", "version_number"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    deliverable_id: Mapped[str] = mapped_column(ForeignKey("deliverables.id", ondelete="CASCADE"), index=True)
+    version_number: Mapped[int] = mapped_column(Integer)
+    status: Mapped[str] = mapped_column(String(16), default="generating")
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    delivery_status: Mapped[str | None] = mapped_column(String(16))  # pending|delivered|failed|skipped
+    delivery_error: Mapped[str | None] = mapped_column(Text)
+    delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SignalHistory(Base):
+    __tablename__ = "signal_history"
+    __table_args__ = (UniqueConstraint("user_id", "signal_type", "signal_ref"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    signal_type: Mapped[str] = mapped_column(String(40))
+    signal_ref: Mapped[str] = mapped_column(String(300))
+    last_triggered_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    deliverable_id: Mapped[str | None] = mapped_column(ForeignKey("deliverables.id", ondelete="SET NULL"))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class LlmUsage(Base):
+    """One row per LLM call: who, what for, which model, tokens and cost (budget enforcement reads it)."""
+
+    __tablename__ = "llm_usage"
+    __table_args__ = (Index("ix_llm_usage_user_day", "user_id", "usage_date"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str | None] = mapped_column(String(64))
+    task: Mapped[str] = mapped_column(String(40))
+    model: Mapped[str] = mapped_column(String(80))
+    offline: Mapped[bool] = mapped_column(Boolean, default=False)
+    input_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    output_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_read_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cache_write_tokens: Mapped[int] = mapped_column(Integer, default=0)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    asset_key: Mapped[str | None] = mapped_column(String(200))
+    partition_key: Mapped[str | None] = mapped_column(String(200))
+    usage_date: Mapped[str] = mapped_column(String(10))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

@@ -1,0 +1,165 @@
+"""One settings model for the whole platform, read from the environment when definitions load.
+
+Nothing in the codebase reads ``os.environ`` at import time: :func:`load_settings` is called by
+``yarn_assets.definitions.defs`` (and by the CLI), so a missing or malformed variable is reported
+once, at load, with the variable's name.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+ENV_PREFIX = "YARNNN_"
+
+
+class SettingsError(RuntimeError):
+    """Raised when the environment does not describe a usable configuration."""
+
+
+class YarnSettings(BaseSettings):
+    """Platform configuration. Every field maps to ``YARNNN_<FIELD>`` unless noted."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="ignore", populate_by_name=True)
+
+    # --- storage -----------------------------------------------------------------------------
+    home: Path = Field(default=Path(".yarnnn"), description="Local state folder (warehouse, db, inbox).")
+    warehouse_root: str | None = Field(
+        default=None, description="Delta warehouse root: a folder or an object-store URI (s3://, gs://, az://)."
+    )
+    warehouse_storage_options: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Non-secret object-store options as JSON; credentials come from the store's own env vars.",
+    )
+    control_plane_url: str | None = Field(
+        default=None, description="SQLAlchemy URL of the control plane; SQLite file under home by default."
+    )
+    control_plane_auto_migrate: bool = Field(
+        default=True, description="Upgrade the control-plane schema on first use (off in production)."
+    )
+    inbox_dir: Path | None = Field(default=None, description="Folder watched for export files to import.")
+
+    # --- secrets (never logged, never in run config) -----------------------------------------
+    encryption_key: SecretStr | None = Field(
+        default=None, description="Fernet key that encrypts platform credentials at rest."
+    )
+    anthropic_api_key: SecretStr | None = Field(
+        default=None,
+        validation_alias="ANTHROPIC_API_KEY",
+        description="Anthropic API key; without it the LLM runs in the labelled offline mode.",
+    )
+
+    # --- LLM -----------------------------------------------------------------------------------
+    llm_mode: Literal["auto", "api", "offline"] = Field(
+        default="auto", description="auto = api when a key is set, else offline; api without a key is an error."
+    )
+    anthropic_base_url: str | None = Field(default=None, description="Messages API base URL (tests: loopback).")
+    llm_model_signals: str = "claude-haiku-4-5-20251001"
+    llm_model_generation: str = "claude-sonnet-4-20250514"
+    llm_model_memory: str = "claude-sonnet-4-20250514"
+    llm_model_analysis: str = "claude-sonnet-4-20250514"
+    llm_timeout_seconds: float = 60.0
+
+    # --- platform APIs (base URLs so tests can serve them on loopback) -------------------------
+    slack_base_url: str = "https://slack.com/api/"
+    google_api_base_url: str | None = None
+    google_token_uri: str = "https://oauth2.googleapis.com/token"
+    notion_base_url: str = "https://api.notion.com"
+    search_base_url: str | None = None
+    arxiv_base_url: str = "https://export.arxiv.org/api/query"
+
+    # --- delivery ------------------------------------------------------------------------------
+    smtp_host: str | None = None
+    smtp_port: int = 25
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_starttls: bool = False
+    mail_from: str = "yarnnn <noreply@yarnnn.local>"
+    slack_delivery_token: SecretStr | None = None
+    operator_email: str | None = Field(default=None, description="Where run-failure alerts are mailed.")
+    operator_slack_channel: str | None = None
+
+    @field_validator("warehouse_storage_options", mode="before")
+    @classmethod
+    def _parse_options(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                parsed = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"must be a JSON object: {exc.msg}") from exc
+            if not isinstance(parsed, dict):
+                raise ValueError("must be a JSON object")
+            value = parsed
+        if isinstance(value, dict):
+            return {str(k): str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("encryption_key")
+    @classmethod
+    def _check_fernet(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is None or not value.get_secret_value():
+            return None
+        from cryptography.fernet import Fernet
+
+        try:
+            Fernet(value.get_secret_value().encode())
+        except (ValueError, TypeError) as exc:
+            raise ValueError("is not a valid Fernet key (32 url-safe base64-encoded bytes)") from exc
+        return value
+
+    @model_validator(mode="after")
+    def _check_llm_mode(self) -> YarnSettings:
+        if self.llm_mode == "api" and self.anthropic_api_key is None:
+            raise ValueError("YARNNN_LLM_MODE=api needs ANTHROPIC_API_KEY to be set")
+        return self
+
+    # --- derived -------------------------------------------------------------------------------
+    @property
+    def resolved_home(self) -> Path:
+        return self.home.expanduser().resolve()
+
+    @property
+    def resolved_warehouse_root(self) -> str:
+        if self.warehouse_root:
+            if "://" in self.warehouse_root:
+                return self.warehouse_root
+            return str(Path(self.warehouse_root).expanduser().resolve())
+        return str(self.resolved_home / "warehouse")
+
+    @property
+    def resolved_control_plane_url(self) -> str:
+        return self.control_plane_url or f"sqlite:///{self.resolved_home / 'control_plane.db'}"
+
+    @property
+    def resolved_inbox_dir(self) -> Path:
+        return (self.inbox_dir or self.resolved_home / "inbox").expanduser().resolve()
+
+    @property
+    def llm_offline(self) -> bool:
+        return self.llm_mode == "offline" or (self.llm_mode == "auto" and self.anthropic_api_key is None)
+
+
+def _env_name(loc: tuple[Any, ...]) -> str:
+    field = str(loc[0]) if loc else "?"
+    info = YarnSettings.model_fields.get(field)
+    alias = info.validation_alias if info is not None else None
+    if isinstance(alias, str):
+        return alias
+    return f"{ENV_PREFIX}{field.upper()}"
+
+
+def load_settings(**overrides: Any) -> YarnSettings:
+    """Read and validate the environment; errors name the offending variable."""
+    try:
+        return YarnSettings(**overrides)
+    except ValidationError as exc:
+        problems = []
+        for err in exc.errors():
+            loc = err.get("loc", ())
+            name = _env_name(loc) if loc else "configuration"
+            problems.append(f"{name}: {err.get('msg')}")
+        raise SettingsError("invalid yarnnn configuration: " + "; ".join(problems)) from None

@@ -1,0 +1,97 @@
+"""Shared fixtures: an isolated yarnnn home per test, the shared corpus, a real PostgreSQL."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+SHARED = Path(os.environ.get("YARNNN_SHARED_DIR", REPO.parent / "shared"))
+CORPUS = SHARED / "corpus"
+
+_SCRUB = ("ANTHROPIC_API_KEY", "YARNNN_")
+
+
+@pytest.fixture(autouse=True)
+def _isolated_env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
+    """Every test gets its own YARNNN_HOME and no inherited yarnnn/Anthropic settings."""
+    for name in list(os.environ):
+        if name.startswith(_SCRUB):
+            monkeypatch.delenv(name, raising=False)
+    home = tmp_path / "yarnnn_home"
+    monkeypatch.setenv("YARNNN_HOME", str(home))
+    yield home
+    from control_plane import db
+
+    db.dispose_all()
+
+
+@pytest.fixture
+def corpus() -> Path:
+    if not CORPUS.exists():
+        pytest.fail(f"shared corpus not found at {CORPUS} (set YARNNN_SHARED_DIR)")
+    return CORPUS
+
+
+@pytest.fixture
+def settings():  # type: ignore[no-untyped-def]
+    from resources.settings import load_settings
+
+    return load_settings()
+
+
+@pytest.fixture
+def store(settings):  # type: ignore[no-untyped-def]
+    from io_managers.delta_store import DeltaStore
+
+    return DeltaStore(settings.resolved_warehouse_root)
+
+
+@pytest.fixture
+def resources(settings):  # type: ignore[no-untyped-def]
+    from resources.registry import build_resources
+
+    return build_resources(settings)
+
+
+PG_ADMIN_URL = os.environ.get("YARNNN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+def _pg_available() -> str | None:
+    try:
+        import psycopg
+
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=3):
+            return None
+    except Exception as exc:  # noqa: BLE001
+        return str(exc).splitlines()[0]
+
+
+@pytest.fixture
+def pg_url() -> Iterator[str]:
+    """A fresh PostgreSQL database for this test (dropped afterwards).
+
+    Skips on a laptop without PostgreSQL; fails in CI (CI=true), where it must run.
+    """
+    problem = _pg_available()
+    if problem:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(f"PostgreSQL is required in CI but unreachable: {problem}")
+        pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432 ({problem})")
+    import psycopg
+
+    name = f"yarnnn_test_{uuid.uuid4().hex[:12]}"
+    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+    finally:
+        from control_plane import db
+
+        db.dispose_all()
+        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

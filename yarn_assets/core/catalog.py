@@ -1,0 +1,12 @@
+"""Every Delta table the platform writes, for the CLI, maintenance and the README."""
+
+from __future__ import annotations
+
+from io_managers.delta_store import TableSpec
+
+
+def all_tables() -> list[TableSpec]:
+    from yarn_assets.core import tables
+
+    specs: list[TableSpec] = [tables.BRONZE_ITEMS, tables.REJECTS, tables.PLATFORM_CONTENT, tables.ACTIVITY_LOG]
+    return specs

@@ -1,0 +1,42 @@
+"""The one place the platform's Definitions are assembled: per-domain definitions merged,
+resources built from settings validated at load time."""
+
+from __future__ import annotations
+
+import warnings
+
+import dagster as dg
+
+from resources.registry import build_resources
+from resources.settings import YarnSettings, load_settings
+from yarn_assets.deliverables.definitions import definitions as deliverables_definitions
+from yarn_assets.ingest.definitions import definitions as ingest_definitions
+from yarn_assets.memory.definitions import definitions as memory_definitions
+from yarn_assets.ops.definitions import definitions as ops_definitions
+from yarn_assets.signals.definitions import definitions as signals_definitions
+
+warnings.filterwarnings("ignore", category=dg.BetaWarning)
+warnings.filterwarnings("ignore", category=dg.PreviewWarning)
+
+DOMAINS = (
+    ingest_definitions,
+    signals_definitions,
+    deliverables_definitions,
+    memory_definitions,
+    ops_definitions,
+)
+
+
+def build_definitions(settings: YarnSettings) -> dg.Definitions:
+    return dg.Definitions.merge(
+        *(domain() for domain in DOMAINS),
+        dg.Definitions(
+            resources=build_resources(settings),
+            executor=dg.multiprocess_executor.configured({"max_concurrent": 2, "start_method": {"spawn": {}}}),
+        ),
+    )
+
+
+@dg.definitions
+def defs() -> dg.Definitions:
+    return build_definitions(load_settings())

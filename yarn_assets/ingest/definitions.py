@@ -1,0 +1,20 @@
+"""Ingest domain: export imports and live API syncs -> bronze -> silver."""
+
+from __future__ import annotations
+
+import dagster as dg
+
+from sensors.import_jobs import import_jobs_sensor
+from yarn_assets.ingest.assets import bronze_imported_items, ingest_job, silver_platform_content
+from yarn_assets.ingest.sync.definitions import definitions as sync_definitions
+
+
+def definitions() -> dg.Definitions:
+    return dg.Definitions.merge(
+        dg.Definitions(
+            assets=[bronze_imported_items, silver_platform_content],
+            jobs=[ingest_job],
+            sensors=[import_jobs_sensor],
+        ),
+        sync_definitions(),
+    )

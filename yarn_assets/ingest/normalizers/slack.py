@@ -1,0 +1,5 @@
+"""Normalizers for slack objects (being written in the import-readers work item)."""
+
+from __future__ import annotations
+
+NORMALIZERS: dict = {}

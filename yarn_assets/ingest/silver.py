@@ -1,0 +1,216 @@
+"""Silver ``platform_content``: normalize one bronze partition and merge it into the current view.
+
+Merge rules (each is tested):
+
+* key = (user_id, platform, resource_id, external_id); the merge is pinned to the batch's
+  ``platform`` and ``created_day`` partitions, so its cost follows the batch, not the table;
+* an exact duplicate (same content hash) changes nothing, not even ``fetched_at``;
+* an edit (same key, new hash) updates the row, unless the row already holds a newer version
+  (``fetched_at`` orders versions, so replaying an old partition never regresses silver);
+* ``retained`` and its reason/ref survive every update (the original reset them);
+* tombstones delete the row; a later tombstone in bronze also stops an older partition from
+  re-inserting it, so backfills in any order give the same table;
+* rows already past their TTL are not inserted.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+import polars as pl
+
+from io_managers.delta_store import DeltaStore, MergeStats
+from io_managers.predicates import Eq, all_of
+from yarn_assets.core.tables import (
+    BRONZE_ITEMS,
+    CONTENT_MAX_CHARS,
+    PLATFORM_CONTENT,
+    TTL,
+    created_day,
+)
+from yarn_assets.ingest import bronze
+from yarn_assets.ingest.normalizers import normalize_batch
+from yarn_assets.ingest.objects import ContentItem, Reject
+
+KEY = list(PLATFORM_CONTENT.keys)
+
+#: Columns an edit rewrites; retention columns are deliberately absent.
+_UPDATED = [
+    "resource_name", "content_type", "thread_id", "title", "author", "author_id", "participants",
+    "content", "content_hash", "content_chars", "occurred_at", "ends_at", "source_updated_at",
+    "fetched_at", "metadata", "source_kind", "connection_id", "batch_id", "ingest_date", "raw_sha256",
+]
+
+
+def content_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class NormalizedPartition:
+    rows: pl.DataFrame  # silver rows plus an ``is_deleted`` flag
+    rejects: dict[str, list[Reject]] = field(default_factory=dict)  # batch_id -> rejects
+    users: set[str] = field(default_factory=set)
+    objects: int = 0
+    skipped_expired_bodies: int = 0
+    by_type: Counter[str] = field(default_factory=Counter)
+
+
+def _row(item: ContentItem, meta: dict[str, Any]) -> dict[str, Any]:
+    text = item.content or ""
+    fetched_at: dt.datetime = meta["fetched_at"]
+    platform: str = meta["platform"]
+    return {
+        "user_id": meta["user_id"],
+        "platform": platform,
+        "created_day": created_day(item.source_created_at),
+        "resource_id": item.resource_id,
+        "resource_name": item.resource_name,
+        "external_id": item.external_id,
+        "content_type": item.content_type,
+        "thread_id": item.thread_id,
+        "title": item.title,
+        "author": item.author,
+        "author_id": item.author_id,
+        "participants": list(item.participants),
+        "content": text[:CONTENT_MAX_CHARS],
+        "content_hash": content_hash(text),
+        "content_chars": len(text),
+        "occurred_at": item.occurred_at,
+        "ends_at": item.ends_at,
+        "source_updated_at": item.source_updated_at,
+        "fetched_at": fetched_at,
+        "expires_at": fetched_at + TTL[platform],
+        "retained": False,
+        "retained_reason": None,
+        "retained_ref": None,
+        "retained_at": None,
+        "metadata": json.dumps(item.metadata, sort_keys=True, default=str, ensure_ascii=False),
+        "source_kind": meta["source_kind"],
+        "connection_id": meta["connection_id"],
+        "batch_id": meta["batch_id"],
+        "ingest_date": meta["ingest_date"],
+        "raw_sha256": item.raw_sha256,
+        "is_deleted": item.is_deleted,
+        "seq": item.seq,
+    }
+
+
+def normalize_partition(bronze_rows: pl.DataFrame) -> NormalizedPartition:
+    """Normalize every batch of a bronze partition (pure; no I/O)."""
+    out_rows: list[dict[str, Any]] = []
+    result = NormalizedPartition(rows=pl.DataFrame())
+    if bronze_rows.is_empty():
+        result.rows = empty_rows()
+        return result
+    expired = bronze_rows.filter(pl.col("body_expired_at").is_not_null())
+    result.skipped_expired_bodies = expired.height
+    live = bronze_rows.filter(pl.col("body_expired_at").is_null())
+    result.objects = live.height
+    for (batch_id,), frame in live.sort("batch_id", "seq").group_by(["batch_id"], maintain_order=True):
+        first = frame.row(0, named=True)
+        meta = {k: first[k] for k in ("user_id", "platform", "source_kind", "connection_id", "ingest_date",
+                                      "fetched_at")}
+        meta["batch_id"] = batch_id
+        result.users.add(first["user_id"])
+        rejects: list[Reject] = []
+        for out in normalize_batch(bronze.to_objects(frame)):
+            if isinstance(out, Reject):
+                rejects.append(out)
+            else:
+                result.by_type[out.content_type] += 1
+                out_rows.append(_row(out, meta))
+        if rejects:
+            result.rejects[str(batch_id)] = rejects
+    result.rows = (
+        pl.DataFrame(out_rows, schema=_row_schema()) if out_rows else empty_rows()
+    )
+    return result
+
+
+def _row_schema() -> dict[str, pl.DataType]:
+    return {**PLATFORM_CONTENT.schema, "is_deleted": pl.Boolean, "seq": pl.Int64}
+
+
+def empty_rows() -> pl.DataFrame:
+    return pl.DataFrame(schema=_row_schema())
+
+
+def latest_versions(rows: pl.DataFrame) -> pl.DataFrame:
+    """One row per key: the latest by (fetched_at, seq)."""
+    return rows.sort(["fetched_at", "seq"]).unique(subset=KEY, keep="last", maintain_order=True)
+
+
+def drop_superseded_by_tombstones(store: DeltaStore, rows: pl.DataFrame, platform: str) -> tuple[pl.DataFrame, int]:
+    """Drop rows whose key was deleted later (per bronze), so partition order never matters."""
+    if rows.is_empty():
+        return rows, 0
+    lf = store.scan(BRONZE_ITEMS, all_of(Eq("platform", platform), Eq("is_tombstone", True)))
+    if lf is None:
+        return rows, 0
+    tombs = (
+        lf.select(["user_id", "resource_id", "external_id", "fetched_at"])
+        .group_by(["user_id", "resource_id", "external_id"])
+        .agg(pl.col("fetched_at").max().alias("deleted_at"))
+        .collect()
+    )
+    if tombs.is_empty():
+        return rows, 0
+    joined = rows.join(tombs, on=["user_id", "resource_id", "external_id"], how="left")
+    keep = joined.filter(pl.col("deleted_at").is_null() | (pl.col("deleted_at") <= pl.col("fetched_at")))
+    return keep.drop("deleted_at"), rows.height - keep.height
+
+
+@dataclass
+class SilverMergeResult:
+    stats: MergeStats
+    source_rows: int
+    new: int
+    updated: int
+    deleted: int
+    unchanged: int
+    skipped_expired: int
+    skipped_tombstoned: int
+
+
+def merge_platform_content(
+    store: DeltaStore, rows: pl.DataFrame, *, now: dt.datetime, check_tombstones: bool = True
+) -> SilverMergeResult:
+    """Merge normalized rows (with ``is_deleted``) into silver; see the module docstring."""
+    rows = latest_versions(rows)
+    skipped_tombstoned = 0
+    if check_tombstones and not rows.is_empty():
+        parts = []
+        for (platform,), frame in rows.group_by(["platform"]):
+            kept, dropped = drop_superseded_by_tombstones(store, frame, str(platform))
+            parts.append(kept)
+            skipped_tombstoned += dropped
+        rows = pl.concat(parts) if parts else rows
+    live_or_deleted = rows.filter(pl.col("is_deleted") | (pl.col("expires_at") > pl.lit(now)))
+    skipped_expired = rows.height - live_or_deleted.height
+    updates = {c: f"s.{c}" for c in _UPDATED}
+    updates["expires_at"] = "CASE WHEN t.retained THEN NULL ELSE s.expires_at END"
+    stats = store.merge(
+        PLATFORM_CONTENT,
+        live_or_deleted,
+        update=updates,
+        update_when="NOT s.is_deleted AND t.content_hash <> s.content_hash AND t.fetched_at <= s.fetched_at",
+        delete_when="s.is_deleted AND t.fetched_at <= s.fetched_at",
+        insert_when="NOT s.is_deleted",
+    )
+    n = live_or_deleted.height
+    return SilverMergeResult(
+        stats=stats,
+        source_rows=rows.height,
+        new=stats.inserted,
+        updated=stats.updated,
+        deleted=stats.deleted,
+        unchanged=max(0, n - stats.inserted - stats.updated - stats.deleted),
+        skipped_expired=skipped_expired,
+        skipped_tombstoned=skipped_tombstoned,
+    )
