@@ -67,7 +67,7 @@ def _pg_available() -> str | None:
 
         with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=3):
             return None
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         return str(exc).splitlines()[0]
 
 

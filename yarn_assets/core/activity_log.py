@@ -16,8 +16,8 @@ from typing import Any
 import polars as pl
 
 from io_managers.delta_store import DeltaStore
-from io_managers.predicates import Predicate, all_of
 from io_managers.predicates import In as InP
+from io_managers.predicates import Predicate, all_of
 from io_managers.predicates import Window as WindowP
 from yarn_assets.core.tables import ACTIVITY_LOG
 

@@ -7,26 +7,24 @@ Re-materializing either is idempotent, so a backfill is always safe.
 
 
 import datetime as dt
-import json
 import traceback
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
-from dagster import AssetExecutionContext
 import polars as pl
+from dagster import AssetExecutionContext
 
 from control_plane.models import ImportJob, utcnow
-from io_managers.predicates import Eq, In, all_of
+from io_managers.predicates import In, all_of
 from resources.control_plane import ControlPlane
 from resources.warehouse import Warehouse
 from yarn_assets.core.activity_log import ActivityEvent, write_events
 from yarn_assets.core.partitions import ingest_partitions
-from yarn_assets.core.tables import PLATFORM_CONTENT
+from yarn_assets.core.tables import PLATFORM_CONTENT, REJECTS
 from yarn_assets.ingest import bronze, import_jobs, silver
 from yarn_assets.ingest.objects import RawObject, Reject
 from yarn_assets.ingest.readers import reader_for
-
 from yarn_assets.ingest.sources import BRONZE_IMPORTS, BRONZE_SOURCES, SILVER_CONTENT
 
 INGEST_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
@@ -109,7 +107,7 @@ def bronze_imported_items(
         )
         try:
             objects, rejects = _read_export(job)
-        except Exception as exc:  # noqa: BLE001 - the whole file is unreadable: keep it as a reject
+        except Exception as exc:
             reason = f"{job.provider} export unreadable: {traceback.format_exception_only(type(exc), exc)[-1].strip()}"
             raw = Path(job.stored_path).read_bytes() if Path(job.stored_path).is_file() else b""
             bronze.write_batch(store, bronze.bronze_frame([], batch), batch)
@@ -236,10 +234,8 @@ def silver_platform_content(context: AssetExecutionContext, warehouse: Warehouse
     bronze_rows = bronze.read_partition(store, platform, ingest_date)
     norm = silver.normalize_partition(bronze_rows)
 
-    batch_meta = {
-        row["batch_id"]: row
-        for row in bronze_rows.select(["batch_id", "user_id", "provider", "fetched_at"]).unique("batch_id").iter_rows(named=True)
-    }
+    batch_cols = bronze_rows.select(["batch_id", "user_id", "provider", "fetched_at"]).unique("batch_id")
+    batch_meta = {row["batch_id"]: row for row in batch_cols.iter_rows(named=True)}
     reject_frames = []
     for batch_id, rejects in norm.rejects.items():
         meta = batch_meta[batch_id]
@@ -248,10 +244,9 @@ def silver_platform_content(context: AssetExecutionContext, warehouse: Warehouse
                                 fetched_at=meta["fetched_at"], run_id=context.run.run_id)
         reject_frames.append(bronze.reject_frame(rejects, stage="silver", batch=info, rejected_at=meta["fetched_at"]))
     rejected = sum(len(r) for r in norm.rejects.values())
+    rejects_frame = pl.concat(reject_frames) if reject_frames else REJECTS.empty()
     bronze.write_rejects(
-        store, pl.concat(reject_frames) if reject_frames else bronze.reject_frame([], stage="silver",
-                                                                                   batch=_dummy_batch(platform, ingest_date),
-                                                                                   rejected_at=now),
+        store, rejects_frame,
         stage="silver", platform=platform, ingest_date=ingest_date, batch_ids=list(batch_meta),
     )
 

@@ -166,9 +166,8 @@ def parse_message(raw: bytes) -> ParsedEmail:
             plain.append(_part_text(part))
         elif ctype == "text/html":
             html.append(_part_text(part))
-        elif ctype == "message/rfc822" or part.get_content_maintype() != "text":
-            if part.get_filename():
-                attachments.append(decode_header_value(part.get_filename()) or ctype)
+        elif (ctype == "message/rfc822" or part.get_content_maintype() != "text") and part.get_filename():
+            attachments.append(decode_header_value(part.get_filename()) or ctype)
 
     if any(p.strip() for p in plain):
         body, source = "\n\n".join(p.strip() for p in plain if p.strip()), "text/plain"

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,11 +30,11 @@ from yarn_assets.core.tables import (
     CONTENT_MAX_CHARS,
     PLATFORM_CONTENT,
     TTL,
-    created_day,
+    UNDATED,
+    UTC_TS,
 )
-from yarn_assets.ingest import bronze
-from yarn_assets.ingest.normalizers import normalize_batch
-from yarn_assets.ingest.objects import ContentItem, Reject
+from yarn_assets.ingest.normalizers import normalize_batch_frame
+from yarn_assets.ingest.objects import Reject
 
 KEY = list(PLATFORM_CONTENT.keys)
 
@@ -53,7 +52,7 @@ def content_hash(text: str) -> str:
 
 @dataclass
 class NormalizedPartition:
-    rows: pl.DataFrame  # silver rows plus an ``is_deleted`` flag
+    rows: pl.DataFrame  # silver rows plus ``is_deleted`` and ``seq``
     rejects: dict[str, list[Reject]] = field(default_factory=dict)  # batch_id -> rejects
     users: set[str] = field(default_factory=set)
     objects: int = 0
@@ -61,75 +60,60 @@ class NormalizedPartition:
     by_type: Counter[str] = field(default_factory=Counter)
 
 
-def _row(item: ContentItem, meta: dict[str, Any]) -> dict[str, Any]:
-    text = item.content or ""
+def _sha256_series(s: pl.Series) -> pl.Series:
+    return pl.Series([hashlib.sha256(x.encode("utf-8")).hexdigest() for x in s], dtype=pl.Utf8)
+
+
+def silver_rows(items: pl.DataFrame, meta: dict[str, Any]) -> pl.DataFrame:
+    """Items of one batch (ITEM_SCHEMA) -> silver rows: hash, TTL, created_day, batch facts (vectorized)."""
     fetched_at: dt.datetime = meta["fetched_at"]
     platform: str = meta["platform"]
-    return {
-        "user_id": meta["user_id"],
-        "platform": platform,
-        "created_day": created_day(item.source_created_at),
-        "resource_id": item.resource_id,
-        "resource_name": item.resource_name,
-        "external_id": item.external_id,
-        "content_type": item.content_type,
-        "thread_id": item.thread_id,
-        "title": item.title,
-        "author": item.author,
-        "author_id": item.author_id,
-        "participants": list(item.participants),
-        "content": text[:CONTENT_MAX_CHARS],
-        "content_hash": content_hash(text),
-        "content_chars": len(text),
-        "occurred_at": item.occurred_at,
-        "ends_at": item.ends_at,
-        "source_updated_at": item.source_updated_at,
-        "fetched_at": fetched_at,
-        "expires_at": fetched_at + TTL[platform],
-        "retained": False,
-        "retained_reason": None,
-        "retained_ref": None,
-        "retained_at": None,
-        "metadata": json.dumps(item.metadata, sort_keys=True, default=str, ensure_ascii=False),
-        "source_kind": meta["source_kind"],
-        "connection_id": meta["connection_id"],
-        "batch_id": meta["batch_id"],
-        "ingest_date": meta["ingest_date"],
-        "raw_sha256": item.raw_sha256,
-        "is_deleted": item.is_deleted,
-        "seq": item.seq,
-    }
+    content = pl.col("content").fill_null("")
+    out = items.with_columns(
+        content.map_batches(_sha256_series, return_dtype=pl.Utf8).alias("content_hash"),
+        content.str.len_chars().cast(pl.Int64).alias("content_chars"),
+        content.str.slice(0, CONTENT_MAX_CHARS).alias("content"),
+        pl.col("source_created_at").dt.date().cast(pl.Utf8).fill_null(UNDATED).alias("created_day"),
+        pl.lit(meta["user_id"], pl.Utf8).alias("user_id"),
+        pl.lit(platform, pl.Utf8).alias("platform"),
+        pl.lit(fetched_at, UTC_TS).alias("fetched_at"),
+        pl.lit(fetched_at + TTL[platform], UTC_TS).alias("expires_at"),
+        pl.lit(False).alias("retained"),
+        pl.lit(meta["source_kind"], pl.Utf8).alias("source_kind"),
+        pl.lit(meta["connection_id"], pl.Utf8).alias("connection_id"),
+        pl.lit(meta["batch_id"], pl.Utf8).alias("batch_id"),
+        pl.lit(meta["ingest_date"], pl.Date).alias("ingest_date"),
+        pl.col("is_deleted").fill_null(False),
+        pl.col("participants").fill_null([]),
+        pl.col("resource_name").fill_null(""),
+    )
+    return PLATFORM_CONTENT.conform(out).select([*PLATFORM_CONTENT.schema, "is_deleted", "seq"])
 
 
 def normalize_partition(bronze_rows: pl.DataFrame) -> NormalizedPartition:
     """Normalize every batch of a bronze partition (pure; no I/O)."""
-    out_rows: list[dict[str, Any]] = []
-    result = NormalizedPartition(rows=pl.DataFrame())
+    result = NormalizedPartition(rows=empty_rows())
     if bronze_rows.is_empty():
-        result.rows = empty_rows()
         return result
     expired = bronze_rows.filter(pl.col("body_expired_at").is_not_null())
     result.skipped_expired_bodies = expired.height
     live = bronze_rows.filter(pl.col("body_expired_at").is_null())
     result.objects = live.height
+    frames: list[pl.DataFrame] = []
     for (batch_id,), frame in live.sort("batch_id", "seq").group_by(["batch_id"], maintain_order=True):
         first = frame.row(0, named=True)
         meta = {k: first[k] for k in ("user_id", "platform", "source_kind", "connection_id", "ingest_date",
                                       "fetched_at")}
         meta["batch_id"] = batch_id
         result.users.add(first["user_id"])
-        rejects: list[Reject] = []
-        for out in normalize_batch(bronze.to_objects(frame)):
-            if isinstance(out, Reject):
-                rejects.append(out)
-            else:
-                result.by_type[out.content_type] += 1
-                out_rows.append(_row(out, meta))
+        items, rejects = normalize_batch_frame(frame)
         if rejects:
             result.rejects[str(batch_id)] = rejects
-    result.rows = (
-        pl.DataFrame(out_rows, schema=_row_schema()) if out_rows else empty_rows()
-    )
+        if items.height:
+            result.by_type.update(dict(items.group_by("content_type").len().iter_rows()))
+            frames.append(silver_rows(items, meta))
+    if frames:
+        result.rows = pl.concat(frames)
     return result
 
 

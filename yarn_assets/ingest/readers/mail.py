@@ -16,7 +16,7 @@ def message_external_id(raw: bytes) -> str:
     try:
         msg = message_from_bytes(raw, policy=policy.compat32)
         mid = msg.get("Message-ID") or msg.get("Message-Id")
-    except Exception:  # noqa: BLE001 - a broken header block still has an identity: its bytes
+    except Exception:
         mid = None
     if mid:
         mid = str(mid).strip().strip("<>").strip()
@@ -45,7 +45,7 @@ def read_mbox(path: Path) -> Iterator[RawObject | Reject]:
         for index, key in enumerate(box.iterkeys()):
             try:
                 raw = box.get_bytes(key)
-            except Exception as exc:  # noqa: BLE001 - keep going, record the message
+            except Exception as exc:
                 yield Reject(reason=f"unreadable mbox entry: {exc}", location=f"{path.name}#{index}")
                 continue
             yield RawObject(
