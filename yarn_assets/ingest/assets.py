@@ -107,8 +107,11 @@ def bronze_imported_items(
         )
         try:
             objects, rejects = _read_export(job)
-        except Exception as exc:
-            reason = f"{job.provider} export unreadable: {traceback.format_exception_only(type(exc), exc)[-1].strip()}"
+            if not objects and not rejects:
+                raise ValueError(f"no {job.provider} items found in {job.original_name}")
+        except Exception as exc:  # the whole file is unreadable: keep it as a reject, land the rest
+            detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+            reason = f"{job.provider} export unreadable: {detail}"
             raw = Path(job.stored_path).read_bytes() if Path(job.stored_path).is_file() else b""
             bronze.write_batch(store, bronze.bronze_frame([], batch), batch)
             bronze.write_rejects(
@@ -303,7 +306,6 @@ def _silver_checks(store: Any, rows: pl.DataFrame, batch_meta: dict[str, dict[st
 ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.assets(BRONZE_IMPORTS, SILVER_CONTENT),
-    partitions_def=ingest_partitions,
     description="Import jobs of one (day, platform) into bronze, then silver. Backfill with "
     "`dagster job backfill -j ingest_job --partitions 2026-11-20|slack,...`.",
 )
