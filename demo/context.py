@@ -10,6 +10,7 @@ from typing import Any
 import dagster as dg
 
 from resources.settings import YarnSettings
+from yarn_assets.cli.common import quiet_run_config
 
 
 @dataclass
@@ -28,6 +29,7 @@ class DemoContext:
 
     def run_job(self, job_name: str, partition_key: str | None = None, **kwargs: Any) -> dg.ExecuteInProcessResult:
         job = self.defs.resolve_job_def(job_name)
+        kwargs.setdefault("run_config", quiet_run_config())
         result = job.execute_in_process(instance=self.instance, partition_key=partition_key, **kwargs)
         if not result.success:
             raise SystemExit(f"demo: {job_name} [{partition_key}] failed; see `dagster dev` run logs")

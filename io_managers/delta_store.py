@@ -107,6 +107,9 @@ class DeltaStore:
     def is_local(self) -> bool:
         return "://" not in self.root or self.root.startswith("file://")
 
+    def _local_dir(self, spec: TableSpec) -> Path:
+        return Path(self.uri(spec).removeprefix("file://"))
+
     def uri(self, table: str | TableSpec) -> str:
         name = table.name if isinstance(table, TableSpec) else table
         return f"{self.root}/{name.strip('/')}"
@@ -129,7 +132,7 @@ class DeltaStore:
         if self.exists(spec):
             return
         if self.is_local:
-            Path(self.uri(spec)).parent.mkdir(parents=True, exist_ok=True)
+            self._local_dir(spec).parent.mkdir(parents=True, exist_ok=True)
         write_deltalake(
             self.uri(spec),
             spec.empty().to_arrow(),
@@ -152,7 +155,7 @@ class DeltaStore:
     def _prepare(self, spec: TableSpec, df: pl.DataFrame) -> pa.Table:
         conformed = spec.conform(df)
         if self.is_local:
-            Path(self.uri(spec)).parent.mkdir(parents=True, exist_ok=True)
+            self._local_dir(spec).parent.mkdir(parents=True, exist_ok=True)
         return conformed.to_arrow()
 
     def _retry(self, what: str, op: Callable[[], T]) -> tuple[T, int]:

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from functools import cached_property
 
 import click
+import dagster as dg
 from sqlalchemy.orm import Session
 
 from control_plane import db
@@ -39,6 +40,23 @@ class CliState:
 
 
 pass_state = click.make_pass_decorator(CliState)
+
+
+@contextmanager
+def dagster_instance() -> Iterator[dg.DagsterInstance]:
+    """The instance under DAGSTER_HOME when set (runs show in the UI), else an ephemeral one."""
+    import os
+
+    if os.environ.get("DAGSTER_HOME"):
+        yield dg.DagsterInstance.get()
+    else:
+        with dg.DagsterInstance.ephemeral() as instance:
+            yield instance
+
+
+def quiet_run_config(level: str = "WARNING") -> dict[str, object]:
+    """Run config that keeps in-process runs from flooding the terminal with DEBUG events."""
+    return {"loggers": {"console": {"config": {"log_level": level}}}}
 
 
 def table(rows: list[dict[str, object]], columns: list[str]) -> str:

@@ -118,6 +118,29 @@ def import_list(state: CliState, status: str | None) -> None:
     click.echo(table(rows, ["id", "user", "provider", "file", "partition", "status", "objects", "error"]))
 
 
+@import_group.command("run")
+@pass_state
+def import_run(state: CliState) -> None:
+    """Land every pending import job now, in this process (what the sensor does via the daemon)."""
+    from yarn_assets.cli.common import dagster_instance, quiet_run_config
+    from yarn_assets.core.partitions import ingest_key
+    from yarn_assets.definitions import build_definitions
+
+    with state.session() as session:
+        pending = sorted(import_jobs.pending_by_partition(session))
+    if not pending:
+        click.echo("no pending import jobs")
+        return
+    job = build_definitions(state.settings).resolve_job_def("ingest_job")
+    with dagster_instance() as instance:
+        for day, platform in pending:
+            result = job.execute_in_process(
+                instance=instance, partition_key=ingest_key(day, platform), run_config=quiet_run_config(),
+                tags={"yarnnn/trigger": "cli"}, raise_on_error=False,
+            )
+            click.echo(f"{day}|{platform}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
+
+
 @import_group.command("retry")
 @click.argument("job_id")
 @pass_state
