@@ -46,6 +46,7 @@ Behaviour:
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import logging
 import re
@@ -356,8 +357,12 @@ class LLM(dg.ConfigurableResource):
         tool_name: str | None = None,
         tool_description: str | None = None,
         messages: Sequence[Mapping[str, Any]] | None = None,
+        user_id: str | None = None,
     ) -> dict[str, Any]:
-        """The ``messages.create`` parameters of one call (also a Message Batches ``params`` entry)."""
+        """The ``messages.create`` parameters of one call (also a Message Batches ``params`` entry).
+
+        ``metadata.user_id`` is an opaque hash of the user id (Anthropic's abuse signal; never the id).
+        """
         system_blocks: list[dict[str, Any]] = [
             {"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}
         ]
@@ -369,6 +374,8 @@ class LLM(dg.ConfigurableResource):
             "system": system_blocks,
             "messages": list(messages) if messages else [{"role": "user", "content": prompt}],
         }
+        if user_id is not None:
+            params["metadata"] = {"user_id": opaque_user_id(user_id)}
         if output is not None:
             name = tool_name or self.tool_name_for(output)
             params["tools"] = [
@@ -457,7 +464,7 @@ class LLM(dg.ConfigurableResource):
         name = tool_name or self.tool_name_for(output)
         params = self.build_request(
             task=task, system=system, prompt=prompt, max_tokens=max_tokens, output=output,
-            system_suffix=system_suffix, tool_name=name, tool_description=tool_description,
+            system_suffix=system_suffix, tool_name=name, tool_description=tool_description, user_id=user_id,
         )
         schema_chars = len(json.dumps(params["tools"][0]["input_schema"]))
         self.check_budget(user_id, _estimate_tokens(system, system_suffix, prompt) + schema_chars // 4)
@@ -509,7 +516,7 @@ class LLM(dg.ConfigurableResource):
             usage = self.record_usage(task=task, user_id=user_id, model=OFFLINE_MODEL, scope=scope, offline=True)
             return TextResult(text=produced, usage=usage, model=OFFLINE_MODEL, offline=True)
         params = self.build_request(task=task, system=system, prompt=prompt, max_tokens=max_tokens,
-                                    system_suffix=system_suffix)
+                                    system_suffix=system_suffix, user_id=user_id)
         self.check_budget(user_id, _estimate_tokens(system, system_suffix, prompt))
         usage = LLMUsage()
         for attempt in (1, 2):
@@ -555,6 +562,10 @@ class LLM(dg.ConfigurableResource):
 
 
 # ------------------------------------------------------------------------------------------ helpers
+def opaque_user_id(user_id: str) -> str:
+    return hashlib.sha256(f"yarnnn-user:{user_id}".encode()).hexdigest()[:32]
+
+
 def _estimate_tokens(*texts: str | None) -> int:
     """About four characters per token; used only for the pre-call budget check."""
     return sum(len(t) for t in texts if t) // 4 + 1

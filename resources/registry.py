@@ -17,6 +17,7 @@ from resources.credentials import CredentialVault
 from resources.llm import LLM
 from resources.runtime import Runtime
 from resources.settings import YarnSettings
+from resources.signal_policy import SignalPolicy
 from resources.warehouse import Warehouse
 
 
@@ -43,6 +44,12 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
         "io_manager": DeltaPolarsIOManager(root=root, storage_options=options),
         "control_plane": control_plane,
         "llm": build_llm(settings, control_plane),
+        "signal_policy": SignalPolicy(
+            excluded_tiers=list(settings.signals_excluded_tiers),
+            wake_gate=settings.signals_wake_gate,
+            followup_days=settings.signals_followup_days,
+            manual_cooldown_seconds=settings.signals_manual_cooldown_seconds,
+        ),
         "credentials": CredentialVault(encryption_key=_secret(settings.encryption_key, "YARNNN_ENCRYPTION_KEY")),
         "runtime": Runtime(
             home=str(home),
