@@ -7,15 +7,14 @@ import polars as pl
 import pytest
 from sqlalchemy import func, select
 
-from control_plane.models import Deliverable, DeliverableRunRequest, LlmUsage, SignalHistory
 from control_plane import db
+from control_plane.models import Deliverable, DeliverableRunRequest, LlmUsage, SignalHistory
 from io_managers.predicates import Eq
+from tests.signals.seed import add_deliverable, add_users, email, event, hour, land, page, slack
 from yarn_assets.core.activity_log import read_events
 from yarn_assets.core.tables import ACTIVITY_LOG
 from yarn_assets.signals.assets import hour_key, signal_passes, signals_hourly_schedule, signals_job
 from yarn_assets.signals.tables import SIGNAL_ACTIONS, SIGNAL_SUMMARIES, signal_hours
-
-from tests.signals.seed import add_deliverable, add_users, email, event, hour, land, page, slack
 
 NOW = dt.datetime.now(dt.UTC)
 H = hour(NOW) - dt.timedelta(hours=30)  # a closed hour: as_of = its end, fully deterministic
@@ -30,7 +29,8 @@ def seed(store, url):  # type: ignore[no-untyped-def]
     land(store, "alice", "calendar", [
         event("ev-ext", "Q4 roadmap review", AS_OF + dt.timedelta(hours=5),
               [ALICE, "dana@partner.example", "sam@partner.example", "room-1@resource.calendar.google.com"]),
-        event("ev-int", "Team sync", AS_OF + dt.timedelta(hours=3), [ALICE, "bob@northwind.example", "eve@northwind.example"]),
+        event("ev-int", "Team sync", AS_OF + dt.timedelta(hours=3),
+              [ALICE, "bob@northwind.example", "eve@northwind.example"]),
         event("ev-one", "Vendor call", AS_OF + dt.timedelta(hours=6), [ALICE, "vendor@supplier.example"]),
         event("ev-later", "Board prep", AS_OF + dt.timedelta(hours=30), [ALICE, "x@a.example", "y@b.example"]),
         event("ev-past", "Yesterday's review", AS_OF - dt.timedelta(hours=20), [ALICE, "x@a.example", "y@b.example"]),
@@ -88,12 +88,15 @@ def test_offline_signals_fire_each_deterministic_kind_and_rerun_changes_nothing(
     summaries = table(store, SIGNAL_SUMMARIES, H)
     assert sorted(zip(summaries["user_id"], summaries["pass"], strict=True)) == [
         ("alice", "calendar_only"), ("alice", "non_calendar"), ("bob", "calendar_only"), ("bob", "non_calendar")]
-    alice_cal = summaries.filter((pl.col("user_id") == "alice") & (pl.col("pass") == "calendar_only")).row(0, named=True)
+    def row(user, pass_name):  # type: ignore[no-untyped-def]
+        return summaries.filter((pl.col("user_id") == user) & (pl.col("pass") == pass_name)).row(0, named=True)
+
+    alice_cal = row("alice", "calendar_only")
     assert alice_cal["calendar_items"] == 5 and alice_cal["status"] == "evaluated"
     assert alice_cal["engine"] == "offline-rules" and alice_cal["offline"] is True
     assert "CALENDAR (upcoming 7 days, 5 events)" in alice_cal["content_summary"]
     assert "[event:ev-ext] Q4 roadmap review" in alice_cal["content_summary"]
-    alice_rest = summaries.filter((pl.col("user_id") == "alice") & (pl.col("pass") == "non_calendar")).row(0, named=True)
+    alice_rest = row("alice", "non_calendar")
     assert (alice_rest["gmail_items"], alice_rest["slack_items"]) == (5, 2)
     assert set(summaries.filter(pl.col("user_id") == "bob")["skip_reason"]) == {"too_few_items"}
 
@@ -146,7 +149,8 @@ def test_offline_signals_fire_each_deterministic_kind_and_rerun_changes_nothing(
     assert store.read(ACTIVITY_LOG).height == events_before
     assert table(store, SIGNAL_SUMMARIES, H).equals(summaries)
     assert table(store, SIGNAL_ACTIONS, H).equals(actions)
-    rerun_meta = {m.asset_key.to_user_string(): m.metadata for m in rerun.asset_materializations_for_node("signal_passes")}
+    rerun_meta = {m.asset_key.to_user_string(): m.metadata
+                  for m in rerun.asset_materializations_for_node("signal_passes")}
     assert rerun_meta["gold/signal_actions"]["replayed"].value == 3
 
 
