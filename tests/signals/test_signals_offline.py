@@ -213,3 +213,20 @@ def test_unknown_pass_is_a_clear_error(settings, resources, pass_name) -> None: 
     (failure,) = result.get_step_failure_events()
     assert "unknown signal pass(es) ['nope']" in str(failure.event_specific_data.error.cause or
                                                      failure.event_specific_data.error)
+
+
+@pytest.mark.postgres
+def test_signal_execution_on_postgresql(pg_url, store) -> None:  # type: ignore[no-untyped-def]
+    from resources.registry import build_resources
+    from resources.settings import load_settings
+
+    resources = build_resources(load_settings(control_plane_url=pg_url))
+    seed(store, pg_url)
+    materialize(resources, hour_key(H))
+    first = counts(pg_url)
+    assert first == {"deliverables": 3, "requests": 2, "history": 3}
+    materialize(resources, hour_key(H))
+    assert counts(pg_url) == first
+    with db.session_scope(pg_url) as s:
+        prep = s.scalars(select(Deliverable).where(Deliverable.deliverable_type == "meeting_prep")).one()
+        assert prep.next_run_at.tzinfo is not None and prep.type_config["signal"]["signal_ref"] == "event:ev-ext"

@@ -17,24 +17,15 @@ from pydantic import Field
 from sqlalchemy import func, select
 
 from control_plane.models import Deliverable
-from io_managers.predicates import Eq, In, all_of
 from resources.control_plane import ControlPlane
 from resources.llm import LLM, LLMScope
 from resources.signal_policy import SignalPolicy
 from resources.warehouse import Warehouse
-from yarn_assets.core.activity_log import write_events
 from yarn_assets.ingest.assets import preview
 from yarn_assets.ingest.sources import SILVER_CONTENT
 from yarn_assets.signals.actions import dedup_window
-from yarn_assets.signals.processing import HourResult, HourSpec, Policy, process_hour
-from yarn_assets.signals.tables import (
-    ACTIONS_KEY,
-    PASSES,
-    SIGNAL_ACTIONS,
-    SIGNAL_SUMMARIES,
-    SUMMARIES_KEY,
-    signal_hours,
-)
+from yarn_assets.signals.processing import HourSpec, Policy, run_hour
+from yarn_assets.signals.tables import ACTIONS_KEY, PASSES, SUMMARIES_KEY, signal_hours
 
 SIGNALS_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
@@ -110,7 +101,7 @@ def signal_passes(
         followup_days=signal_policy.followup_days, min_items=signal_policy.min_items,
         min_confidence=signal_policy.min_confidence,
     )
-    result = process_hour(
+    result, events_written = run_hour(
         store=store, session_factory=control_plane.session, llm=llm, spec=spec, policy=policy,
         scope=LLMScope.from_context(context, asset_key=ACTIONS_KEY.to_user_string()),
         user_ids=config.user_ids or None, passes=config.passes, ignore_wake_gate=config.ignore_wake_gate,
@@ -121,13 +112,8 @@ def signal_passes(
         context.log.warning(f"not eligible for signals (inactive, unknown or excluded tier): {result.ignored_users}")
 
     summaries, actions = result.summary_frame(), result.action_frame()
-    where = _hour_predicate(spec, config, result)
-    store.replace(SIGNAL_SUMMARIES, summaries, where)
-    store.replace(SIGNAL_ACTIONS, actions, where)
-    events_written = write_events(store, result.events(), run_id=context.run.run_id)
-
     usage = result.usage
-    failed = [p for p in result.passes if p.status == "failed"]
+    failed = result.failed
     common = {
         "partition_as_of": spec.as_of.isoformat(),
         "trigger": spec.trigger,
@@ -174,22 +160,11 @@ def signal_passes(
         },
         check_results=_action_checks(control_plane, actions),
     )
-    evaluations = [p for p in result.passes if p.status in ("evaluated", "failed") and p.skip_reason is None]
-    if failed and evaluations and all(p.status == "failed" and p.transient for p in evaluations):
+    if result.should_retry:
         raise dg.Failure(
             f"every signal decision of {context.partition_key} failed transiently (API unavailable?); retrying",
             metadata={"failed_passes": len(failed)},
         )
-
-
-def _hour_predicate(spec: HourSpec, config: SignalRunConfig, result: HourResult) -> Any:
-    parts: list[Any] = [Eq("signal_date", spec.hour_start.date()), Eq("partition_hour", spec.hour_start),
-                        Eq("trigger", spec.trigger)]
-    if config.user_ids:
-        parts.append(In("user_id", sorted(set(config.user_ids) | set(result.users))))
-    if sorted(config.passes) != sorted(PASSES):
-        parts.append(In("pass", list(config.passes)))
-    return all_of(*parts)
 
 
 def _summary_checks(summaries: pl.DataFrame, failed: list[Any]) -> list[dg.AssetCheckResult]:

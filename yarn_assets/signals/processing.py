@@ -33,16 +33,16 @@ from sqlalchemy.orm import Session
 
 from control_plane.models import User
 from io_managers.delta_store import DeltaStore
-from io_managers.predicates import In, Window, all_of
+from io_managers.predicates import Eq, In, Predicate, Window, all_of
 from resources.llm import LLM, LLMBudgetExceeded, LLMCallError, LLMOutputError, LLMScope, LLMUsage
-from yarn_assets.core.activity_log import ActivityEvent
+from yarn_assets.core.activity_log import ActivityEvent, write_events
 from yarn_assets.core.tables import PLATFORM_CONTENT
 from yarn_assets.signals import actions as act
 from yarn_assets.signals import context as ctxmod
 from yarn_assets.signals import rules
 from yarn_assets.signals.extraction import COLUMNS, SignalSummary, extract
 from yarn_assets.signals.prompt import SYSTEM_PROMPT, SignalDecision, render_prompt
-from yarn_assets.signals.tables import PASSES, SIGNAL_SUMMARIES
+from yarn_assets.signals.tables import PASSES, SIGNAL_ACTIONS, SIGNAL_SUMMARIES
 
 log = logging.getLogger(__name__)
 
@@ -105,12 +105,9 @@ class HourResult:
 
     def summary_frame(self) -> pl.DataFrame:
         rows = [p.summary_row for p in self.passes]
-        return SIGNAL_SUMMARIES.conform(pl.DataFrame(rows, schema=dict(SIGNAL_SUMMARIES.schema))) if rows \
-            else SIGNAL_SUMMARIES.empty()
+        return pl.DataFrame(rows, schema=dict(SIGNAL_SUMMARIES.schema)) if rows else SIGNAL_SUMMARIES.empty()
 
     def action_frame(self) -> pl.DataFrame:
-        from yarn_assets.signals.tables import SIGNAL_ACTIONS
-
         rows = [r for p in self.passes for r in p.action_rows]
         return pl.DataFrame(rows, schema=dict(SIGNAL_ACTIONS.schema)) if rows else SIGNAL_ACTIONS.empty()
 
@@ -119,6 +116,16 @@ class HourResult:
 
     def count(self, status: str, reason: str | None = None) -> int:
         return sum(1 for p in self.passes if p.status == status and (reason is None or p.skip_reason == reason))
+
+    @property
+    def failed(self) -> list[PassResult]:
+        return [p for p in self.passes if p.status == "failed"]
+
+    @property
+    def should_retry(self) -> bool:
+        """Every decision that was attempted failed transiently (an API outage): worth a retry of the hour."""
+        attempted = [p for p in self.passes if p.status in ("evaluated", "failed")]
+        return bool(attempted) and all(p.status == "failed" and p.transient for p in attempted)
 
 
 # ------------------------------------------------------------------------------------------ inputs
@@ -458,3 +465,50 @@ def process_hour(
             if outcome.status == "failed" and on_failure:
                 on_failure(outcome)
     return result
+
+
+def hour_predicate(spec: HourSpec, result: HourResult, user_ids: Sequence[str] | None,
+                   passes: Sequence[str]) -> Predicate:
+    """The rows an hour's run owns: its hour and trigger, narrowed to the users and passes it ran."""
+    parts: list[Predicate] = [Eq("signal_date", spec.hour_start.date()), Eq("partition_hour", spec.hour_start),
+                              Eq("trigger", spec.trigger)]
+    if user_ids:
+        parts.append(In("user_id", sorted(set(user_ids) | set(result.users))))
+    if sorted(passes) != sorted(PASSES):
+        parts.append(In("pass", list(passes)))
+    predicate = all_of(*parts)
+    assert predicate is not None
+    return predicate
+
+
+def write_hour(store: DeltaStore, spec: HourSpec, result: HourResult, *, user_ids: Sequence[str] | None,
+               passes: Sequence[str], run_id: str | None) -> int:
+    """Replace the hour's rows in both gold tables and append its events; returns events inserted."""
+    where = hour_predicate(spec, result, user_ids, passes)
+    for table in (SIGNAL_SUMMARIES, SIGNAL_ACTIONS):
+        store.ensure(table)  # present (if empty) from the first run on, for the CLI and the UI
+    store.replace(SIGNAL_SUMMARIES, result.summary_frame(), where)
+    store.replace(SIGNAL_ACTIONS, result.action_frame(), where)
+    return write_events(store, result.events(), run_id=run_id)
+
+
+def run_hour(
+    *,
+    store: DeltaStore,
+    session_factory: SessionFactory,
+    llm: LLM,
+    spec: HourSpec,
+    policy: Policy,
+    scope: LLMScope,
+    user_ids: Sequence[str] | None = None,
+    passes: Sequence[str] = PASSES,
+    ignore_wake_gate: bool = False,
+    execute: bool = True,
+    on_failure: Callable[[PassResult], None] | None = None,
+) -> tuple[HourResult, int]:
+    """Process and write one hour (what the asset does, minus Dagster); returns (result, events written)."""
+    result = process_hour(store=store, session_factory=session_factory, llm=llm, spec=spec, policy=policy,
+                          scope=scope, user_ids=user_ids, passes=passes, ignore_wake_gate=ignore_wake_gate,
+                          execute=execute, on_failure=on_failure)
+    events = write_hour(store, spec, result, user_ids=user_ids, passes=passes, run_id=scope.run_id)
+    return result, events
