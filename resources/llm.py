@@ -550,11 +550,8 @@ class LLM(dg.ConfigurableResource):
             reply = [{"type": "text", "text": note}]
         fixed = dict(params)
         messages = list(params["messages"])
-        if assistant:
-            messages.append({"role": "assistant", "content": assistant})
-            messages.append({"role": "user", "content": reply})
-        else:  # nothing usable came back: ask again from the same prompt
-            messages = list(params["messages"])
+        if assistant:  # otherwise nothing usable came back: ask again from the same prompt
+            messages += [{"role": "assistant", "content": assistant}, {"role": "user", "content": reply}]
         fixed["messages"] = messages
         if getattr(message, "stop_reason", None) == "max_tokens":  # truncated: give the retry more room
             fixed["max_tokens"] = min(int(params["max_tokens"]) * 2, 16_000)

@@ -202,3 +202,15 @@ def test_signal_action_schema_is_tool_friendly() -> None:
     assert action["confidence"]["maximum"] == 1.0
     with pytest.raises(ValueError):
         SignalAction.model_validate({"action_type": "delete_everything"})
+
+
+def test_only_an_all_transient_failure_asks_for_a_retry() -> None:
+    from yarn_assets.signals.processing import HourResult, PassResult
+
+    def p(status: str, transient: bool = False, skip: str | None = None) -> PassResult:
+        return PassResult("u", "calendar_only", status, {}, skip_reason=skip, transient=transient)
+
+    assert HourResult([p("failed", True), p("failed", True), p("skipped", skip="too_few_items")]).should_retry
+    assert not HourResult([p("failed", True), p("evaluated")]).should_retry
+    assert not HourResult([p("failed", True), p("failed", False)]).should_retry
+    assert not HourResult([p("skipped", skip="wake_gate")]).should_retry

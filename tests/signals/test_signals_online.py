@@ -206,3 +206,12 @@ def test_one_users_failure_does_not_fail_the_others(settings, store, resources, 
     events = store.read(ACTIVITY_LOG)
     processed = events.filter(pl.col("event_type") == "signal_processed")
     assert sorted(processed["user_id"].to_list()) == ["alice", "alice"]  # a failed pass writes no event
+
+
+def test_budget_exhaustion_skips_the_pass_without_calling(settings, store, resources, workspace) -> None:
+    with FakeAnthropic(default=respond(no_action)) as api:
+        result = run(online_resources(resources, api, daily_token_budgets={"free": 10, "starter": 10, "pro": 10}))
+    assert result.success and api.requests == []
+    summaries = store.read(SIGNAL_SUMMARIES)
+    assert set(summaries["skip_reason"]) == {"budget_exhausted"} and set(summaries["status"]) == {"skipped"}
+    assert all("daily LLM token budget" in e for e in summaries["error"])

@@ -27,6 +27,7 @@ from yarn_assets.signals.actions import dedup_window
 from yarn_assets.signals.processing import HourSpec, Policy, run_hour
 from yarn_assets.signals.tables import ACTIONS_KEY, PASSES, SUMMARIES_KEY, signal_hours
 
+TRIGGERS = ("schedule", "manual")
 SIGNALS_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
@@ -91,6 +92,8 @@ def signal_passes(
     if unknown or not config.passes:
         raise dg.Failure(f"unknown signal pass(es) {unknown or config.passes}; expected {', '.join(PASSES)}",
                          allow_retries=False)
+    if config.trigger not in TRIGGERS:
+        raise dg.Failure(f"unknown trigger {config.trigger!r}; expected {' or '.join(TRIGGERS)}", allow_retries=False)
     window = context.partition_time_window
     now = dt.datetime.now(dt.UTC)
     spec = HourSpec.for_window(context.partition_key, window.start.astimezone(dt.UTC),
