@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -77,7 +78,9 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+@functools.cache
 def head_revision() -> str | None:
+    """The newest migration shipped with the code (read once per process: scripts do not change)."""
     return ScriptDirectory.from_config(alembic_config("sqlite://")).get_current_head()
 
 

@@ -1,0 +1,247 @@
+"""Hourly signal processing as one multi-asset: ``gold/signal_summaries`` and ``gold/signal_actions``.
+
+One op computes both (the summaries feed the decisions in the same pass, and an hour must be
+written as a whole). It runs in the ``llm`` pool, retries transient failures, and reports tokens,
+cost, calls and skips per pass in the metadata of both assets.
+"""
+
+
+import datetime as dt
+from collections import Counter
+from typing import Any
+
+import dagster as dg
+import polars as pl
+from dagster import AssetExecutionContext
+from pydantic import Field
+from sqlalchemy import func, select
+
+from control_plane.models import Deliverable
+from resources.control_plane import ControlPlane
+from resources.llm import LLM, LLMScope
+from resources.signal_policy import SignalPolicy
+from resources.warehouse import Warehouse
+from yarn_assets.ingest.assets import preview
+from yarn_assets.ingest.sources import SILVER_CONTENT
+from yarn_assets.signals.actions import dedup_window
+from yarn_assets.signals.processing import HourSpec, Policy, run_hour
+from yarn_assets.signals.tables import ACTIONS_KEY, PASSES, SUMMARIES_KEY, signal_hours
+
+TRIGGERS = ("schedule", "manual")
+SIGNALS_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+
+class SignalRunConfig(dg.Config):
+    """Narrow a run (manual trigger, debugging); the schedule uses the defaults."""
+
+    user_ids: list[str] = Field(default_factory=list, description="Only these users (default: every eligible one).")
+    passes: list[str] = Field(default_factory=lambda: list(PASSES), description="calendar_only and/or non_calendar.")
+    ignore_wake_gate: bool = Field(default=False, description="Evaluate even when nothing changed (manual runs).")
+    execute: bool = Field(default=True, description="False: record decisions without creating or triggering.")
+    trigger: str = Field(default="schedule", description="schedule | manual (manual rows sit beside scheduled ones).")
+
+
+@dg.multi_asset(
+    specs=[
+        dg.AssetSpec(
+            SUMMARIES_KEY,
+            deps=[dg.AssetDep(SILVER_CONTENT, partition_mapping=dg.AllPartitionMapping())],
+            description=(
+                "Per hour, user and pass (calendar_only, non_calendar): the deterministic summary of the user's "
+                "silver content under the original's windows and limits, the wake-gate fingerprint, and what the "
+                "pass did (evaluated / skipped and why / failed), with LLM tokens and cost."
+            ),
+            group_name="signals", kinds={"deltalake", "polars"}, owners=["team:data-platform"],
+        ),
+        dg.AssetSpec(
+            ACTIONS_KEY,
+            deps=[SUMMARIES_KEY],
+            description=(
+                "Every action a signal pass proposed (create_signal_emergent, trigger_existing, no_action) with its "
+                "disposition: executed (deliverable created + generation requested, or next_run_at set to now), "
+                "dropped with the reason (confidence, type exists, history dedup, per-pass cap...), or recorded."
+            ),
+            group_name="signals", kinds={"deltalake", "polars", "anthropic"}, owners=["team:data-platform"],
+        ),
+    ],
+    partitions_def=signal_hours,
+    pool="llm",
+    retry_policy=SIGNALS_RETRY,
+    check_specs=[
+        dg.AssetCheckSpec("one_row_per_user_pass", asset=SUMMARIES_KEY,
+                          description="Each (user, pass) appears once in the hour."),
+        dg.AssetCheckSpec("no_failed_passes", asset=SUMMARIES_KEY,
+                          description="No user's pass failed (failures are isolated and listed here)."),
+        dg.AssetCheckSpec("no_duplicate_action_per_dedup_key", asset=ACTIONS_KEY,
+                          description="No two executed actions share a dedup key (user|signal type|ref)."),
+        dg.AssetCheckSpec("one_deliverable_per_signal", asset=ACTIONS_KEY,
+                          description="Each executed create has exactly one signal deliverable within its window."),
+        dg.AssetCheckSpec("deliverables_belong_to_user", asset=ACTIONS_KEY,
+                          description="Every created or triggered deliverable belongs to the pass's user."),
+    ],
+)
+def signal_passes(
+    context: AssetExecutionContext,
+    config: SignalRunConfig,
+    warehouse: Warehouse,
+    control_plane: ControlPlane,
+    llm: LLM,
+    signal_policy: SignalPolicy,
+):
+    unknown = sorted(set(config.passes) - set(PASSES))
+    if unknown or not config.passes:
+        raise dg.Failure(f"unknown signal pass(es) {unknown or config.passes}; expected {', '.join(PASSES)}",
+                         allow_retries=False)
+    if config.trigger not in TRIGGERS:
+        raise dg.Failure(f"unknown trigger {config.trigger!r}; expected {' or '.join(TRIGGERS)}", allow_retries=False)
+    window = context.partition_time_window
+    now = dt.datetime.now(dt.UTC)
+    spec = HourSpec.for_window(context.partition_key, window.start.astimezone(dt.UTC),
+                               window.end.astimezone(dt.UTC), now, trigger=config.trigger)
+    store = warehouse.store
+    policy = Policy(
+        excluded_tiers=tuple(signal_policy.excluded_tiers), wake_gate=signal_policy.wake_gate,
+        followup_days=signal_policy.followup_days, min_items=signal_policy.min_items,
+        min_confidence=signal_policy.min_confidence,
+    )
+    result, events_written = run_hour(
+        store=store, session_factory=control_plane.session, llm=llm, spec=spec, policy=policy,
+        scope=LLMScope.from_context(context, asset_key=ACTIONS_KEY.to_user_string()),
+        user_ids=config.user_ids or None, passes=config.passes, ignore_wake_gate=config.ignore_wake_gate,
+        execute=config.execute,
+        on_failure=lambda p: context.log.error(f"signal pass {p.user_id}/{p.pass_name} failed: {p.error}"),
+    )
+    if result.ignored_users:
+        context.log.warning(f"not eligible for signals (inactive, unknown or excluded tier): {result.ignored_users}")
+
+    summaries, actions = result.summary_frame(), result.action_frame()
+    usage = result.usage
+    failed = result.failed
+    common = {
+        "partition_as_of": spec.as_of.isoformat(),
+        "trigger": spec.trigger,
+        "users": len(result.users),
+        "passes": len(result.passes),
+        "evaluated": result.count("evaluated"),
+        "skipped_too_few_items": result.count("skipped", "too_few_items"),
+        "skipped_wake_gate": result.count("skipped", "wake_gate"),
+        "skipped_budget": result.count("skipped", "budget_exhausted"),
+        "failed": len(failed),
+        **usage.as_metadata(),
+    }
+    yield dg.MaterializeResult(
+        asset_key=SUMMARIES_KEY,
+        metadata={
+            **common,
+            "rows": summaries.height,
+            "items_total": int(summaries["items_total"].sum() or 0) if summaries.height else 0,
+            "failed_passes": dg.MetadataValue.json([{"user": p.user_id, "pass": p.pass_name, "error": p.error}
+                                                    for p in failed]),
+            "preview": preview(summaries, ["user_id", "pass", "items_total", "new_items", "status", "skip_reason",
+                                           "engine", "llm_calls", "cost_usd"], n=10),
+        },
+        check_results=_summary_checks(summaries, failed),
+    )
+    dispositions = Counter(actions["disposition"].to_list()) if actions.height else Counter()
+    dropped = Counter(r.split(":")[0] for r in actions.filter(pl.col("disposition") == "dropped")["reason"].to_list())
+    executed = actions.filter(pl.col("disposition") == "executed")
+    yield dg.MaterializeResult(
+        asset_key=ACTIONS_KEY,
+        metadata={
+            **common,
+            "rows": actions.height,
+            "actions_proposed": int(actions.filter(pl.col("action_type") != "no_action").height),
+            "executed": dispositions.get("executed", 0),
+            "dropped": dispositions.get("dropped", 0),
+            "dropped_by_reason": dg.MetadataValue.json(dict(sorted(dropped.items()))),
+            "deliverables_created": int(executed.filter(pl.col("action_type") == "create_signal_emergent").height),
+            "deliverables_triggered": int(executed.filter(pl.col("action_type") == "trigger_existing").height),
+            "replayed": sum(p.replayed for p in result.passes),
+            "events_written": events_written,
+            "preview": preview(actions, ["user_id", "pass", "action_type", "deliverable_type", "signal_ref",
+                                         "confidence", "disposition", "reason"], n=10),
+        },
+        check_results=_action_checks(control_plane, actions),
+    )
+    if result.should_retry:
+        raise dg.Failure(
+            f"every signal decision of {context.partition_key} failed transiently (API unavailable?); retrying",
+            metadata={"failed_passes": len(failed)},
+        )
+
+
+def _summary_checks(summaries: pl.DataFrame, failed: list[Any]) -> list[dg.AssetCheckResult]:
+    dupes = summaries.group_by(["user_id", "pass"]).len().filter(pl.col("len") > 1) if summaries.height else None
+    return [
+        dg.AssetCheckResult(check_name="one_row_per_user_pass", asset_key=SUMMARIES_KEY,
+                            passed=dupes is None or dupes.is_empty(),
+                            metadata={"rows": summaries.height, "duplicates": 0 if dupes is None else dupes.height}),
+        dg.AssetCheckResult(
+            check_name="no_failed_passes", asset_key=SUMMARIES_KEY, passed=not failed,
+            severity=dg.AssetCheckSeverity.WARN,
+            metadata={"failed": len(failed), "users": dg.MetadataValue.json(sorted({p.user_id for p in failed}))},
+        ),
+    ]
+
+
+def _action_checks(control_plane: ControlPlane, actions: pl.DataFrame) -> list[dg.AssetCheckResult]:
+    executed = actions.filter(pl.col("disposition") == "executed") if actions.height else actions
+    dupes = executed.group_by("dedup_key").len().filter(pl.col("len") > 1) if executed.height else executed
+    creates = executed.filter(pl.col("action_type") == "create_signal_emergent") if executed.height else executed
+    multiple: list[str] = []
+    foreign: list[str] = []
+    with control_plane.session() as session:
+        for row in creates.iter_rows(named=True):
+            mine = session.get(Deliverable, row["deliverable_id"])
+            if mine is None:
+                multiple.append(f"{row['user_id']}|{row['signal_ref']}: deliverable {row['deliverable_id']} missing")
+                continue
+            window = dedup_window(row["signal_type"] or "")
+            n = session.scalar(select(func.count()).select_from(Deliverable).where(
+                Deliverable.user_id == row["user_id"], Deliverable.origin == "signal_emergent",
+                Deliverable.signal_ref == row["signal_ref"], Deliverable.deliverable_type == mine.deliverable_type,
+                Deliverable.created_at > mine.created_at - window, Deliverable.created_at < mine.created_at + window,
+            ))
+            if int(n or 0) != 1:
+                multiple.append(f"{row['user_id']}|{row['signal_ref']}: {n} deliverables within {window}")
+        ids = [r for r in executed["deliverable_id"].drop_nulls().unique().to_list()] if executed.height else []
+        owners = dict(session.execute(select(Deliverable.id, Deliverable.user_id).where(Deliverable.id.in_(ids))).all())
+        for row in executed.iter_rows(named=True):
+            if row["deliverable_id"] and owners.get(row["deliverable_id"]) != row["user_id"]:
+                foreign.append(f"{row['user_id']} -> {row['deliverable_id']}")
+    return [
+        dg.AssetCheckResult(check_name="no_duplicate_action_per_dedup_key", asset_key=ACTIONS_KEY,
+                            passed=dupes.is_empty(), metadata={"executed": executed.height,
+                                                               "duplicate_keys": dupes.height}),
+        dg.AssetCheckResult(check_name="one_deliverable_per_signal", asset_key=ACTIONS_KEY, passed=not multiple,
+                            metadata={"creates": creates.height, "violations": dg.MetadataValue.json(multiple)}),
+        dg.AssetCheckResult(check_name="deliverables_belong_to_user", asset_key=ACTIONS_KEY, passed=not foreign,
+                            metadata={"checked": executed.height, "violations": dg.MetadataValue.json(foreign)}),
+    ]
+
+
+signals_job = dg.define_asset_job(
+    "signals_job",
+    selection=dg.AssetSelection.assets(SUMMARIES_KEY, ACTIONS_KEY),
+    description="One hour of signal processing for every eligible user (both passes). Backfill a range with "
+    "`yarnnn signals backfill --from 2026-11-23-00:00 --to 2026-11-23-23:00` or `dagster job backfill -j signals_job`.",
+)
+
+
+def hour_key(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d-%H:00")
+
+
+@dg.schedule(
+    name="signals_hourly_schedule",
+    cron_schedule="2 * * * *",
+    execution_timezone="UTC",
+    job=signals_job,
+    default_status=dg.DefaultScheduleStatus.RUNNING,
+    description="At :02 every hour, both signal passes of every eligible user for the hour that just ended.",
+)
+def signals_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+    tick = context.scheduled_execution_time.astimezone(dt.UTC)
+    hour = tick.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
+    key = hour_key(hour)
+    return dg.RunRequest(run_key=f"signals:{key}", partition_key=key, tags={"yarnnn/trigger": "schedule"})
