@@ -14,9 +14,12 @@ import dagster as dg
 from io_managers.delta_io_manager import DeltaPolarsIOManager
 from resources.control_plane import ControlPlane
 from resources.credentials import CredentialVault
+from resources.llm import LLM
 from resources.runtime import Runtime
+from resources.search import WebSearch
 from resources.settings import YarnSettings
 from resources.warehouse import Warehouse
+from yarn_assets.deliverables.delivery.resource import DeliveryChannels
 
 
 def _secret(settings_value: object, variable: str) -> Any:
@@ -36,10 +39,12 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
     control_plane_url: Any = settings.resolved_control_plane_url
     if settings.control_plane_url and os.environ.get("YARNNN_CONTROL_PLANE_URL"):
         control_plane_url = dg.EnvVar("YARNNN_CONTROL_PLANE_URL")
+    control_plane = ControlPlane(url=control_plane_url, auto_migrate=settings.control_plane_auto_migrate)
     return {
         "warehouse": Warehouse(root=root, storage_options=options),
         "io_manager": DeltaPolarsIOManager(root=root, storage_options=options),
-        "control_plane": ControlPlane(url=control_plane_url, auto_migrate=settings.control_plane_auto_migrate),
+        "control_plane": control_plane,
+        "llm": build_llm(settings, control_plane),
         "credentials": CredentialVault(encryption_key=_secret(settings.encryption_key, "YARNNN_ENCRYPTION_KEY")),
         "runtime": Runtime(
             home=str(home),
@@ -47,4 +52,50 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
             archive_dir=str(home / "imports"),
             outbox_dir=str(home / "outbox"),
         ),
+        "search": build_search(settings),
+        "delivery": build_delivery(settings),
     }
+
+
+def build_search(settings: YarnSettings) -> WebSearch:
+    """Web search for research deliverables; the default provider is Anthropic's web search tool."""
+    return WebSearch(
+        provider=settings.search_provider,
+        base_url=settings.search_base_url,
+        api_key=_secret(settings.search_api_key, "YARNNN_SEARCH_API_KEY"),
+        model=settings.search_model,
+        arxiv_base_url=settings.arxiv_base_url,
+    )
+
+
+def build_delivery(settings: YarnSettings) -> DeliveryChannels:
+    return DeliveryChannels(
+        outbox_dir=str(settings.resolved_home / "outbox"),
+        smtp_host=settings.smtp_host,
+        smtp_port=settings.smtp_port,
+        smtp_username=settings.smtp_username,
+        smtp_password=_secret(settings.smtp_password, "YARNNN_SMTP_PASSWORD"),
+        smtp_starttls=settings.smtp_starttls,
+        mail_from=settings.mail_from,
+        slack_token=_secret(settings.slack_delivery_token, "YARNNN_SLACK_DELIVERY_TOKEN"),
+        slack_base_url=settings.slack_base_url,
+    )
+
+
+def build_llm(settings: YarnSettings, control_plane: ControlPlane) -> LLM:
+    """The LLM resource; offline (labelled ``offline-rules``) unless a key is set and the mode allows it."""
+    offline = settings.llm_offline
+    return LLM(
+        control_plane=control_plane,
+        api_key=None if offline else _secret(settings.anthropic_api_key, "ANTHROPIC_API_KEY"),
+        offline=offline,
+        base_url=settings.anthropic_base_url,
+        timeout_seconds=settings.llm_timeout_seconds,
+        max_retries=settings.llm_max_retries,
+        model_signals=settings.llm_model_signals,
+        model_generation=settings.llm_model_generation,
+        model_memory=settings.llm_model_memory,
+        model_analysis=settings.llm_model_analysis,
+        daily_token_budgets=dict(settings.llm_daily_token_budgets),
+        price_overrides={k: dict(v) for k, v in settings.llm_price_overrides.items()},
+    )

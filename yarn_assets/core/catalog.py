@@ -7,6 +7,8 @@ from io_managers.delta_store import TableSpec
 
 def all_tables() -> list[TableSpec]:
     from yarn_assets.core import tables
+    from yarn_assets.deliverables.tables import DELIVERABLE_VERSIONS
 
     specs: list[TableSpec] = [tables.BRONZE_ITEMS, tables.REJECTS, tables.PLATFORM_CONTENT, tables.ACTIVITY_LOG]
+    specs.append(DELIVERABLE_VERSIONS)
     return specs
