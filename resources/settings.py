@@ -75,16 +75,6 @@ class YarnSettings(BaseSettings):
         description='USD per million tokens by model prefix, e.g. {"claude-x": {"input": 1, "output": 5}}.',
     )
 
-    # --- signals -------------------------------------------------------------------------------
-    signals_excluded_tiers: list[str] = Field(
-        default_factory=lambda: ["free"], description="Tiers without hourly signal processing (free, as the original)."
-    )
-    signals_wake_gate: bool = Field(
-        default=True, description="Skip a user's pass when nothing changed since their last evaluated pass."
-    )
-    signals_followup_days: int = Field(default=3, ge=1, description="An unanswered thread older than this is a signal.")
-    signals_manual_cooldown_seconds: int = Field(default=300, ge=0, description="Cooldown of a manual trigger.")
-
     # --- platform APIs (base URLs so tests can serve them on loopback) -------------------------
     slack_base_url: str = "https://slack.com/api/"
     google_api_base_url: str | None = None
