@@ -5,8 +5,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from demo.context import DemoContext
+from demo.deliverables_stage import deliverables_stage
 from demo.ingest_stage import ingest_stage
 
 Stage = Callable[[DemoContext], None]
 
-STAGES: list[Stage] = [ingest_stage]
+STAGES: list[Stage] = [ingest_stage, deliverables_stage]

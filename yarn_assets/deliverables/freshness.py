@@ -56,8 +56,13 @@ def source_snapshot(
     sources: list[SourceRef],
     now: dt.datetime,
     required_hours: int,
+    implicit: bool = False,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """(snapshot, stale) for the given sources at ``now``."""
+    """(snapshot, stale) for the given sources at ``now``.
+
+    ``implicit``: the sources were implied by the binding (no configured sources), so a platform
+    the user has neither content nor sync state for is not theirs, not stale.
+    """
     registry = list(session.scalars(select(SyncRegistry).where(SyncRegistry.user_id == user_id)))
     stats = pl.DataFrame()
     lf = store.scan(PLATFORM_CONTENT, all_of(In("platform", sorted({s.platform for s in sources})),
@@ -94,6 +99,8 @@ def source_snapshot(
         }
         if entry["source_latest_at"] is not None:
             entry["source_latest_at"] = entry["source_latest_at"].isoformat()
+        if implicit and not items and not regs:
+            continue
         snapshot.append(entry)
         age_hours = None if seen is None else (now - seen).total_seconds() / 3600
         if age_hours is None or age_hours > required_hours:

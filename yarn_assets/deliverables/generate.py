@@ -348,7 +348,8 @@ def _generate(res: RunResources, steps: _Steps, d: Deliverable, user: User, dtyp
 
     with res.session_factory() as session:
         snapshot, stale = source_snapshot(session, res.store, user_id=d.user_id, sources=read_sources, now=now,
-                                          required_hours=dtype.freshness_requirement_hours)
+                                          required_hours=dtype.freshness_requirement_hours,
+                                          implicit=not normalize_sources(d.sources))
 
     system, prompt = build_prompt(inp)
     draft: str | None = None

@@ -7,7 +7,6 @@ day-by-day calendars, numbered research sources). Output is labelled as offline 
 
 from __future__ import annotations
 
-import datetime as dt
 import re
 from collections import defaultdict
 from typing import Any
