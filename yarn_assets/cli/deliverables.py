@@ -293,12 +293,10 @@ def run_cmd(state: CliState, deliverable_id: str, inline: bool, reason: str) -> 
 @pass_state
 def resend_cmd(state: CliState, deliverable_id: str, version_number: int) -> None:
     """Deliver a stored version again (after an interrupted send); the operator decides, not a retry."""
-    from resources.registry import build_resources
     from yarn_assets.deliverables.delivery.base import parse_destination
     from yarn_assets.deliverables.delivery.outbox import deliver_once
-    from yarn_assets.deliverables.generate import _gold_row, send_to
+    from yarn_assets.deliverables.generate import _gold_row, run_resources_from_settings, send_to
 
-    resources = build_resources(state.settings)
     try:
         with state.session() as session:
             d = service.get_deliverable(session, deliverable_id)
@@ -313,8 +311,9 @@ def resend_cmd(state: CliState, deliverable_id: str, version_number: int) -> Non
     if not row or not (row.get("final_content") or "").strip():
         raise click.ClickException(f"version {version_number} has no stored text to deliver")
     dest = parse_destination(d.destination)
-    outcome = deliver_once(state.session, version_id=v.id, deliverable_id=d.id, dest=dest, force=True,
-                           send=lambda: send_to(resources["delivery"], dest, d, v, row["final_content"], row))
+    with run_resources_from_settings(state.settings) as resources:
+        outcome = deliver_once(state.session, version_id=v.id, deliverable_id=d.id, dest=dest, force=True,
+                               send=lambda: send_to(resources.delivery, dest, d, v, row["final_content"], row))
     with state.session() as session:
         vv = session.get(DeliverableVersion, v.id)
         if vv is not None:

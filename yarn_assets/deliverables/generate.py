@@ -501,3 +501,20 @@ def _event(res: RunResources, d: Deliverable, outcome: RunOutcome, *, key: str, 
         user_id=d.user_id, event_type="deliverable_run", summary=summary, idempotency_key=key,
         metadata=metadata, event_ref=outcome.version_id or d.id, created_at=now,
     )], run_id=run_id)
+
+
+@contextmanager
+def run_resources_from_settings(settings: Any) -> Iterator[RunResources]:
+    """The asset's resources outside Dagster (CLI, tests): built as the definitions build them, with
+    EnvVar secrets resolved (and torn down) the way a run does it."""
+    from contextlib import ExitStack
+
+    from resources.registry import build_resources
+
+    r = build_resources(settings)
+    with ExitStack() as stack:
+        ready = {k: stack.enter_context(r[k].process_config_and_initialize_cm())
+                 for k in ("warehouse", "control_plane", "llm", "search", "delivery")}
+        cp = ready["control_plane"]
+        yield RunResources(store=ready["warehouse"].store, session_factory=cp.session, engine=cp.engine,
+                           llm=ready["llm"], search=ready["search"], delivery=ready["delivery"])
