@@ -171,7 +171,6 @@ def _checks(res: RunResources, deliverable_id: str, version_id: str | None) -> l
 deliverable_job = dg.define_asset_job(
     "deliverable_job",
     selection=dg.AssetSelection.assets(DELIVERABLE_VERSIONS_KEY),
-    partitions_def=deliverable_partitions,
     executor_def=dg.in_process_executor,
     description="Generate and deliver one version of one deliverable (partition = deliverable id). In-process: "
     "the run has one step, so a subprocess would only add start-up time.",
