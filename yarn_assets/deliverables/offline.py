@@ -205,13 +205,10 @@ def compose_offline(inp: ComposeInput) -> str:
 
 
 def offline_plan_terms(inp: ComposeInput, n: int = 3) -> list[str]:
-    """Search terms without a model: the focus, then the focus with the most frequent topic words."""
+    """Search terms without a model: the focus, then any configured ``search_terms``.
+
+    Deliberately independent of the platform material, which a hybrid run gathers in parallel.
+    """
     focus = " ".join(inp.focus.split())[:120]
-    words: dict[str, int] = defaultdict(int)
-    for g in inp.platform.groups:
-        for row in g.rendered.iter_rows(named=True):
-            for w in re.findall(r"[A-Za-z][A-Za-z-]{4,}", f"{row.get('title') or ''} {row.get('content') or ''}"):
-                if w.lower() not in focus.lower():
-                    words[w.lower()] += 1
-    top = [w for w, _ in sorted(words.items(), key=lambda kv: (-kv[1], kv[0]))[: n - 1]]
-    return [focus] + [f"{focus} {w}" for w in top]
+    extra = [str(t) for t in inp.type_config.get("search_terms") or [] if str(t).strip()]
+    return list(dict.fromkeys([focus, *extra]))[:n]
