@@ -1,0 +1,99 @@
+"""The asset through its job on a real instance (every type offline), and the two trigger sensors."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import dagster as dg
+from sqlalchemy import select
+
+from control_plane import db
+from control_plane.models import Deliverable, DeliverableRunRequest
+from resources.settings import load_settings
+from tests.deliverables.helpers import NOW, create, sample_content, seed_silver
+from yarn_assets.definitions import build_definitions
+from yarn_assets.deliverables import service
+from yarn_assets.deliverables.assets import REQUEST_TAG, TRIGGER_TAG, deliverable_partitions
+from yarn_assets.deliverables.types import TYPES
+
+
+def test_offline_every_type_through_the_job(workspace, store) -> None:
+    seed_silver(store, sample_content("alice"))
+    ids = {t: create(workspace, "alice", t, type_config={"focus": "search ranking"}) for t in TYPES}
+    job = build_definitions(load_settings()).resolve_job_def("deliverable_job")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(deliverable_partitions.name, list(ids.values()))
+        for dtype, did in ids.items():
+            result = job.execute_in_process(instance=instance, partition_key=did, tags={TRIGGER_TAG: "manual"})
+            assert result.success
+            mat = result.get_asset_materialization_events()[0].materialization
+            md = {k: v.value for k, v in mat.metadata.items()}
+            assert md["deliverable_type"] == dtype and md["status"] == "delivered" and md["offline"] is True
+            assert md["model"] == "offline-rules" and md["input_tokens"] == 0 and md["cost_usd"] == 0.0
+            assert md["items_in_prompt"] > 0 and md["sources_used"]
+            names = [s["name"] for s in md["steps"]]
+            assert names[:2] == ["context", "gather_platform"] or "plan" in names
+            assert names[-1] == "deliver" and md["delivery_status"] == "delivered"
+            preview = mat.metadata["preview"].value
+            for section in TYPES[dtype].sections:
+                assert f"## {section}" in preview, (dtype, section)
+            assert "Generated offline by deterministic rules" in preview
+            checks = result.get_asset_check_evaluations()
+            assert {c.check_name: c.passed for c in checks} == {
+                "delivered_only_to_configured_destination": True, "version_numbers_unique": True}
+
+
+def _sensor_ctx(instance: dg.DagsterInstance, resources: dict) -> dg.SensorEvaluationContext:
+    return dg.build_sensor_context(instance=instance, resources={"control_plane": resources["control_plane"]})
+
+
+def test_due_sensor_requests_due_deliverables_and_registers_partitions(workspace, resources) -> None:
+    from sensors.deliverables import deliverable_requests_sensor, due_deliverables_sensor
+
+    now = dt.datetime.now(dt.UTC)
+    due = create(workspace, "alice", "status_report", now=now - dt.timedelta(days=8))
+    later = create(workspace, "alice", "gmail_inbox_brief", now=now)
+    paused = create(workspace, "bob", "status_report", now=now - dt.timedelta(days=8))
+    requested = create(workspace, "bob", "custom", now=now - dt.timedelta(days=8))
+    with db.session_scope(workspace) as s:
+        service.set_status(s, paused, "paused", now=now - dt.timedelta(days=8))
+        s.get(Deliverable, paused).next_run_at = now - dt.timedelta(days=1)
+        req = service.request_generation(s, requested, "signal: thread heating up", source="signal")
+        assert service.request_generation(s, requested, "again").id == req.id  # folded into the pending one
+        req_id = req.id
+        signal = service.create_deliverable(s, user_id="bob", deliverable_type="meeting_prep", title="prep",
+                                            origin="signal_emergent", run_now=True, now=now - dt.timedelta(seconds=1))
+        signal_id = signal.id
+    with dg.instance_for_test() as instance:
+        result = due_deliverables_sensor(_sensor_ctx(instance, resources))
+        assert [r.partition_key for r in result.run_requests] == [due]
+        assert result.run_requests[0].tags[TRIGGER_TAG] == "schedule"
+        added = result.dynamic_partitions_requests[0].partition_keys
+        assert set(added) == {due, later, paused, requested, signal_id}
+        again = due_deliverables_sensor(_sensor_ctx(instance, resources))
+        assert again.run_requests[0].run_key == result.run_requests[0].run_key  # one request per due slot
+
+        fast = deliverable_requests_sensor(_sensor_ctx(instance, resources))
+        by_key = {r.partition_key: r for r in fast.run_requests}
+        assert set(by_key) == {requested, signal_id}
+        assert by_key[requested].tags[REQUEST_TAG] == req_id and by_key[requested].tags[TRIGGER_TAG] == "signal"
+        assert by_key[requested].run_key == f"request:{req_id}"
+        assert by_key[signal_id].tags[TRIGGER_TAG] == "signal"
+
+
+def test_a_run_closes_its_request_and_advances_the_schedule(workspace, store, resources) -> None:
+    from tests.deliverables.helpers import run_resources
+    from yarn_assets.deliverables.generate import run_deliverable
+
+    seed_silver(store, sample_content("alice"))
+    did = create(workspace, "alice", "status_report", schedule={"frequency": "daily", "time": "09:00"},
+                 now=NOW - dt.timedelta(days=1))
+    with db.session_scope(workspace) as s:
+        req_id = service.request_generation(s, did, "cli").id
+    out = run_deliverable(run_resources(), deliverable_id=did, run_id="r1", trigger="request", request_id=req_id,
+                          now=NOW)
+    assert out.status == "delivered"
+    assert out.next_run_at == dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)  # 09:00 in Paris
+    with db.session_scope(workspace) as s:
+        req = s.scalars(select(DeliverableRunRequest)).one()
+        assert (req.status, req.run_id) == ("done", "r1")
