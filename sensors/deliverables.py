@@ -22,6 +22,10 @@ from resources.control_plane import ControlPlane
 from yarn_assets.deliverables import service
 from yarn_assets.deliverables.assets import REQUEST_TAG, TRIGGER_TAG, deliverable_job, deliverable_partitions
 
+#: with ``run_retries`` enabled on the instance, a failed run (e.g. SMTP down) is re-executed from
+#: failure once; the version is resumed and the outbox keeps delivery to exactly one send.
+RETRY_TAGS = {"dagster/max_retries": "1", "dagster/retry_strategy": "FROM_FAILURE"}
+
 
 def _missing_keys(context: dg.SensorEvaluationContext, session) -> list[str]:  # type: ignore[no-untyped-def]
     known = set(context.instance.get_dynamic_partitions(deliverable_partitions.name))
@@ -59,7 +63,7 @@ def due_deliverables_sensor(context: dg.SensorEvaluationContext, control_plane: 
                 run_key=f"due:{d.id}:{d.next_run_at.isoformat()}",
                 partition_key=d.id,
                 tags={TRIGGER_TAG: "schedule", "yarnnn/user_id": d.user_id, "yarnnn/deliverable_type":
-                      d.deliverable_type},
+                      d.deliverable_type, **RETRY_TAGS},
             )
             for d in due if d.next_run_at is not None
         ]
@@ -86,12 +90,12 @@ def deliverable_requests_sensor(context: dg.SensorEvaluationContext, control_pla
             requests.append(dg.RunRequest(
                 run_key=f"request:{req.id}", partition_key=d.id,
                 tags={TRIGGER_TAG: req.source, REQUEST_TAG: req.id, "yarnnn/user_id": d.user_id,
-                      "yarnnn/reason": req.reason[:200]},
+                      "yarnnn/reason": req.reason[:200], **RETRY_TAGS},
             ))
         for d in service.due_deliverables(session, now):
             if _signal_first_run(d) and d.next_run_at is not None:
                 requests.append(dg.RunRequest(
                     run_key=f"signal:{d.id}:{d.next_run_at.isoformat()}", partition_key=d.id,
-                    tags={TRIGGER_TAG: "signal", "yarnnn/user_id": d.user_id},
+                    tags={TRIGGER_TAG: "signal", "yarnnn/user_id": d.user_id, **RETRY_TAGS},
                 ))
     return _result(requests, new_keys, "no generation requested")
