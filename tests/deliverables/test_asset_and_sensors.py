@@ -97,3 +97,23 @@ def test_a_run_closes_its_request_and_advances_the_schedule(workspace, store, re
     with db.session_scope(workspace) as s:
         req = s.scalars(select(DeliverableRunRequest)).one()
         assert (req.status, req.run_id) == ("done", "r1")
+
+
+def test_missing_smtp_host_fails_the_run_naming_the_variable_without_retries(workspace, store) -> None:
+    seed_silver(store, sample_content("alice"))
+    did = create(workspace, "alice", "gmail_inbox_brief",
+                 destination={"platform": "email", "target": "alice@northwind.example"})
+    job = build_definitions(load_settings()).resolve_job_def("deliverable_job")
+    with dg.instance_for_test() as instance:
+        instance.add_dynamic_partitions(deliverable_partitions.name, [did])
+        result = job.execute_in_process(instance=instance, partition_key=did, raise_on_error=False)
+        assert not result.success
+        assert not [e for e in result.all_events if e.event_type_value == "STEP_UP_FOR_RETRY"]
+        failure = next(e for e in result.all_events if e.event_type_value == "STEP_FAILURE")
+        assert "YARNNN_SMTP_HOST" in str(failure.event_specific_data)
+    from control_plane.models import DeliverableVersion
+
+    with db.session_scope(workspace) as s:
+        v = s.scalars(select(DeliverableVersion)).one()
+        assert (v.status, v.delivery_status) == ("failed", "failed")
+        assert "YARNNN_SMTP_HOST" in (v.delivery_error or "")
