@@ -237,22 +237,6 @@ class DeliverableDelivery(Base):
     sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
-class DeliverableRunRequest(Base):
-    """A request to generate a deliverable now (signal, CLI, API); the requests sensor launches it."""
-
-    __tablename__ = "deliverable_run_requests"
-    __table_args__ = (Index("ix_deliverable_run_requests_status", "status"),)
-
-    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
-    deliverable_id: Mapped[str] = mapped_column(ForeignKey("deliverables.id", ondelete="CASCADE"), index=True)
-    reason: Mapped[str] = mapped_column(String(300))
-    source: Mapped[str] = mapped_column(String(16), default="request")  # signal | manual | request
-    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending | done (closed when its run starts)
-    run_id: Mapped[str | None] = mapped_column(String(64))
-    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
-    handled_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-
-
 class SignalHistory(Base):
     __tablename__ = "signal_history"
     __table_args__ = (UniqueConstraint("user_id", "signal_type", "signal_ref"),)
@@ -288,3 +272,32 @@ class LlmUsage(Base):
     partition_key: Mapped[str | None] = mapped_column(String(200))
     usage_date: Mapped[str] = mapped_column(String(10))
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class DeliverableRunRequest(Base):
+    """A request to generate a deliverable now.
+
+    Signals write one when they create a deliverable (``reason='signal_emergent'``); the
+    deliverables domain turns pending requests into runs of its asset and moves them to
+    ``launched`` (with the run id), then ``completed`` or ``failed``. ``idempotency_key`` makes a
+    re-run of the same work a no-op.
+    """
+
+    __tablename__ = "deliverable_run_requests"
+    __table_args__ = (
+        UniqueConstraint("idempotency_key"),
+        Index("ix_deliverable_run_requests_status", "status"),
+    )
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    deliverable_id: Mapped[str] = mapped_column(ForeignKey("deliverables.id", ondelete="CASCADE"), index=True)
+    reason: Mapped[str] = mapped_column(String(32))  # signal_emergent | signal_trigger | manual
+    requested_by: Mapped[str] = mapped_column(String(120))  # e.g. "signals:2026-11-23-10:00"
+    idempotency_key: Mapped[str] = mapped_column(String(300))
+    status: Mapped[str] = mapped_column(String(16), default="pending")  # pending|launched|completed|failed|cancelled
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    launched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)

@@ -7,8 +7,8 @@
 * ``deliverable_requests_sensor`` (every 30 seconds): explicit requests (``request_generation``:
   signals, CLI, API) and signal-emergent deliverables that have never run ("generate at once"),
   tagged ``request`` / ``manual`` / ``signal`` so they are never skipped. A request stays
-  ``pending`` until its run starts (the run key ``request:<id>`` dedupes ticks), so a failed
-  tick never loses it.
+  ``pending`` until its run starts and claims it (``launched``, then ``completed``/``failed``);
+  the run key ``request:<id>`` dedupes ticks, so a failed tick never loses a request.
 
 Both add missing dynamic partition keys (deliverables created outside the CLI, e.g. by signals)
 through ``dynamic_partitions_requests`` in the same result as their run requests.
@@ -37,6 +37,11 @@ def _signal_first_run(d: Deliverable) -> bool:
     return d.origin == "signal_emergent" and d.last_run_at is None
 
 
+def _signal_triggered(d: Deliverable) -> bool:
+    """Signals' trigger_existing sets next_run_at and last_triggered_at to the same 'now'."""
+    return d.last_triggered_at is not None and d.next_run_at is not None and d.next_run_at <= d.last_triggered_at
+
+
 def _result(requests: list[dg.RunRequest], new_keys: list[str], skip: str) -> dg.SensorResult:
     adds = [deliverable_partitions.build_add_request(new_keys)] if new_keys else []
     if not requests and not adds:
@@ -62,8 +67,8 @@ def due_deliverables_sensor(context: dg.SensorEvaluationContext, control_plane: 
             dg.RunRequest(
                 run_key=f"due:{d.id}:{d.next_run_at.isoformat()}",
                 partition_key=d.id,
-                tags={TRIGGER_TAG: "schedule", "yarnnn/user_id": d.user_id, "yarnnn/deliverable_type":
-                      d.deliverable_type, **RETRY_TAGS},
+                tags={TRIGGER_TAG: "signal" if _signal_triggered(d) else "schedule", "yarnnn/user_id": d.user_id,
+                      "yarnnn/deliverable_type": d.deliverable_type, **RETRY_TAGS},
             )
             for d in due if d.next_run_at is not None
         ]
@@ -82,18 +87,20 @@ def deliverable_requests_sensor(context: dg.SensorEvaluationContext, control_pla
     requests: list[dg.RunRequest] = []
     with control_plane.session() as session:
         new_keys = _missing_keys(context, session)
+        requested = set()
         for req in service.pending_requests(session):
             d = session.get(Deliverable, req.deliverable_id)
             if d is None or d.status == "archived":
-                req.status, req.handled_at = "done", now
+                req.status, req.completed_at = "cancelled", now
                 continue
+            requested.add(d.id)
             requests.append(dg.RunRequest(
                 run_key=f"request:{req.id}", partition_key=d.id,
-                tags={TRIGGER_TAG: req.source, REQUEST_TAG: req.id, "yarnnn/user_id": d.user_id,
-                      "yarnnn/reason": req.reason[:200], **RETRY_TAGS},
+                tags={TRIGGER_TAG: service.REQUEST_TRIGGERS.get(req.reason, "request"), REQUEST_TAG: req.id,
+                      "yarnnn/user_id": d.user_id, "yarnnn/reason": req.reason, **RETRY_TAGS},
             ))
         for d in service.due_deliverables(session, now):
-            if _signal_first_run(d) and d.next_run_at is not None:
+            if _signal_first_run(d) and d.next_run_at is not None and d.id not in requested:
                 requests.append(dg.RunRequest(
                     run_key=f"signal:{d.id}:{d.next_run_at.isoformat()}", partition_key=d.id,
                     tags={TRIGGER_TAG: "signal", "yarnnn/user_id": d.user_id, **RETRY_TAGS},

@@ -58,8 +58,9 @@ def test_due_sensor_requests_due_deliverables_and_registers_partitions(workspace
     with db.session_scope(workspace) as s:
         service.set_status(s, paused, "paused", now=now - dt.timedelta(days=8))
         s.get(Deliverable, paused).next_run_at = now - dt.timedelta(days=1)
-        req = service.request_generation(s, requested, "signal: thread heating up", source="signal")
-        assert service.request_generation(s, requested, "again").id == req.id  # folded into the pending one
+        req = service.request_generation(s, requested, "signal_trigger", requested_by="signals:test",
+                                         idempotency_key="signal_trigger|x")
+        assert service.request_generation(s, requested, "manual").id == req.id  # folded into the pending one
         req_id = req.id
         signal = service.create_deliverable(s, user_id="bob", deliverable_type="meeting_prep", title="prep",
                                             origin="signal_emergent", run_now=True, now=now - dt.timedelta(seconds=1))
@@ -89,14 +90,14 @@ def test_a_run_closes_its_request_and_advances_the_schedule(workspace, store, re
     did = create(workspace, "alice", "status_report", schedule={"frequency": "daily", "time": "09:00"},
                  now=NOW - dt.timedelta(days=1))
     with db.session_scope(workspace) as s:
-        req_id = service.request_generation(s, did, "cli").id
-    out = run_deliverable(run_resources(), deliverable_id=did, run_id="r1", trigger="request", request_id=req_id,
-                          now=NOW)
+        service.request_generation(s, did, "manual")
+    out = run_deliverable(run_resources(), deliverable_id=did, run_id="r1", trigger="manual", now=NOW)
     assert out.status == "delivered"
     assert out.next_run_at == dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)  # 09:00 in Paris
     with db.session_scope(workspace) as s:
         req = s.scalars(select(DeliverableRunRequest)).one()
-        assert (req.status, req.run_id) == ("done", "r1")
+        assert (req.status, req.run_id) == ("completed", "r1")
+        assert req.launched_at is not None and req.completed_at is not None
 
 
 def test_missing_smtp_host_fails_the_run_naming_the_variable_without_retries(workspace, store) -> None:
@@ -117,3 +118,41 @@ def test_missing_smtp_host_fails_the_run_naming_the_variable_without_retries(wor
         v = s.scalars(select(DeliverableVersion)).one()
         assert (v.status, v.delivery_status) == ("failed", "failed")
         assert "YARNNN_SMTP_HOST" in (v.delivery_error or "")
+
+
+def test_signal_created_and_triggered_deliverables(workspace, store, resources) -> None:
+    """As the signals domain writes them: a signal-emergent deliverable with a request row runs once at
+    once and has no recurrence afterwards; a triggered existing one runs forced (never skipped)."""
+    from sensors.deliverables import deliverable_requests_sensor, due_deliverables_sensor
+    from tests.deliverables.helpers import run_resources
+    from yarn_assets.deliverables.generate import run_deliverable
+
+    seed_silver(store, sample_content("alice"))
+    now = dt.datetime.now(dt.UTC)
+    with db.session_scope(workspace) as s:
+        d = Deliverable(user_id="alice", title="Prep: roadmap review", deliverable_type="meeting_prep",
+                        status="active", origin="signal_emergent", trigger_type="manual", schedule={},
+                        destination={}, recipient_context={}, sources=[], type_config={}, next_run_at=now,
+                        last_triggered_at=now)
+        s.add(d)
+        s.flush()
+        emergent = d.id
+        s.add(DeliverableRunRequest(user_id="alice", deliverable_id=emergent, reason="signal_emergent",
+                                    requested_by="signals:test", idempotency_key=f"signal_emergent|{emergent}"))
+    existing = create(workspace, "alice", "status_report", now=now - dt.timedelta(days=1))
+    with dg.instance_for_test() as instance:
+        fast = deliverable_requests_sensor(_sensor_ctx(instance, resources))
+        assert [(r.partition_key, r.tags[TRIGGER_TAG]) for r in fast.run_requests] == [(emergent, "signal")]
+        assert not [r for r in due_deliverables_sensor(_sensor_ctx(instance, resources)).run_requests
+                    if r.partition_key == emergent]
+    out = run_deliverable(run_resources(), deliverable_id=emergent, run_id="r1", trigger="signal", now=now)
+    assert out.status == "delivered" and out.next_run_at is None
+    with db.session_scope(workspace) as s:
+        assert s.scalars(select(DeliverableRunRequest)).one().status == "completed"
+        # trigger_existing as signals does it: next_run_at = last_triggered_at = now
+        ex = s.get(Deliverable, existing)
+        ex.last_run_at = now + dt.timedelta(minutes=1)  # nothing fetched since: a scheduled run would skip
+        ex.next_run_at = ex.last_triggered_at = now
+    with dg.instance_for_test() as instance:
+        due = due_deliverables_sensor(_sensor_ctx(instance, resources))
+        assert [(r.partition_key, r.tags[TRIGGER_TAG]) for r in due.run_requests] == [(existing, "signal")]

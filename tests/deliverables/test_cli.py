@@ -45,7 +45,7 @@ def test_cli_lifecycle(workspace, store, tmp_path: Path, monkeypatch) -> None:
     out = _run("deliverables", "run", did[:8], "--inline")
     assert "success; v1 delivered, delivery delivered" in out
     with db.session_scope(workspace) as s:
-        assert s.scalars(select(DeliverableRunRequest)).one().status == "done"  # the run closed the request
+        assert s.scalars(select(DeliverableRunRequest)).one().status == "completed"  # the run took the request
     show = _run("deliverables", "show", did[:8])
     assert "gather_platform:ok" in show and "deliver:ok" in show
     assert "delivered to file:outbox" in _run("deliverables", "resend", did[:8], "1")

@@ -260,7 +260,7 @@ def run_cmd(state: CliState, deliverable_id: str, inline: bool, reason: str) -> 
             d = service.get_deliverable(session, deliverable_id)
             did = d.id
             if not inline:
-                req = service.request_generation(session, did, reason, source="manual")
+                req = service.request_generation(session, did, "manual", requested_by="cli", note=reason)
                 click.echo(f"requested generation of {did} (request {req.id}); the requests sensor launches it")
                 return
     except service.DeliverableError as exc:

@@ -92,7 +92,7 @@ def deliverable_versions(
                        llm=llm, search=search, delivery=delivery, log=context.log)
     outcome = run_deliverable(
         res, deliverable_id=deliverable_id, run_id=run.run_id, root_run_id=run.root_run_id or run.run_id,
-        trigger=trigger, request_id=tags.get(REQUEST_TAG), scope=LLMScope.from_context(context),
+        trigger=trigger, scope=LLMScope.from_context(context),
     )
     checks = _checks(res, deliverable_id, outcome.version_id)
     if outcome.status == "skipped":

@@ -180,7 +180,6 @@ def run_deliverable(
     run_id: str,
     root_run_id: str | None = None,
     trigger: str = "manual",
-    request_id: str | None = None,
     scope: Any = None,
     now: dt.datetime | None = None,
 ) -> RunOutcome:
@@ -202,7 +201,7 @@ def run_deliverable(
 
     with res.session_factory() as session:
         outcome.next_run_at = service.advance_schedule(session, d.id, now)
-        service.close_requests(session, d.id, run_id, request_id)
+        service.claim_requests(session, d.id, run_id)
 
     # ---- freshness gate (scheduled runs only; manual, signal and request runs are forced)
     if (trigger == "schedule" and d.last_run_at is not None
@@ -210,6 +209,7 @@ def run_deliverable(
         outcome.status = "skipped"
         outcome.reason = f"no content newer than the last run ({d.last_run_at.isoformat()})"
         _event(res, d, outcome, key=f"skip:{d.id}:{root_run_id}", run_id=run_id, now=now)
+        _finish(res, d.id, [run_id, root_run_id], ok=True)
         outcome.wall_ms = (time.perf_counter() - started) * 1000
         return outcome
 
@@ -242,12 +242,19 @@ def run_deliverable(
             if v is not None:
                 v.status, v.error = "failed", outcome.reason
                 v.steps = [s.as_dict() for s in steps.steps]
+        _finish(res, d.id, [run_id, root_run_id], ok=False)
         _event(res, d, outcome, key=f"{version.id}:{run_id}:failed", run_id=run_id, now=now,
                extra={"traceback": traceback.format_exc(limit=3)[-800:]})
         raise
     _event(res, d, outcome, key=version.id, run_id=run_id, now=now)
+    _finish(res, d.id, [run_id, root_run_id], ok=outcome.status != "failed")
     outcome.wall_ms = (time.perf_counter() - started) * 1000
     return outcome
+
+
+def _finish(res: RunResources, deliverable_id: str, run_ids: list[str], *, ok: bool) -> None:
+    with res.session_factory() as session:
+        service.finish_requests(session, deliverable_id, run_ids, ok=ok)
 
 
 def _research(res: RunResources, steps: _Steps, inp: ComposeInput, d: Deliverable, scope: Any,

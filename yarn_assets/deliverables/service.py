@@ -15,7 +15,7 @@ from collections.abc import Callable
 from contextlib import AbstractContextManager
 from typing import Any
 
-from sqlalchemy import func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
@@ -24,6 +24,7 @@ from control_plane.models import (
     DeliverableRunRequest,
     DeliverableVersion,
     User,
+    new_id,
     utcnow,
 )
 from yarn_assets.deliverables import schedule as sched
@@ -175,24 +176,39 @@ def set_status(session: Session, deliverable_id: str, status: str, *, now: dt.da
     return d
 
 
-def request_generation(session: Session, deliverable_id: str, reason: str, *, source: str = "request",
-                       now: dt.datetime | None = None) -> DeliverableRunRequest:
-    """Ask for a generation now (signals, CLI, API); the requests sensor launches it within a minute.
+#: request reasons (the shared ``deliverable_run_requests.reason``) -> the run's trigger tag
+REQUEST_TRIGGERS = {"signal_emergent": "signal", "signal_trigger": "signal", "manual": "manual"}
 
-    Repeated requests while one is still pending are folded into it (no double runs).
+
+def request_generation(session: Session, deliverable_id: str, reason: str = "manual", *,
+                       requested_by: str = "cli", note: str | None = None,
+                       idempotency_key: str | None = None, now: dt.datetime | None = None) -> DeliverableRunRequest:
+    """Ask for a generation now (signals, CLI, API); the requests sensor launches it within 30 s.
+
+    ``reason`` is ``signal_emergent`` | ``signal_trigger`` | ``manual``; a request while another is
+    still pending is folded into it (no double runs); ``idempotency_key`` makes a replayed caller a no-op.
     """
+    now = now or utcnow()
     d = get_deliverable(session, deliverable_id)
     if d.status == "archived":
         raise DeliverableError(f"deliverable {d.id} is archived")
+    if idempotency_key is not None:
+        same = session.scalars(select(DeliverableRunRequest)
+                               .where(DeliverableRunRequest.idempotency_key == idempotency_key)).first()
+        if same is not None:
+            return same
     pending = session.scalars(
         select(DeliverableRunRequest).where(DeliverableRunRequest.deliverable_id == d.id,
                                             DeliverableRunRequest.status == "pending")
     ).first()
     if pending is not None:
         return pending
-    req = DeliverableRunRequest(deliverable_id=d.id, reason=reason[:300], source=source,
-                                created_at=now or utcnow())
-    d.last_triggered_at = now or utcnow()
+    req = DeliverableRunRequest(
+        user_id=d.user_id, deliverable_id=d.id, reason=reason[:32], requested_by=requested_by[:120],
+        idempotency_key=(idempotency_key or f"{reason}|{d.id}|{now.isoformat()}|{new_id()}")[:300],
+        details={"note": note} if note else {}, status="pending", requested_at=now,
+    )
+    d.last_triggered_at = now
     session.add(req)
     session.flush()
     return req
@@ -209,7 +225,7 @@ def due_deliverables(session: Session, now: dt.datetime) -> list[Deliverable]:
 def pending_requests(session: Session) -> list[DeliverableRunRequest]:
     return list(session.scalars(
         select(DeliverableRunRequest).where(DeliverableRunRequest.status == "pending")
-        .order_by(DeliverableRunRequest.created_at)
+        .order_by(DeliverableRunRequest.requested_at)
     ))
 
 
@@ -222,6 +238,9 @@ def advance_schedule(session: Session, deliverable_id: str, now: dt.datetime) ->
     d = get_deliverable(session, deliverable_id)
     if d.next_run_at is None or d.next_run_at > now:
         return d.next_run_at
+    if d.trigger_type != "schedule":  # event/manual deliverables (e.g. signal-emergent) have no recurrence
+        d.next_run_at = None
+        return None
     user = _user(session, d.user_id)
     try:
         d.next_run_at = sched.next_run_at(d.schedule, now, user_timezone=user.timezone, previous=d.next_run_at)
@@ -230,16 +249,24 @@ def advance_schedule(session: Session, deliverable_id: str, now: dt.datetime) ->
     return d.next_run_at
 
 
-def close_requests(session: Session, deliverable_id: str, run_id: str, request_id: str | None = None) -> int:
-    """Mark the run's request (and any other pending one of this deliverable) done."""
-    q = select(DeliverableRunRequest).where(
-        DeliverableRunRequest.deliverable_id == deliverable_id,
-        or_(DeliverableRunRequest.status == "pending",
-            DeliverableRunRequest.id == (request_id or "")),
-    )
+def claim_requests(session: Session, deliverable_id: str, run_id: str) -> list[str]:
+    """At run start: this deliverable's pending requests become ``launched`` by this run."""
+    ids = []
+    for req in session.scalars(select(DeliverableRunRequest).where(
+            DeliverableRunRequest.deliverable_id == deliverable_id, DeliverableRunRequest.status == "pending")):
+        req.status, req.run_id, req.launched_at = "launched", run_id, utcnow()
+        ids.append(req.id)
+    return ids
+
+
+def finish_requests(session: Session, deliverable_id: str, run_ids: list[str], *, ok: bool) -> int:
+    """At run end: the requests this run lineage launched become ``completed`` or ``failed``
+    (a re-execution that succeeds completes the request its failed parent launched)."""
     n = 0
-    for req in session.scalars(q):
-        req.status, req.run_id, req.handled_at = "done", run_id, utcnow()
+    for req in session.scalars(select(DeliverableRunRequest).where(
+            DeliverableRunRequest.deliverable_id == deliverable_id, DeliverableRunRequest.run_id.in_(run_ids),
+            DeliverableRunRequest.status.in_(("launched", "failed")))):
+        req.status, req.completed_at = ("completed" if ok else "failed"), utcnow()
         n += 1
     return n
 
