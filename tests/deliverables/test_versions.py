@@ -14,8 +14,8 @@ from tests.deliverables.helpers import NOW, add_user, create, run_resources, sam
 from yarn_assets.deliverables.generate import run_deliverable
 from yarn_assets.deliverables.tables import DELIVERABLE_VERSIONS
 
-WORKERS = 4
-PER_WORKER = 5
+WORKERS = 3
+PER_WORKER = 6
 
 
 def _allocate(url: str, deliverable_id: str, worker: int, n: int) -> list[int]:
