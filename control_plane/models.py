@@ -201,6 +201,40 @@ class DeliverableVersion(Base):
     delivery_error: Mapped[str | None] = mapped_column(Text)
     delivered_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    #: The first run of a retry/re-execution lineage: a re-executed run resumes this version.
+    root_run_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    trigger: Mapped[str | None] = mapped_column(String(16))  # schedule | signal | manual | request
+    strategy: Mapped[str | None] = mapped_column(String(16))
+    steps: Mapped[list[Any] | None] = mapped_column(JSON, default=list)  # [{name, status, ms, detail}] as they run
+    generated_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    error: Mapped[str | None] = mapped_column(Text)
+
+
+class DeliverableDelivery(Base):
+    """Delivery outbox: one row per (version, channel, target); the idempotency key is UNIQUE.
+
+    A row is inserted (``sending``) and committed before the send and marked ``sent`` after it, so
+    a retried or re-executed run never sends a version twice. A row left in ``sending`` means an
+    earlier attempt died mid-send: it is not resent automatically (``yarnnn deliverables resend``).
+    """
+
+    __tablename__ = "deliverable_deliveries"
+    __table_args__ = (UniqueConstraint("idempotency_key"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    idempotency_key: Mapped[str] = mapped_column(String(200))
+    version_id: Mapped[str] = mapped_column(ForeignKey("deliverable_versions.id", ondelete="CASCADE"), index=True)
+    deliverable_id: Mapped[str] = mapped_column(String(36), index=True)
+    channel: Mapped[str] = mapped_column(String(16))  # email | slack | file
+    target: Mapped[str] = mapped_column(String(500))
+    status: Mapped[str] = mapped_column(String(16), default="sending")  # sending | sent | failed
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    external_id: Mapped[str | None] = mapped_column(String(300))
+    error: Mapped[str | None] = mapped_column(Text)
+    run_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
+    sent_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
 
 
 class SignalHistory(Base):

@@ -5,9 +5,10 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from demo.context import DemoContext
+from demo.deliverables_stage import deliverables_stage
 from demo.ingest_stage import ingest_stage
 from demo.signals_stage import signals_stage
 
 Stage = Callable[[DemoContext], None]
 
-STAGES: list[Stage] = [ingest_stage, signals_stage]
+STAGES: list[Stage] = [ingest_stage, signals_stage, deliverables_stage]

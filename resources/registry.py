@@ -16,9 +16,11 @@ from resources.control_plane import ControlPlane
 from resources.credentials import CredentialVault
 from resources.llm import LLM
 from resources.runtime import Runtime
+from resources.search import WebSearch
 from resources.settings import YarnSettings
 from resources.signal_policy import SignalPolicy
 from resources.warehouse import Warehouse
+from yarn_assets.deliverables.delivery.resource import DeliveryChannels
 
 
 def _secret(settings_value: object, variable: str) -> Any:
@@ -57,7 +59,34 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
             archive_dir=str(home / "imports"),
             outbox_dir=str(home / "outbox"),
         ),
+        "search": build_search(settings),
+        "delivery": build_delivery(settings),
     }
+
+
+def build_search(settings: YarnSettings) -> WebSearch:
+    """Web search for research deliverables; the default provider is Anthropic's web search tool."""
+    return WebSearch(
+        provider=settings.search_provider,
+        base_url=settings.search_base_url,
+        api_key=_secret(settings.search_api_key, "YARNNN_SEARCH_API_KEY"),
+        model=settings.search_model,
+        arxiv_base_url=settings.arxiv_base_url,
+    )
+
+
+def build_delivery(settings: YarnSettings) -> DeliveryChannels:
+    return DeliveryChannels(
+        outbox_dir=str(settings.resolved_home / "outbox"),
+        smtp_host=settings.smtp_host,
+        smtp_port=settings.smtp_port,
+        smtp_username=settings.smtp_username,
+        smtp_password=_secret(settings.smtp_password, "YARNNN_SMTP_PASSWORD"),
+        smtp_starttls=settings.smtp_starttls,
+        mail_from=settings.mail_from,
+        slack_token=_secret(settings.slack_delivery_token, "YARNNN_SLACK_DELIVERY_TOKEN"),
+        slack_base_url=settings.slack_base_url,
+    )
 
 
 def build_llm(settings: YarnSettings, control_plane: ControlPlane) -> LLM:

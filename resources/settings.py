@@ -91,6 +91,11 @@ class YarnSettings(BaseSettings):
     google_token_uri: str = "https://oauth2.googleapis.com/token"
     notion_base_url: str = "https://api.notion.com"
     search_base_url: str | None = None
+    search_provider: Literal["anthropic", "exa", "offline"] = Field(
+        default="anthropic", description="Web search for research deliverables (offline when the LLM is offline)."
+    )
+    search_api_key: SecretStr | None = Field(default=None, description="Key of the 'exa' search provider.")
+    search_model: str = "claude-haiku-4-5-20251001"
     arxiv_base_url: str = "https://export.arxiv.org/api/query"
 
     # --- delivery ------------------------------------------------------------------------------

@@ -171,4 +171,10 @@ def tables_cmd(state: CliState) -> None:
     click.echo(table(rows, ["table", "rows", "version", "location"]))
 
 
-GROUPS: list[click.Command] = [db_group, users_group, import_group, tables_cmd, signals_group]
+def _deliverables_group() -> click.Command:
+    from yarn_assets.cli.deliverables import deliverables_group
+
+    return deliverables_group
+
+
+GROUPS: list[click.Command] = [db_group, users_group, import_group, tables_cmd, signals_group, _deliverables_group()]

@@ -2,13 +2,20 @@
 
 from __future__ import annotations
 
+from importlib import import_module
+
 from io_managers.delta_store import TableSpec
+
+#: Modules exposing ``TABLES``: each domain lists its own tables there.
+TABLE_MODULES = (
+    "yarn_assets.core.tables",
+    "yarn_assets.signals.tables",
+    "yarn_assets.deliverables.tables",
+)
 
 
 def all_tables() -> list[TableSpec]:
-    from yarn_assets.core import tables
-    from yarn_assets.signals import tables as signal_tables
-
-    specs: list[TableSpec] = [tables.BRONZE_ITEMS, tables.REJECTS, tables.PLATFORM_CONTENT, tables.ACTIVITY_LOG]
-    specs += list(signal_tables.TABLES)
+    specs: list[TableSpec] = []
+    for name in TABLE_MODULES:
+        specs.extend(import_module(name).TABLES)
     return specs

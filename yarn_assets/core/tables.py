@@ -149,3 +149,4 @@ ACTIVITY_LOG = TableSpec(
 
 def created_day(value: dt.datetime | None) -> str:
     return value.astimezone(dt.UTC).date().isoformat() if value is not None else UNDATED
+TABLES = (BRONZE_ITEMS, REJECTS, PLATFORM_CONTENT, ACTIVITY_LOG)

@@ -1,4 +1,4 @@
-"""Deliverables domain definitions (assets, checks, schedules, sensors of this domain)."""
+"""Deliverables domain definitions: the versions asset, its job and the two trigger sensors."""
 
 from __future__ import annotations
 
@@ -6,4 +6,11 @@ import dagster as dg
 
 
 def definitions() -> dg.Definitions:
-    return dg.Definitions()
+    from sensors.deliverables import deliverable_requests_sensor, due_deliverables_sensor
+    from yarn_assets.deliverables.assets import deliverable_job, deliverable_versions
+
+    return dg.Definitions(
+        assets=[deliverable_versions],
+        jobs=[deliverable_job],
+        sensors=[due_deliverables_sensor, deliverable_requests_sensor],
+    )

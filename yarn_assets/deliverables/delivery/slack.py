@@ -1,0 +1,40 @@
+"""Slack delivery: ``chat.postMessage`` through slack_sdk's WebClient (base URL configurable)."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError, SlackClientError
+
+from yarn_assets.deliverables.delivery.base import DeliveryError
+from yarn_assets.deliverables.delivery.render import markdown_to_mrkdwn
+
+CHANNEL_ID = re.compile(r"^(#[a-z0-9._-]{1,80}|[CDGU][A-Z0-9]{2,20})$")
+MAX_TEXT = 39_000
+
+
+@dataclass(frozen=True)
+class SlackSender:
+    token: str | None
+    base_url: str = "https://slack.com/api/"
+    timeout: int = 30
+
+    def send(self, *, channel: str, title: str, markdown_text: str) -> str:
+        if not self.token:
+            raise DeliveryError("Slack delivery needs YARNNN_SLACK_DELIVERY_TOKEN to be set")
+        if not CHANNEL_ID.match(channel or ""):
+            raise DeliveryError(f"invalid Slack channel {channel!r}")
+        if not markdown_text.strip():
+            raise DeliveryError("refusing to post an empty message")
+        base = self.base_url if self.base_url.endswith("/") else self.base_url + "/"
+        client = WebClient(token=self.token, base_url=base, timeout=self.timeout)
+        text = f"*{markdown_to_mrkdwn(title)}*\n\n{markdown_to_mrkdwn(markdown_text)}"[:MAX_TEXT]
+        try:
+            resp = client.chat_postMessage(channel=channel, text=text, mrkdwn=True, unfurl_links=False)
+        except SlackApiError as exc:
+            raise DeliveryError(f"Slack chat.postMessage to {channel} failed: {exc.response.get('error')}") from None
+        except (SlackClientError, OSError) as exc:
+            raise DeliveryError(f"Slack chat.postMessage to {channel} failed: {type(exc).__name__}") from None
+        return f"{resp.get('channel')}:{resp.get('ts')}"
