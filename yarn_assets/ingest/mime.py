@@ -20,6 +20,7 @@ import email.errors
 import email.utils
 import hashlib
 import re
+import unicodedata
 from dataclasses import dataclass, field
 from email import message_from_bytes, message_from_string, policy
 from email.header import decode_header
@@ -113,7 +114,8 @@ def html_to_text(html: str) -> str:
     for tag in soup.find_all(_BLOCK_TAGS):
         tag.insert_before("\n")
         tag.insert_after("\n")
-    lines = [re.sub(r"[ \t\xa0]+", " ", line).strip() for line in soup.get_text("").splitlines()]
+    text = unicodedata.normalize("NFC", soup.get_text(""))  # composed accents, as other sources send them
+    lines = [re.sub(r"[ \t\xa0]+", " ", line).strip() for line in text.splitlines()]
     return re.sub(r"\n{3,}", "\n\n", "\n".join(lines)).strip()
 
 

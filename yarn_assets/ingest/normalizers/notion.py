@@ -16,6 +16,7 @@ import csv
 import datetime as dt
 import io
 import re
+import unicodedata
 from collections import Counter
 from collections.abc import Iterator
 from typing import Any
@@ -28,6 +29,7 @@ from yarn_assets.ingest.objects import BronzeObject, ContentItem, Reject
 
 _CREATED_COLUMNS = {"created", "created time", "created at", "date created"}
 _UPDATED_COLUMNS = {"last edited time", "last edited", "updated", "last updated", "edited"}
+_ESCAPED = 0xE000  # private-use plane: escaped punctuation while the markup rules run
 _PROPERTY = re.compile(r"^([^:\n]{1,80}): (.*)$")
 
 
@@ -53,6 +55,8 @@ def markdown_to_text(markdown: str) -> str:
             continue  # dividers, code fences (the code itself stays)
         if re.fullmatch(r"[-*+] \[[ xX]\]", stripped):
             continue  # empty to-do
+        # escaped punctuation is literal: hide it from the markup rules, restore it at the end
+        line = re.sub(r"\\([\\`*_{}\[\]()#+\-.!|>~])", lambda m: chr(_ESCAPED + ord(m.group(1))), line)
         line = re.sub(r"!\[([^\]]*)\]\(([^)]*)\)", lambda m: f"[image: {m.group(1).strip()}]"
                       if m.group(1).strip() else "[image]", line)
         line = re.sub(r"\[([^\]]*)\]\(([^)]*)\)", _link, line)
@@ -63,9 +67,9 @@ def markdown_to_text(markdown: str) -> str:
         line = re.sub(r"(?<![\w*])\*(?!\s)([^*\n]+?)(?<!\s)\*(?![\w*])", r"\1", line)
         line = re.sub(r"`([^`\n]+)`", r"\1", line)
         line = re.sub(r"^(\s*[-*+] \[[ xX]\])\s+", r"\1 ", line)
-        line = re.sub(r"\\([\\`*_{}\[\]()#+\-.!|>~])", r"\1", line)
+        line = re.sub(f"[{chr(_ESCAPED)}-{chr(_ESCAPED + 127)}]", lambda m: chr(ord(m.group(0)) - _ESCAPED), line)
         lines.append(line.rstrip())
-    text = "\n".join(lines)
+    text = unicodedata.normalize("NFC", "\n".join(lines))
     return re.sub(r"\n{3,}", "\n\n", text).strip()
 
 
