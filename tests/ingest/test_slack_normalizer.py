@@ -299,3 +299,13 @@ def test_vectorized_path_equals_reference_on_synthetic_messages(tmp_path: Path) 
     assert by_id["9.1"]["author"] == "ci" and by_id["10.000001"]["content"] == "[file] a.pdf\n[file] Spec"
     versions = fast.filter(pl.col("external_id") == "1760000000.000000").sort("seq")
     assert versions.height == 2 and versions["content"][-1] == "new @User 3"  # message_changed: a new version
+
+
+def test_dm_folders_resolve_by_id_and_are_named_after_members(corpus: Path, tmp_path: Path) -> None:
+    root = _zulip_thread_export(corpus, tmp_path / "exp")
+    (root / "DJ47BL849").mkdir()
+    (root / "DJ47BL849" / "2019-04-30.json").write_text(
+        json.dumps([{"type": "message", "user": "U061A1R2R", "text": "hi", "ts": "1556638500.000100"}]))
+    dm = next(o for o in read_slack_export(root) if isinstance(o, RawObject) and o.external_id == "1556638500.000100")
+    assert (dm.resource_id, dm.resource_name) == ("DJ47BL849", "dm: Jon, Jane")
+    assert dm.context["channel_kind"] == "dm"

@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from yarn_assets.ingest.normalizers.slack import user_display_name
 from yarn_assets.ingest.objects import RawObject, Reject
 from yarn_assets.ingest.readers.archive import Member, list_members
 
@@ -51,16 +52,21 @@ def message_identity(message: dict[str, Any], raw: bytes) -> tuple[str, bool]:
     return "sha256:" + hashlib.sha256(raw).hexdigest(), False
 
 
-def _channel_index(objects: list[tuple[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Folder name -> conversation facts. Channels are exported under their name, DMs under their id."""
+def _channel_index(objects: list[tuple[str, Any]], users: dict[str, str]) -> dict[str, dict[str, Any]]:
+    """Folder name -> conversation facts. Channels are exported under their name, DMs under their id
+    (a DM has no name: it is called after its members)."""
     index: dict[str, dict[str, Any]] = {}
     for kind, data in objects:
         for conv in data if isinstance(data, list) else []:
             if not isinstance(conv, dict) or not conv.get("id"):
                 continue
+            name = conv.get("name")
+            if not name and isinstance(conv.get("members"), list):
+                members = list(dict.fromkeys(str(m) for m in conv["members"]))
+                name = "dm: " + ", ".join(users.get(m, m) for m in members)
             facts = {
                 "channel_id": str(conv["id"]),
-                "channel_name": str(conv.get("name") or conv["id"]),
+                "channel_name": str(name or conv["id"]),
                 "channel_kind": kind,
             }
             index.setdefault(str(conv["id"]), facts)
@@ -75,6 +81,7 @@ def read_slack_export(path: Path) -> Iterator[RawObject | Reject]:
         yield Reject(reason=reason, location=location)
     roots = _export_roots(members)
     channel_files: list[tuple[str, Any]] = []
+    user_names: dict[str, str] = {}
     day_files: list[Member] = []
 
     for member in members:
@@ -98,6 +105,9 @@ def read_slack_export(path: Path) -> Iterator[RawObject | Reject]:
                          object_type="slack_export_meta")
             continue
         if member.name in USER_FILES:
+            for user in data if isinstance(data, list) else data.get("members", []) if isinstance(data, dict) else []:
+                if isinstance(user, dict) and user.get("id") and (name := user_display_name(user)):
+                    user_names[str(user["id"])] = name
             yield RawObject("slack_users", member.path, raw,
                             context={"file": member.path, "kind": USER_FILES[member.name]})
         elif member.name in CHANNEL_FILES:
@@ -107,7 +117,7 @@ def read_slack_export(path: Path) -> Iterator[RawObject | Reject]:
         else:
             yield RawObject("slack_export_meta", member.path, raw, context={"file": member.path})
 
-    channels = _channel_index(channel_files)
+    channels = _channel_index(channel_files, user_names)
     # Conversation folder, then day: the seq order is chronological per channel, so edits win.
     for member in sorted(day_files, key=lambda m: (m.parent, m.name)):
         folder = Path(member.parent).name
