@@ -279,9 +279,13 @@ def test_vectorized_path_equals_reference_on_synthetic_messages(tmp_path: Path) 
                      "edited": {"ts": "12.5"}}},
         {"type": "message", "subtype": "message_deleted", "deleted_ts": "1760000007.000001", "ts": "13.0"},
         {"type": "message", "text": "no ts"},
+        # fields of unexpected types fail json_decode for their chunk only: those rows take the reference path
+        {"type": "message", "user": "U00000004", "text": "odd count", "ts": "14.5", "reply_count": "3"},
+        {"type": "message", "user": "U00000004", "text": "odd edit", "ts": "15.5", "edited": "yes"},
     ]
     objects += [RawObject("slack_message", str(i), json.dumps(m).encode(), resource_id="C1", resource_name="c")
                 for i, m in enumerate(odd)]
+    objects.append(RawObject("slack_message", "latin1", b'{"ts": "16.0", "text": "caf\xe9"}', resource_id="C1"))
     batch = bronze.BatchInfo("u", "slack", dt.date(2026, 1, 1), "import", "slack_export", "b",
                              dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     frame = bronze.bronze_frame(objects, batch)
@@ -297,6 +301,8 @@ def test_vectorized_path_equals_reference_on_synthetic_messages(tmp_path: Path) 
     assert fast.filter(pl.col("is_deleted")).height == 1
     by_id = {r["external_id"]: r for r in fast.iter_rows(named=True)}
     assert by_id["9.1"]["author"] == "ci" and by_id["10.000001"]["content"] == "[file] a.pdf\n[file] Spec"
+    assert meta(by_id["14.5"])["reply_count"] == 3 and by_id["15.5"]["source_updated_at"] is None
+    assert [r.external_id for r in fast_rejects] == ["4", "latin1"]  # no ts; not UTF-8 JSON
     versions = fast.filter(pl.col("external_id") == "1760000000.000000").sort("seq")
     assert versions.height == 2 and versions["content"][-1] == "new @User 3"  # message_changed: a new version
 

@@ -396,23 +396,16 @@ def normalize_slack_frame(frame: pl.DataFrame, ctx: Any) -> tuple[pl.DataFrame, 
 
     rejects: list[Reject] = []
     parts: list[pl.DataFrame] = []
-    try:
-        decoded = frame.select(
-            "seq", "raw_sha256", "resource_id", "resource_name",
-            pl.col("raw").cast(pl.Utf8).str.json_decode(MESSAGE_DTYPE).alias("m"),
-        )
-    except pl.exceptions.PolarsError:  # some raw is not UTF-8 JSON (or not shaped like a message)
-        decoded = None
-    if decoded is None:
-        slow_seqs = frame["seq"]
-        fast = None
-    else:
+    decoded, undecodable = _decode(frame)
+    slow_seqs = undecodable["seq"]
+    fast = None
+    if decoded is not None:
         subtype = pl.col("m").struct.field("subtype")
         decoded = decoded.with_columns(
             (pl.col("m").is_null() | subtype.is_in(list(EDIT_SUBTYPES)).fill_null(False)).alias("_slow"),
             subtype.is_in(list(FILTERED_SUBTYPES)).fill_null(False).alias("_filtered"),
         )
-        slow_seqs = decoded.filter("_slow")["seq"]
+        slow_seqs = pl.concat([slow_seqs, decoded.filter("_slow")["seq"]])
         counts = decoded.filter(pl.col("_filtered") & ~pl.col("_slow")).group_by(subtype.alias("s")).len()
         for name, n in counts.iter_rows():
             _count_filtered(ctx, name, n)
@@ -438,6 +431,24 @@ def normalize_slack_frame(frame: pl.DataFrame, ctx: Any) -> tuple[pl.DataFrame, 
     if not parts:
         return pl.DataFrame(schema=ITEM_SCHEMA), rejects
     return pl.concat([p.select(list(ITEM_SCHEMA)).cast(ITEM_SCHEMA) for p in parts]), rejects  # type: ignore[arg-type]
+
+
+def _decode(frame: pl.DataFrame, min_chunk: int = 1024) -> tuple[pl.DataFrame | None, pl.DataFrame]:
+    """(decoded rows, rows json_decode cannot take). One odd message (a field of an unexpected
+    type, bytes that are not UTF-8) fails the whole column, so halve until the culprits are
+    isolated: they, and only they, take the per-object path."""
+    try:
+        return frame.select(
+            "seq", "raw_sha256", "resource_id", "resource_name",
+            pl.col("raw").cast(pl.Utf8).str.json_decode(MESSAGE_DTYPE).alias("m"),
+        ), frame.clear()
+    except pl.exceptions.PolarsError:
+        if frame.height <= min_chunk:
+            return None, frame
+    half = frame.height // 2
+    parts = [_decode(frame.slice(0, half), min_chunk), _decode(frame.slice(half), min_chunk)]
+    decoded = [d for d, _ in parts if d is not None]
+    return (pl.concat(decoded) if decoded else None), pl.concat([u for _, u in parts])
 
 
 def _fast_items(fast: pl.DataFrame, frame: pl.DataFrame, users: dict[str, str], channels: dict[str, str]
