@@ -20,6 +20,7 @@ from yarn_assets.ingest.normalizers import BatchContext, items_frame, normalize_
 from yarn_assets.ingest.normalizers.slack import (
     FILTERED_SUBTYPES,
     clean_mrkdwn,
+    clean_mrkdwn_series,
     normalize_slack_frame,
     ts_to_datetime,
     user_display_name,
@@ -84,11 +85,12 @@ def test_mrkdwn_cleaning() -> None:
     text = ("<@U1> and <@U2|bobby> and <@U404>: see <#C1|general>, <#C9> & <!channel> <!here|here> "
             "<!subteam^S1|@design> <https://x.example/a|the doc> <https://x.example/b> "
             "<mailto:a@b.example|a@b.example> 1 &lt; 2 &amp;&amp; 3 &gt; 2 &amp;lt;")
-    assert clean_mrkdwn(text, users, channels) == (
-        "@Alice and @bobby and @U404: see #general, #launch & @channel @here "
-        "@design the doc (https://x.example/a) https://x.example/b "
-        "a@b.example 1 < 2 && 3 > 2 &lt;"
-    )
+    expected = ("@Alice and @bobby and @U404: see #general, #launch & @channel @here "
+                "@design the doc (https://x.example/a) https://x.example/b a@b.example 1 < 2 && 3 > 2 &lt;")
+    assert clean_mrkdwn(text, users, channels) == expected
+    series = pl.Series([text, "plain", None, "<@U2|> <#C9|> <!date^1392734382^{date}|Feb 18> <sms:+1|text me>"])
+    assert clean_mrkdwn_series(series, users, channels).to_list() == [
+        expected, "plain", None, "@Bob #launch Feb 18 text me"]
 
 
 def test_user_display_name_order() -> None:
