@@ -4,7 +4,8 @@ Layout (Slack "Export data"): ``users.json``, ``channels.json`` (plus ``groups.j
 ``mpims.json`` on paid plans), other workspace files (``integration_logs.json``, ``canvases.json``),
 and one folder per conversation holding ``<YYYY-MM-DD>.json`` day files, each a JSON array of
 messages. Every message becomes one ``slack_message`` object whose raw bytes are that message's
-JSON; the workspace files become context objects that the normalizer joins against.
+JSON exactly as it appears in the day file (sliced out by msgspec, never re-encoded); the
+workspace files become context objects that the normalizer joins against.
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+
+import msgspec
 
 from yarn_assets.ingest.normalizers.slack import user_display_name
 from yarn_assets.ingest.objects import RawObject, Reject
@@ -34,9 +37,42 @@ def _export_roots(members: list[Member]) -> set[str]:
     return {str(Path(m.parent).parent.as_posix()) for m in members if DAY_FILE.match(m.name)} or {"."}
 
 
-def encode_message(message: Any) -> bytes:
-    """One message's JSON, compact and UTF-8 (what bronze keeps and the normalizer decodes)."""
-    return json.dumps(message, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+class _Head(msgspec.Struct):
+    """The fields that give a message its identity (the rest of the JSON is skipped, not built)."""
+
+    ts: str | int | float | None = None
+    subtype: str | None = None
+    deleted_ts: str | int | float | None = None
+    message: msgspec.Raw | None = None
+
+
+class _Target(msgspec.Struct):
+    ts: str | int | float | None = None
+
+
+_DAY_FILE = msgspec.json.Decoder(list[msgspec.Raw])
+_HEAD = msgspec.json.Decoder(_Head)
+_TARGET = msgspec.json.Decoder(_Target)
+
+
+def _identity_fast(raw: bytes) -> tuple[str, bool] | None:
+    """message_identity without building the message; None when the shape needs the full decode."""
+    try:
+        head = _HEAD.decode(raw)
+    except msgspec.ValidationError:
+        return None
+    if head.subtype == "message_changed" and head.message is not None:
+        try:
+            target = _TARGET.decode(head.message).ts
+        except msgspec.ValidationError:
+            target = None
+        if target not in (None, ""):
+            return str(target), False
+    if head.subtype == "message_deleted" and head.deleted_ts not in (None, ""):
+        return str(head.deleted_ts), True
+    if head.ts not in (None, ""):
+        return str(head.ts), False
+    return "sha256:" + hashlib.sha256(raw).hexdigest(), False
 
 
 def message_identity(message: dict[str, Any], raw: bytes) -> tuple[str, bool]:
@@ -123,29 +159,36 @@ def read_slack_export(path: Path) -> Iterator[RawObject | Reject]:
         folder = Path(member.parent).name
         facts = channels.get(folder) or {"channel_id": folder, "channel_name": folder, "channel_kind": "unknown"}
         raw = member.read()
+        body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
         try:
-            data = json.loads(raw.decode("utf-8-sig"))
-        except (UnicodeDecodeError, ValueError) as exc:
+            parts = _DAY_FILE.decode(body)
+        except msgspec.ValidationError:  # valid JSON, but not an array
+            kind = type(json.loads(body)).__name__
+            yield Reject(reason=f"day file is a JSON {kind}, expected an array of messages",
+                         raw=raw, location=member.path, object_type="slack_message")
+            continue
+        except msgspec.DecodeError as exc:
             yield Reject(reason=f"day file is not valid JSON: {exc}", raw=raw, location=member.path,
                          object_type="slack_message")
             continue
-        if not isinstance(data, list):
-            yield Reject(reason=f"day file is a JSON {type(data).__name__}, expected an array of messages",
-                         raw=raw, location=member.path, object_type="slack_message")
-            continue
-        for index, message in enumerate(data):
-            msg_raw = encode_message(message)
-            if not isinstance(message, dict):
-                yield Reject(reason=f"message #{index} is a JSON {type(message).__name__}, expected an object",
-                             raw=msg_raw, location=f"{member.path}#{index}", object_type="slack_message")
-                continue
-            external_id, tombstone = message_identity(message, msg_raw)
+        context = {**facts, "file": member.path}
+        for index, part in enumerate(parts):
+            msg_raw = bytes(part)
+            identity = _identity_fast(msg_raw)
+            if identity is None:
+                message = json.loads(msg_raw)
+                if not isinstance(message, dict):
+                    yield Reject(reason=f"message #{index} is a JSON {type(message).__name__}, expected an object",
+                                 raw=msg_raw, location=f"{member.path}#{index}", object_type="slack_message")
+                    continue
+                identity = message_identity(message, msg_raw)
+            external_id, tombstone = identity
             yield RawObject(
                 object_type="slack_message",
                 external_id=external_id,
                 raw=msg_raw,
                 resource_id=facts["channel_id"],
                 resource_name=facts["channel_name"],
-                context={**facts, "file": member.path},
+                context=context,
                 is_tombstone=tombstone,
             )
