@@ -74,13 +74,14 @@ def main() -> None:
     messages = frame.filter(pl.col("object_type") == "slack_message")
 
     normalize_slack_frame(messages.head(5_000), BatchContext(ctx_objects))  # warm up
-    vec = float("inf")
+    vec = cpu = float("inf")
     for _ in range(args.repeat):  # best of N: the machine is shared
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         items, rejects = normalize_slack_frame(messages, BatchContext(ctx_objects))
-        vec = min(vec, time.perf_counter() - t0)
+        vec, cpu = min(vec, time.perf_counter() - t0), min(cpu, time.process_time() - c0)
     print(f"vectorized: {messages.height:,} messages -> {items.height:,} items, {len(rejects)} rejects in "
-          f"{vec:.2f} s = {messages.height / vec:,.0f} msg/s ({vec / messages.height * 1e6:.2f} µs/msg)")
+          f"{vec:.2f} s = {messages.height / vec:,.0f} msg/s ({vec / messages.height * 1e6:.2f} µs/msg wall, "
+          f"{cpu / messages.height * 1e6:.2f} µs/msg CPU over all threads)")
 
     sample = bronze.to_objects(messages.head(args.per_object_sample))
     t0 = time.perf_counter()

@@ -56,8 +56,6 @@ _SPECIALS = [
     (r"<([^|>]+)\|([^>]+)>", "{2} ({1})"),
     (r"<([^|>]+)>", "{1}"),
 ]
-#: a literal every match of the matching _SPECIALS pattern contains (lets a pass be skipped)
-_SPECIAL_MARKERS = [("<!",), ("<!subteam",), ("<!",), ("<!",), ("<mailto:", "<tel:", "<sms:"), ("|",), ("<",)]
 _ENTITIES = {"&lt;": "<", "&gt;": ">", "&amp;": "&"}
 
 
@@ -319,10 +317,15 @@ def _nonblank_expr(expr: pl.Expr) -> pl.Expr:
 
 
 def _ts_expr(expr: pl.Expr) -> pl.Expr:
-    """ts string -> Datetime(us, UTC) with the same rule as :func:`ts_to_datetime` (null otherwise)."""
-    parts = expr.str.extract_groups(_TS.pattern)
-    seconds = parts.struct.field("1").cast(pl.Int64)
-    fraction = parts.struct.field("2").fill_null("0").str.pad_end(6, "0").cast(pl.Int64)
+    """ts string -> Datetime(us, UTC) with the same rule as :func:`ts_to_datetime` (null otherwise).
+
+    The pattern is only matched (a DFA scan, no captures); valid strings are then split on ".".
+    """
+    valid = expr.str.contains(_TS.pattern).fill_null(False)
+    parts = pl.when(valid).then(expr).str.strip_chars().str.split_exact(".", 1)
+    seconds = parts.struct.field("field_0").str.to_integer(strict=False)
+    fraction = parts.struct.field("field_1").fill_null("0").str.slice(0, 6).str.pad_end(6, "0").str.to_integer(
+        strict=False)
     return pl.from_epoch(seconds * 1_000_000 + fraction, time_unit="us").dt.replace_time_zone("UTC")
 
 
@@ -346,31 +349,39 @@ def _files_expr() -> pl.Expr:
     return pl.concat_list([many.fill_null([]), single]).list.join("\n").fill_null("")
 
 
-def _replace(s: pl.Series, marker: str, pattern: str, template: str) -> pl.Series:
-    """One regex pass, skipped when no row holds the literal marker (a memchr scan, ~free)."""
-    if not s.str.contains(marker, literal=True).any():
-        return s
-    return s.str.replace_all(pattern, _pl_repl(template))
-
-
 def _clean_rows(s: pl.Series, users: dict[str, str], channels: dict[str, str]) -> pl.Series:
-    # Known ids first (one Aho-Corasick pass); the literal patterns never overlap a labelled
-    # mention, so this order gives the same text as the per-object path.
-    if users and s.str.contains("<@", literal=True).any():
-        ids = list(users)
-        s = s.str.replace_many([f"<@{u}>" for u in ids] + [f"<@{u}|>" for u in ids], [f"@{users[u]}" for u in ids] * 2)
-    s = _replace(s, "<@", _USER_LABELLED[0], _USER_LABELLED[1])
-    s = _replace(s, "<@", _USER_BARE, "@{1}")
-    if channels and s.str.contains("<#", literal=True).any():
-        ids = list(channels)
-        s = s.str.replace_many([f"<#{c}>" for c in ids] + [f"<#{c}|>" for c in ids],
-                               [f"#{channels[c]}" for c in ids] * 2)
-    s = _replace(s, "<#", _CHANNEL_LABELLED[0], _CHANNEL_LABELLED[1])
-    s = _replace(s, "<#", _CHANNEL_BARE, "#{1}")
-    for (pattern, template), markers in zip(_SPECIALS, _SPECIAL_MARKERS, strict=True):
-        if any(s.str.contains(m, literal=True).any() for m in markers):
+    def has(marker: str) -> bool:  # a memchr scan: passes whose marker no row holds are skipped
+        return bool(s.str.contains(marker, literal=True).any())
+
+    if has("<@"):
+        # Known ids first (one Aho-Corasick pass); the literal patterns never overlap a labelled
+        # mention, so this order gives the same text as the per-object path.
+        if users:
+            ids = list(users)
+            s = s.str.replace_many([f"<@{u}>" for u in ids] + [f"<@{u}|>" for u in ids],
+                                   [f"@{users[u]}" for u in ids] * 2)
+        if has("<@"):
+            s = s.str.replace_all(_USER_LABELLED[0], _pl_repl(_USER_LABELLED[1]))
+            s = s.str.replace_all(_USER_BARE, "@${1}")
+    if has("<#"):
+        if channels:
+            ids = list(channels)
+            s = s.str.replace_many([f"<#{c}>" for c in ids] + [f"<#{c}|>" for c in ids],
+                                   [f"#{channels[c]}" for c in ids] * 2)
+        if has("<#"):
+            s = s.str.replace_all(_CHANNEL_LABELLED[0], _pl_repl(_CHANNEL_LABELLED[1]))
+            s = s.str.replace_all(_CHANNEL_BARE, "#${1}")
+    specials, (mailto, labelled_link, bare_link) = _SPECIALS[:4], _SPECIALS[4:]
+    if has("<!"):
+        for pattern, template in specials:
             s = s.str.replace_all(pattern, _pl_repl(template))
-    if s.str.contains("&", literal=True).any():
+    if s.str.contains(r"<(?:mailto|tel|sms):").any():
+        s = s.str.replace_all(mailto[0], _pl_repl(mailto[1]))
+    if has("<"):
+        s = s.str.replace_all(labelled_link[0], _pl_repl(labelled_link[1]))
+        if has("<"):
+            s = s.str.replace_all(bare_link[0], _pl_repl(bare_link[1]))
+    if has("&"):
         s = s.str.replace_many(list(_ENTITIES), list(_ENTITIES.values()))
     return s
 
@@ -469,7 +480,8 @@ def _fast_items(fast: pl.DataFrame, frame: pl.DataFrame, users: dict[str, str], 
         pl.lit(None, pl.Utf8).alias("title"),
         pl.coalesce(pl.col("user_name"), _nonblank_expr(pl.col("username")), author_id).alias("author"),
         author_id.alias("author_id"),
-        pl.concat_list([author_id]).list.drop_nulls().alias("participants"),
+        pl.when(author_id.is_not_null()).then(pl.concat_list([author_id]))
+        .otherwise(pl.lit([], dtype=pl.List(pl.Utf8))).alias("participants"),
         thread_ts.alias("thread_id"),
         pl.lit(None, pl.Datetime("us", "UTC")).alias("ends_at"),
         pl.col("occurred_at").alias("source_created_at"),
