@@ -269,6 +269,7 @@ def silver_platform_content(context: AssetExecutionContext, warehouse: Warehouse
             "skipped_expired_bodies": norm.skipped_expired_bodies,
             "users": len(norm.users),
             "by_content_type": dg.MetadataValue.json(dict(norm.by_type)),
+            "filtered": dg.MetadataValue.json(dict(norm.filtered)),
             "files_scanned": merged.stats.files_scanned,
             "files_skipped": merged.stats.files_skipped,
             "commit_attempts": merged.stats.attempts,

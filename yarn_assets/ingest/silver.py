@@ -58,6 +58,7 @@ class NormalizedPartition:
     objects: int = 0
     skipped_expired_bodies: int = 0
     by_type: Counter[str] = field(default_factory=Counter)
+    filtered: Counter[str] = field(default_factory=Counter)  # dropped on purpose (e.g. Slack joins)
 
 
 def _sha256_series(s: pl.Series) -> pl.Series:
@@ -106,7 +107,7 @@ def normalize_partition(bronze_rows: pl.DataFrame) -> NormalizedPartition:
                                       "fetched_at")}
         meta["batch_id"] = batch_id
         result.users.add(first["user_id"])
-        items, rejects = normalize_batch_frame(frame)
+        items, rejects = normalize_batch_frame(frame, result.filtered)
         if rejects:
             result.rejects[str(batch_id)] = rejects
         if items.height:

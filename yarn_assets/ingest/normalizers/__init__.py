@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import traceback
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -61,6 +62,8 @@ class BatchContext:
 
     objects: list[BronzeObject]
     cache: dict[str, Any] = field(default_factory=dict)
+    #: objects deliberately dropped (e.g. Slack system subtypes), by reason: not rejects, but counted
+    filtered: Counter[str] = field(default_factory=Counter)
 
     def of_type(self, *object_types: str) -> list[BronzeObject]:
         return [o for o in self.objects if o.object_type in object_types]
@@ -127,8 +130,13 @@ def normalize_objects(objects: list[BronzeObject], ctx: BatchContext) -> Iterato
                          object_type=obj.object_type, external_id=obj.external_id)
 
 
-def normalize_batch_frame(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Reject]]:
-    """Normalize the bronze rows of ONE batch: an items frame (ITEM_SCHEMA) and the rejects."""
+def normalize_batch_frame(
+    frame: pl.DataFrame, filtered: Counter[str] | None = None
+) -> tuple[pl.DataFrame, list[Reject]]:
+    """Normalize the bronze rows of ONE batch: an items frame (ITEM_SCHEMA) and the rejects.
+
+    ``filtered`` (when given) receives the counts of objects the normalizers dropped on purpose.
+    """
     from yarn_assets.ingest.bronze import to_objects
 
     _, per_frame = _registries()
@@ -148,4 +156,6 @@ def normalize_batch_frame(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Rejec
             (rejects if isinstance(out, Reject) else slow).append(out)  # type: ignore[arg-type]
         parts.append(items_frame(slow))
     items = pl.concat(parts) if parts else pl.DataFrame(schema=ITEM_SCHEMA)
+    if filtered is not None:
+        filtered.update(ctx.filtered)
     return items, rejects

@@ -1,11 +1,30 @@
-"""RFC 5322 / MIME messages (mbox, .eml, Gmail API ``format=raw``) -> email items."""
+"""RFC 5322 / MIME messages (mbox, .eml, Gmail API ``format=raw``) -> email items.
+
+``occurred_at`` is the Date header in UTC; when it is missing or invalid (hour 27 happens), the
+topmost Received header, then the mbox envelope (``From `` line) date, so a message is still
+placed in time and its ``created_day`` stays stable across re-imports.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 
 from yarn_assets.ingest.mime import parse_message
 from yarn_assets.ingest.objects import BronzeObject, ContentItem, Reject
+
+#: context keys the readers/sync may set that are worth keeping on the item
+_CONTEXT_KEYS = ("label_ids", "labels", "gmail_id", "thread_id", "file", "index")
+
+
+def _context_date(value: object) -> dt.datetime | None:
+    if not isinstance(value, str) or not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(value)
+    except ValueError:
+        return None
+    return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
 def normalize_email(obj: BronzeObject, ctx: object) -> Iterator[ContentItem | Reject]:
@@ -14,29 +33,44 @@ def normalize_email(obj: BronzeObject, ctx: object) -> Iterator[ContentItem | Re
         yield Reject(reason="not an RFC 5322 message: no header block", raw=obj.raw,
                      object_type=obj.object_type, external_id=obj.external_id)
         return
+    date_source = "date_header"
+    occurred = parsed.date
+    if occurred is None and parsed.received_date is not None:
+        occurred, date_source = parsed.received_date, "received_header"
+    if occurred is None and (envelope := _context_date(obj.context.get("envelope_date"))) is not None:
+        occurred, date_source = envelope, "mbox_envelope"
+    if occurred is None:
+        date_source = "none"
+    body, body_source = parsed.body_text, parsed.body_source
+    if not body and isinstance(obj.context.get("snippet"), str):  # Gmail API: the snippet beats nothing
+        body, body_source = obj.context["snippet"], "snippet"
     yield ContentItem(
         resource_id=obj.resource_id,
         resource_name=obj.resource_name,
         external_id=obj.external_id,
         content_type="email",
-        content=parsed.body_text or parsed.subject or "",
+        content=body or parsed.subject or "",
         title=parsed.subject,
         author=parsed.from_display,
         author_id=parsed.from_address,
         participants=parsed.participants,
-        thread_id=parsed.thread_id,
-        occurred_at=parsed.date,
-        source_created_at=parsed.date,
+        thread_id=obj.context.get("thread_id") or parsed.thread_id,
+        occurred_at=occurred,
+        source_created_at=occurred,
         metadata={
             "message_id": parsed.message_id,
+            "in_reply_to": parsed.in_reply_to,
             "subject": parsed.subject,
             "from": parsed.from_header,
             "to": parsed.to,
             "cc": parsed.cc,
             "date_header": parsed.date_header,
+            "date_source": date_source,
             "attachments": parsed.attachments,
-            "body_source": parsed.body_source,
-            **{k: v for k, v in obj.context.items() if k in ("label_ids", "labels", "gmail_id", "thread_id")},
+            "body_source": body_source,
+            "defects": parsed.defects,
+            **({"labels": parsed.labels} if parsed.labels else {}),
+            **{k: v for k, v in obj.context.items() if k in _CONTEXT_KEYS},
         },
     )
 

@@ -1,12 +1,35 @@
-"""Reader for calendar_ics files (being written in the import-readers work item)."""
+""".ics files -> one ``ics_calendar`` object per file (bronze keeps the whole calendar).
+
+A calendar only makes sense whole: recurrence overrides, VTIMEZONEs and X-WR-TIMEZONE live beside
+the events they change, so the file is not split here; the normalizer expands it. The resource is
+the calendar: Google Takeout names each file after the calendar id (``alice@example.com.ics``,
+the id the Calendar API uses), so the file stem is the resource id.
+"""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from pathlib import Path
 
 from yarn_assets.ingest.objects import RawObject, Reject
 
+_CALNAME = re.compile(rb"^X-WR-CALNAME[^:\r\n]*:(.*?)\r?$", re.MULTILINE)
+
 
 def read_ics(path: Path) -> Iterator[RawObject | Reject]:
-    yield Reject(reason="reader for calendar_ics is not available in this build", location=path.name)
+    raw = path.read_bytes()
+    if not raw.strip():
+        yield Reject(reason="empty .ics file", raw=raw, location=path.name, object_type="ics_calendar")
+        return
+    stem = path.name[:-4] if path.name.lower().endswith(".ics") else path.name
+    match = _CALNAME.search(raw)
+    name = match.group(1).decode("utf-8", errors="replace").strip() if match else ""
+    yield RawObject(
+        object_type="ics_calendar",
+        external_id=f"file:{path.name}",
+        raw=raw,
+        resource_id=stem,
+        resource_name=name or stem,
+        context={"file": path.name},
+    )

@@ -1,26 +1,121 @@
-"""mbox and .eml readers: one raw RFC 5322 message per object, bytes untouched."""
+"""mbox (incl. Gmail Takeout) and .eml readers: one raw RFC 5322 message per object, bytes untouched.
+
+Gmail Takeout writes one mbox whose messages carry ``X-Gmail-Labels`` and ``X-GM-THRID``. The
+labels decide the resource (``label:INBOX``, ``label:SENT``, ``label:<user label>``) with system
+labels spelled as the Gmail API spells their ids, so a message imported from Takeout and the same
+message fetched by the API land on the same silver key. Without labels the mbox file is the label.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
-import mailbox
+import re
 from collections.abc import Iterator
 from email import message_from_bytes, policy
+from email.parser import BytesHeaderParser
 from pathlib import Path
+from typing import Any
 
+from yarn_assets.ingest.mime import decode_header_value, gmail_thread_id, split_labels
 from yarn_assets.ingest.objects import RawObject, Reject
+
+#: Takeout label name (lower case) -> Gmail API label id; None = a state, not a place.
+SYSTEM_LABELS: dict[str, str | None] = {
+    "inbox": "INBOX", "sent": "SENT", "starred": "STARRED", "important": "IMPORTANT", "drafts": "DRAFT",
+    "draft": "DRAFT", "spam": "SPAM", "trash": "TRASH", "unread": "UNREAD", "chat": "CHAT",
+    "category updates": "CATEGORY_UPDATES", "category promotions": "CATEGORY_PROMOTIONS",
+    "category social": "CATEGORY_SOCIAL", "category forums": "CATEGORY_FORUMS",
+    "category personal": "CATEGORY_PERSONAL", "opened": None, "archived": None,
+}
+#: Which label is "the" resource of a message that has several (the original's selection order).
+_PRIMARY = ("INBOX", "SENT")
+_SECONDARY = ("IMPORTANT", "STARRED")
+_NOT_RESOURCES = {"UNREAD", "SPAM", "TRASH", "DRAFT", "CHAT"}
+_ENVELOPE = re.compile(
+    r"(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun) (\w{3}) +(\d{1,2}) (\d{1,2}):(\d{2}):(\d{2}) (?:([+-]\d{4}) )?(\d{4})"
+)
+_MONTHS = {m: i for i, m in enumerate("Jan Feb Mar Apr May Jun Jul Aug Sep Oct Nov Dec".split(), 1)}  # noqa: SIM905
 
 
 def message_external_id(raw: bytes) -> str:
     """Message-ID when present (stable across mbox, .eml and the Gmail API), else a content hash."""
     try:
         msg = message_from_bytes(raw, policy=policy.compat32)
-        mid = msg.get("Message-ID") or msg.get("Message-Id")
+        mid = decode_header_value(msg.get("Message-ID") or msg.get("Message-Id"))
     except Exception:
         mid = None
     if mid:
-        mid = str(mid).strip().strip("<>").strip()
+        mid = mid.strip().strip("<>").strip()
     return mid or "sha256:" + hashlib.sha256(raw).hexdigest()
+
+
+def envelope_date(from_line: str) -> dt.datetime | None:
+    """mbox ``From sender Sun Aug  7 11:40:37 2022`` (Takeout adds ``+0000``) -> UTC datetime."""
+    match = _ENVELOPE.search(from_line)
+    if not match or match.group(1) not in _MONTHS:
+        return None
+    month, day, hh, mm, ss, offset, year = match.groups()
+    try:
+        value = dt.datetime(int(year), _MONTHS[month], int(day), int(hh), int(mm), int(ss), tzinfo=dt.UTC)
+    except ValueError:
+        return None
+    if offset:
+        sign = 1 if offset[0] == "+" else -1
+        value -= sign * dt.timedelta(hours=int(offset[1:3]), minutes=int(offset[3:5]))
+    return value
+
+
+def label_resource(labels: list[str]) -> tuple[str, str, list[str]] | None:
+    """Takeout labels -> (resource id, resource name, all label ids), or None without labels."""
+    if not labels:
+        return None
+    ids: list[str] = []
+    names: dict[str, str] = {}
+    for label in labels:
+        key = label.lower()
+        label_id = SYSTEM_LABELS.get(key, label)
+        if label_id is not None and label_id not in names:
+            ids.append(label_id)
+            names[label_id] = label
+    system_ids = {v for v in SYSTEM_LABELS.values() if v}
+    order = [
+        *(i for i in _PRIMARY if i in names),
+        *(i for i in ids if i not in system_ids),  # user labels
+        *(i for i in _SECONDARY if i in names),
+        *(i for i in ids if i not in _NOT_RESOURCES),  # categories
+    ]
+    if order:
+        return f"label:{order[0]}", names[order[0]], ids
+    return "label:ARCHIVED", "Archived", ids
+
+
+def _takeout_facts(raw: bytes) -> dict[str, Any]:
+    """Labels, thread and message ids from the header block only (cheap)."""
+    headers = BytesHeaderParser(policy=policy.compat32).parsebytes(raw)
+    facts: dict[str, Any] = {}
+    labels = split_labels(decode_header_value(headers.get("X-Gmail-Labels")))
+    if labels:
+        facts["labels"] = labels
+    if headers.get("X-GM-THRID"):
+        facts["thread_id"] = gmail_thread_id(headers.get("X-GM-THRID"))
+    return facts
+
+
+def _message_object(raw: bytes, *, default_resource: tuple[str, str], context: dict[str, Any]) -> RawObject:
+    facts = _takeout_facts(raw)
+    resource_id, resource_name = default_resource
+    placed = label_resource(facts.get("labels", []))
+    if placed is not None:
+        resource_id, resource_name, facts["label_ids"] = placed
+    return RawObject(
+        object_type="email_message",
+        external_id=message_external_id(raw),
+        raw=raw,
+        resource_id=resource_id,
+        resource_name=resource_name,
+        context={**context, **facts},
+    )
 
 
 def read_eml(path: Path) -> Iterator[RawObject | Reject]:
@@ -28,33 +123,62 @@ def read_eml(path: Path) -> Iterator[RawObject | Reject]:
     if not raw.strip():
         yield Reject(reason="empty message file", raw=raw, location=path.name, object_type="email_message")
         return
-    yield RawObject(
-        object_type="email_message",
-        external_id=message_external_id(raw),
-        raw=raw,
-        resource_id=f"file:{path.name}",
-        resource_name=path.name,
-        context={"file": path.name},
-    )
+    yield _message_object(raw, default_resource=(f"file:{path.name}", path.name), context={"file": path.name})
+
+
+def is_envelope_line(line: bytes) -> bool:
+    """A real mbox separator carries an asctime date ("From time to time" in a body does not)."""
+    return line.startswith(b"From ") and envelope_date(line.decode("ascii", errors="replace")) is not None
+
+
+def iter_mbox(path: Path) -> Iterator[tuple[bytes, bytes]]:
+    """(From_ line, message bytes) per message; streams, so multi-GB Takeout files are fine.
+
+    Unlike ``mailbox.mbox`` it splits only on ``From `` lines that carry an envelope date and
+    follow a blank line, so an unescaped "From time to time" in a body stays in the body
+    (the mboxo ambiguity). Message bytes are kept as written (no ``>From`` unquoting).
+    """
+    from_line: bytes | None = None
+    lines: list[bytes] = []
+    previous_blank = True
+    with path.open("rb") as fh:
+        for line in fh:
+            if previous_blank and is_envelope_line(line):
+                if from_line is not None:
+                    yield from_line, _strip_separator_blank(lines)
+                from_line, lines = line.rstrip(b"\r\n"), []
+            else:
+                lines.append(line)
+            previous_blank = line.strip() == b""
+    if from_line is not None:
+        yield from_line, _strip_separator_blank(lines)
+
+
+def _strip_separator_blank(lines: list[bytes]) -> bytes:
+    """The blank line before the next From_ belongs to the mbox format, not to the message."""
+    if lines and lines[-1].strip() == b"":
+        lines = lines[:-1]
+    return b"".join(lines)
 
 
 def read_mbox(path: Path) -> Iterator[RawObject | Reject]:
-    box = mailbox.mbox(str(path), factory=None, create=False)
+    with path.open("rb") as fh:
+        first = fh.readline()
+    if not is_envelope_line(first):
+        yield Reject(reason="not an mbox file: the first line is not a 'From <sender> <date>' separator",
+                     raw=path.read_bytes(), location=path.name, object_type="email_message")
+        return
     label = path.stem
-    try:
-        for index, key in enumerate(box.iterkeys()):
-            try:
-                raw = box.get_bytes(key)
-            except Exception as exc:
-                yield Reject(reason=f"unreadable mbox entry: {exc}", location=f"{path.name}#{index}")
-                continue
-            yield RawObject(
-                object_type="email_message",
-                external_id=message_external_id(raw),
-                raw=raw,
-                resource_id=f"label:{label}",
-                resource_name=label,
-                context={"file": path.name, "index": index},
-            )
-    finally:
-        box.close()
+    for index, (from_line, raw) in enumerate(iter_mbox(path)):
+        if not raw.strip():
+            yield Reject(reason="empty mbox entry", raw=from_line, location=f"{path.name}#{index}",
+                         object_type="email_message")
+            continue
+        context: dict[str, Any] = {"file": path.name, "index": index}
+        envelope = envelope_date(from_line.decode("ascii", errors="replace"))
+        if envelope is not None:
+            context["envelope_date"] = envelope.isoformat()
+        takeout_id = re.match(rb"From (\d+)@xxx ", from_line)
+        if takeout_id:  # Takeout: "From <X-GM-MSGID>@xxx ..." -> the API's hex message id
+            context["gmail_id"] = format(int(takeout_id.group(1)), "x")
+        yield _message_object(raw, default_resource=(f"label:{label}", label), context=context)
