@@ -14,6 +14,7 @@ import dagster as dg
 from io_managers.delta_io_manager import DeltaPolarsIOManager
 from resources.control_plane import ControlPlane
 from resources.credentials import CredentialVault
+from resources.platform_clients import PlatformClients
 from resources.runtime import Runtime
 from resources.settings import YarnSettings
 from resources.warehouse import Warehouse
@@ -41,6 +42,16 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
         "io_manager": DeltaPolarsIOManager(root=root, storage_options=options),
         "control_plane": ControlPlane(url=control_plane_url, auto_migrate=settings.control_plane_auto_migrate),
         "credentials": CredentialVault(encryption_key=_secret(settings.encryption_key, "YARNNN_ENCRYPTION_KEY")),
+        "platform_clients": PlatformClients(
+            slack_base_url=settings.slack_base_url,
+            google_api_base_url=settings.google_api_base_url,
+            google_token_uri=settings.google_token_uri,
+            notion_base_url=settings.notion_base_url,
+            timeout_seconds=settings.platform_timeout_seconds,
+            max_attempts=settings.platform_max_attempts,
+            backoff_seconds=settings.platform_backoff_seconds,
+            rate_limits=dict(settings.platform_rate_limits),
+        ),
         "runtime": Runtime(
             home=str(home),
             inbox_dir=str(settings.resolved_inbox_dir),
