@@ -5,14 +5,12 @@ from __future__ import annotations
 import dagster as dg
 
 from sensors.platform_sync import platform_sync_sensor
-from yarn_assets.core.partitions import ingest_partitions
 from yarn_assets.ingest.sources import BRONZE_SYNCS, SILVER_CONTENT
 from yarn_assets.ingest.sync.asset import bronze_synced_items
 
 platform_sync_job = dg.define_asset_job(
     "platform_sync_job",
     selection=dg.AssetSelection.assets(BRONZE_SYNCS, SILVER_CONTENT),
-    partitions_def=ingest_partitions,
     description="Sync the named (or all due) connections of one platform into today's bronze, then silver. "
     'Manual: launch with tags {"yarnnn/connections": "<id>"} or config ops.bronze__synced_items.config.',
 )

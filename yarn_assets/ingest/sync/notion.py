@@ -179,7 +179,7 @@ class NotionFetcher:
         result.source_latest_at = parse_iso(edited)
         if prior.cursor and edited == prior.cursor:
             result.bump("unchanged")
-        elif page.get("archived") or page.get("in_trash"):
+        elif page.get("archived") or page.get("in_trash") or page.get("is_archived"):
             result.objects.append(self._tombstone(resource, page))
             result.bump("tombstones")
         else:
@@ -214,7 +214,7 @@ class NotionFetcher:
             if rows_seen.get(row_id) == edited:
                 result.bump("unchanged")
                 continue
-            if row.get("archived") or row.get("in_trash"):
+            if row.get("archived") or row.get("in_trash") or row.get("is_archived"):
                 result.objects.append(self._tombstone(resource, row))
                 result.bump("tombstones")
                 rows_seen[row_id] = edited

@@ -47,6 +47,7 @@ class SlackLimits:
     threads_per_channel: int = 20
     replies_per_thread: int = 1000
     lookback: dt.timedelta = dt.timedelta(hours=24)
+    lookback_max_messages: int = 1000
     thread_watch: dt.timedelta = dt.timedelta(days=7)
     thread_rechecks: int = 5
     watched_threads_kept: int = 200
@@ -141,16 +142,16 @@ class SlackFetcher:
 
     # ------------------------------------------------------------------ fetch
     def _history(self, channel: Resource, oldest: str | None, limit: int, cursor: str | None,
-                 result: ResourceResult) -> tuple[list[dict[str, Any]], bool]:
+                 result: ResourceResult) -> tuple[list[dict[str, Any]], bool, bool]:
+        """(messages newest first, capped by the new-message limit, window read completely)."""
         messages: list[dict[str, Any]] = []
-        counted = 0
+        new = reread = 0
         page: str | None = None
         joined = False
         while True:
-            remaining = limit - counted
             try:
                 data = self.api.history(channel.id, oldest=oldest, cursor=page,
-                                        limit=max(1, min(self.limits.page_size, remaining)))
+                                        limit=max(1, min(self.limits.page_size, limit - new)))
             except NotFound as exc:
                 if "not_in_channel" in str(exc) and not joined:
                     self.api.join(channel.id)
@@ -161,12 +162,17 @@ class SlackFetcher:
             for m in data.get("messages") or []:
                 messages.append(m)
                 if cursor is None or _d(m.get("ts")) > _d(cursor):
-                    counted += 1
-                if counted >= limit:
-                    return messages, True
+                    new += 1
+                else:
+                    reread += 1
+                if new >= limit:
+                    return messages, True, False
+                if reread >= self.limits.lookback_max_messages:
+                    result.notes.append(f"lookback re-read stopped at {reread} messages")
+                    return messages, False, False
             page = (data.get("response_metadata") or {}).get("next_cursor") or None
             if not page or not data.get("has_more", True):
-                return messages, False
+                return messages, False, True
 
     def _replies(self, channel: Resource, parent_ts: str, after: str | None) -> tuple[dict[str, Any] | None,
                                                                                       list[dict[str, Any]]]:
@@ -205,8 +211,8 @@ class SlackFetcher:
         cursor = prior.cursor
         first = cursor is None
         window_start = None if first else _ts_minus(cursor, lim.lookback)  # type: ignore[arg-type]
-        messages, capped = self._history(resource, window_start, lim.first_sync if first else lim.incremental,
-                                         cursor, result)
+        messages, capped, complete = self._history(resource, window_start,
+                                                   lim.first_sync if first else lim.incremental, cursor, result)
         result.capped = capped
         result.bump("fetched", len(messages))
         prior_recent: dict[str, str] = dict(prior.state.get("recent") or {})
@@ -247,8 +253,8 @@ class SlackFetcher:
         covered_from: Decimal | None = None
         if not first:
             covered_from = _d(window_start)
-            if capped and messages:
-                covered_from = min(_d(m.get("ts")) for m in messages)
+            if not complete:
+                covered_from = min((_d(m.get("ts")) for m in messages), default=Decimal("Infinity"))
             for ts in sorted(prior_recent):
                 if _d(ts) >= covered_from and ts not in fetched_ts:
                     objects.append(self._tombstone(resource, ts, "no longer in conversations.history"))
