@@ -82,7 +82,8 @@ class World:
         return build_resources(self.settings)
 
     def sync(self, platform: str, *, connection_ids: list[str] | None = None, force: bool = False,
-             raise_on_error: bool = True, day: str | None = None, full_resync: bool = False) -> dg.ExecuteInProcessResult:
+             raise_on_error: bool = True, day: str | None = None,
+             full_resync: bool = False) -> dg.ExecuteInProcessResult:
         from yarn_assets.core.partitions import ingest_key
         from yarn_assets.ingest.assets import silver_platform_content
         from yarn_assets.ingest.sync.asset import bronze_synced_items

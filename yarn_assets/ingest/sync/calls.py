@@ -229,7 +229,11 @@ class ApiCaller:
         return min(self.retry.max_backoff_seconds, base * (0.5 + random.random() / 2))
 
     def __call__(self, method: str, fn: Callable[[], T], *, allow_gone: bool = False) -> T:
+        attempts = 0
+
         def attempt() -> T:
+            nonlocal attempts
+            attempts += 1
             if self.budget is not None:
                 self.budget.acquire(method)
             self.stats.requests[method] += 1
@@ -237,7 +241,7 @@ class ApiCaller:
                 return fn()
             except Exception as exc:
                 verdict = self.classify(exc)
-                number = self.stats.requests[method]
+                number = attempts
                 if verdict.kind == "rate_limited":
                     self.stats.rate_limited += 1
                     wait = verdict.retry_after if verdict.retry_after is not None else self._backoff(number)
