@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -67,7 +68,15 @@ class World:
     google: FakeGoogle
     notion: FakeNotion
     connections: dict[str, str] = field(default_factory=dict)  # platform -> connection id
-    instance: dg.DagsterInstance | None = None
+    stack: ExitStack = field(default_factory=ExitStack)
+    _instance: dg.DagsterInstance | None = None
+
+    @property
+    def instance(self) -> dg.DagsterInstance:
+        """A throwaway Dagster instance, created on first use (direct runner tests never need one)."""
+        if self._instance is None:
+            self._instance = self.stack.enter_context(dg.instance_for_test())
+        return self._instance
 
     def session(self) -> Any:
         from control_plane import db
@@ -99,6 +108,37 @@ class World:
             instance=self.instance,
             raise_on_error=raise_on_error,
         )
+
+    def env(self, run_id: str = "direct-run", **overrides: Any) -> Any:
+        """A SyncEnv for calling the runner directly (no Dagster run): faster unit-level checks."""
+        from contextlib import contextmanager
+
+        from control_plane import db
+        from control_plane.crypto import TokenCipher
+        from yarn_assets.ingest.sync.calls import RetrySettings
+        from yarn_assets.ingest.sync.clients import ClientConfig
+        from yarn_assets.ingest.sync.runner import SyncEnv
+
+        st = self.settings
+        url = st.resolved_control_plane_url
+
+        @contextmanager
+        def session() -> Any:
+            with self.session() as s:
+                yield s
+
+        key = st.encryption_key.get_secret_value() if st.encryption_key else None
+        kwargs: dict[str, Any] = dict(
+            store=self.store, session=session, engine=db.get_engine(url), cipher=lambda: TokenCipher(key),
+            client_config=ClientConfig(slack_base_url=st.slack_base_url, google_api_base_url=st.google_api_base_url,
+                                       google_token_uri=st.google_token_uri, notion_base_url=st.notion_base_url,
+                                       timeout_seconds=5),
+            retry=RetrySettings(max_attempts=4, backoff_seconds=0.01, max_retry_after_seconds=5),
+            rate_overrides=dict(st.platform_rate_limits), run_id=run_id,
+            ingest_date=dt.datetime.now(dt.UTC).date(),
+        )
+        kwargs.update(overrides)
+        return SyncEnv(**kwargs)
 
     def silver(self, platform: str) -> pl.DataFrame:
         from io_managers.predicates import Eq
@@ -153,8 +193,7 @@ def world(api_env: None, slack_api: FakeSlack, google_api: FakeGoogle, notion_ap
         ):
             conn, _ = svc.add(s, cipher, user_id="ana", platform=platform, credentials=creds)
             w.connections[platform] = conn.id
-    with dg.instance_for_test() as instance:
-        w.instance = instance
+    with w.stack:
         yield w
 
 
