@@ -89,12 +89,15 @@ class FakeSlack(LoopbackServer):
             ch.messages[ts] = msg
         return msg
 
-    def fill(self, cid: str, n: int, *, template: bool = False) -> list[str]:
-        """``n`` top-level messages: plain user messages, or corpus messages (mixed subtypes)."""
+    def fill(self, cid: str, n: int, *, template: bool = False, every: float = 1.0) -> list[str]:
+        """``n`` top-level messages ``every`` seconds apart: plain user messages, or corpus messages."""
         users = self.known_users
-        return [self.post(cid, template=True)["ts"] if template
-                else self.post(cid, f"note {i} about the launch plan", user=users[i % len(users)])["ts"]
-                for i in range(n)]
+        out = []
+        for i in range(n):
+            self.advance(every - 1.0)
+            out.append(self.post(cid, template=True)["ts"] if template
+                       else self.post(cid, f"note {i} about the launch plan", user=users[i % len(users)])["ts"])
+        return out
 
     def edit(self, cid: str, ts: str, text: str) -> None:
         ch = self.channels[cid]

@@ -91,13 +91,13 @@ class World:
         return build_resources(self.settings)
 
     def sync(self, platform: str, *, connection_ids: list[str] | None = None, force: bool = False,
-             raise_on_error: bool = True, day: str | None = None,
-             full_resync: bool = False) -> dg.ExecuteInProcessResult:
+             raise_on_error: bool = True, day: str | None = None, full_resync: bool = False,
+             tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:
         from yarn_assets.core.partitions import ingest_key
         from yarn_assets.ingest.assets import silver_platform_content
         from yarn_assets.ingest.sync.asset import bronze_synced_items
 
-        ids = connection_ids if connection_ids is not None else [self.connections[platform]]
+        ids = connection_ids if connection_ids is not None else ([] if tags else [self.connections[platform]])
         day = day or dt.datetime.now(dt.UTC).date().isoformat()
         return dg.materialize(
             [bronze_synced_items, silver_platform_content],
@@ -107,6 +107,7 @@ class World:
             resources=self.resources(),
             instance=self.instance,
             raise_on_error=raise_on_error,
+            tags=tags,
         )
 
     def env(self, run_id: str = "direct-run", **overrides: Any) -> Any:
@@ -173,6 +174,18 @@ class World:
 
 @pytest.fixture
 def world(api_env: None, slack_api: FakeSlack, google_api: FakeGoogle, notion_api: FakeNotion) -> Iterator[World]:
+    yield from _world(slack_api, google_api, notion_api)
+
+
+@pytest.fixture
+def world_pg(api_env: None, slack_api: FakeSlack, google_api: FakeGoogle, notion_api: FakeNotion, pg_url: str,
+             monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    """The same world with the control plane on PostgreSQL."""
+    monkeypatch.setenv("YARNNN_CONTROL_PLANE_URL", pg_url)
+    yield from _world(slack_api, google_api, notion_api)
+
+
+def _world(slack_api: FakeSlack, google_api: FakeGoogle, notion_api: FakeNotion) -> Iterator[World]:
     from control_plane.crypto import TokenCipher
     from control_plane.models import User
     from io_managers.delta_store import DeltaStore

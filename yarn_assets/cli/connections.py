@@ -42,12 +42,15 @@ def _client_config(state: CliState) -> tuple[ClientConfig, RetrySettings]:
     )
 
 
-def _secret(env_name: str | None, prompt: str) -> str:
+def _secret(env_name: str | None, prompt: str, keep_allowed: bool = False) -> str:
     if env_name:
         value = os.environ.get(env_name)
         if not value:
             raise click.ClickException(f"environment variable {env_name} is not set (it should hold the {prompt})")
         return value
+    if keep_allowed:  # Google re-consent may not return a refresh token: empty keeps the stored one
+        return str(click.prompt(f"{prompt} (empty = keep the stored one)", hide_input=True, default="",
+                                show_default=False))
     return str(click.prompt(prompt, hide_input=True))
 
 
@@ -89,7 +92,7 @@ def connections_add(state: CliState, user_id: str, platform: str, token_env: str
         creds = {
             "client_id": client_id or click.prompt("Google OAuth client id"),
             "client_secret": _secret(client_secret_env, "Google OAuth client secret"),
-            "refresh_token": _secret(refresh_token_env, "Google OAuth refresh token"),
+            "refresh_token": _secret(refresh_token_env, "Google OAuth refresh token", keep_allowed=True),
         }
     config, retry = _client_config(state)
     for p in platforms:

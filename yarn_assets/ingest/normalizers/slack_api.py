@@ -33,13 +33,18 @@ def user_name(user: dict[str, Any] | None, fallback: str) -> str:
                or user.get("name") or fallback)
 
 
+def _link(m: re.Match[str]) -> str:
+    url, label = m.group(1), m.group(2)
+    bare = url.removeprefix("mailto:")
+    return f"{label} ({url})" if label and label not in (url, bare) else bare
+
+
 def clean_mrkdwn(text: str, users: dict[str, dict[str, Any]]) -> str:
     text = _USER.sub(lambda m: "@" + (m.group(2) or user_name(users.get(m.group(1)), m.group(1))), text)
     text = _CHANNEL.sub(lambda m: "#" + (m.group(2) or m.group(1)), text)
     text = _SPECIAL.sub(lambda m: "@" + m.group(1), text)
     text = _SUBTEAM.sub(lambda m: m.group(1) or "@group", text)
-    text = _LINK.sub(lambda m: f"{m.group(2)} ({m.group(1)})" if m.group(2) and m.group(2) != m.group(1)
-                     else m.group(1).removeprefix("mailto:"), text)
+    text = _LINK.sub(_link, text)
     return html.unescape(text)
 
 

@@ -249,16 +249,19 @@ class SlackFetcher:
             users.add(str(m.get("user") or ""))
             users.update(_MENTION.findall(str(m.get("text") or "")))
 
-        # deletions: a remembered message missing from a window we read completely
-        covered_from: Decimal | None = None
-        if not first:
-            covered_from = _d(window_start)
-            if not complete:
-                covered_from = min((_d(m.get("ts")) for m in messages), default=Decimal("Infinity"))
-            for ts in sorted(prior_recent):
-                if _d(ts) >= covered_from and ts not in fetched_ts:
-                    objects.append(self._tombstone(resource, ts, "no longer in conversations.history"))
-                    result.bump("tombstones")
+        # deletions: a remembered message missing from a window we read completely. ``oldest`` is
+        # exclusive, so the window is (window_start, now]; a partial read covers [oldest fetched, now]
+        def covered(ts: str) -> bool:
+            if first:
+                return False
+            if complete:
+                return _d(ts) > _d(window_start)
+            return bool(messages) and _d(ts) >= min(_d(m.get("ts")) for m in messages)
+
+        for ts in sorted(prior_recent):
+            if covered(ts) and ts not in fetched_ts:
+                objects.append(self._tombstone(resource, ts, "no longer in conversations.history"))
+                result.bump("tombstones")
 
         # threads: new or grown parents in the window first, then rechecks of older watched ones
         expanded = 0
@@ -301,9 +304,10 @@ class SlackFetcher:
         result.objects = objects
         result.cursor = new_cursor
         keep_from = _d(_ts_minus(new_cursor, lim.lookback)) if new_cursor else Decimal(0)
-        recent = {ts: fp for ts, fp in prior_recent.items() if _d(ts) >= keep_from and ts not in fetched_ts
-                  and (covered_from is None or _d(ts) < covered_from)}
-        recent.update({ts: fp for ts, fp in seen_fp.items() if _d(ts) >= keep_from})
+        # remember what the next sync's window (keep_from, now] will re-read
+        recent = {ts: fp for ts, fp in prior_recent.items() if _d(ts) > keep_from and ts not in fetched_ts
+                  and not covered(ts)}
+        recent.update({ts: fp for ts, fp in seen_fp.items() if _d(ts) > keep_from})
         active = sorted(threads.items(), key=lambda kv: _d(kv[1].get("latest_reply") or kv[0]), reverse=True)
         threads = {ts: t for ts, t in active[: lim.watched_threads_kept]
                    if (ts_datetime(t.get("latest_reply") or ts) or now) >= horizon}
