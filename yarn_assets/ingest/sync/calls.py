@@ -215,7 +215,9 @@ class ApiCaller:
         budget: RateBudget | None = None,
         retry: RetrySettings | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        heartbeat: Callable[[], None] | None = None,
     ) -> None:
+        self.heartbeat = heartbeat  # called before every attempt (the runner renews its lease)
         self.platform = platform
         self.connection_label = connection_label
         self.budget = budget
@@ -234,6 +236,8 @@ class ApiCaller:
         def attempt() -> T:
             nonlocal attempts
             attempts += 1
+            if self.heartbeat is not None:
+                self.heartbeat()
             if self.budget is not None:
                 self.budget.acquire(method)
             self.stats.requests[method] += 1

@@ -75,6 +75,8 @@ class NotionFetcher:
                 kind = obj.get("object")
                 if kind not in ("page", "data_source", "database") or obj.get("archived") or obj.get("in_trash"):
                     continue
+                if (obj.get("parent") or {}).get("type") in ("database_id", "data_source_id"):
+                    continue  # a row: synced through its data source
                 out.append(Resource(id=str(obj["id"]), name=title_of(obj) or str(obj["id"]),
                                     type="page" if kind == "page" else "data_source",
                                     metadata={"last_edited_time": obj.get("last_edited_time"), "url": obj.get("url"),

@@ -168,7 +168,14 @@ def _sync(env: SyncEnv, outcome: ConnectionOutcome, creds: dict[str, Any], tier:
     platform = outcome.platform
     budget = RateBudget(env.engine if env.shared_budget else None, platform, outcome.connection_id,
                         env.rate_overrides)
-    caller = ApiCaller(platform, outcome.label, budget, env.retry)
+    last_beat = [utcnow()]
+
+    def heartbeat() -> None:  # long rate-limited fetches keep the lease alive
+        if utcnow() - last_beat[0] >= dt.timedelta(seconds=60):
+            _renew(env, outcome)
+            last_beat[0] = utcnow()
+
+    caller = ApiCaller(platform, outcome.label, budget, env.retry, heartbeat=heartbeat)
     try:
         api = open_api(platform, caller, creds, env.client_config, outcome.label)
         fetcher = make_fetcher(platform, api, env.limits.get(platform))
