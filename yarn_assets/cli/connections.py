@@ -119,6 +119,7 @@ def connections_add(state: CliState, user_id: str, platform: str, token_env: str
 @click.option("--resources", "show_resources", is_flag=True, help="Per-source cursors and errors.")
 @pass_state
 def connections_list(state: CliState, user_id: str | None, show_resources: bool) -> None:
+    """Connections with their status, selection (*: operator override), last sync and error."""
     with state.session() as session:
         q = select(PlatformConnection).order_by(PlatformConnection.user_id, PlatformConnection.platform)
         if user_id:
