@@ -113,6 +113,20 @@ class PlatformConnection(Timestamps, Base):
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # Sync lease: one run syncs a connection at a time; the owner renews it while working.
+    sync_lease_owner: Mapped[str | None] = mapped_column(String(200))
+    sync_lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class ApiRateBudget(Base):
+    """Request budget per (connection, API method), shared by every run (GCRA: one "theoretical
+    arrival time" per key, reserved atomically by a single UPDATE)."""
+
+    __tablename__ = "api_rate_budgets"
+
+    key: Mapped[str] = mapped_column(String(300), primary_key=True)
+    tat: Mapped[float] = mapped_column(Float, default=0.0)  # epoch seconds
+    updated_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow, onupdate=utcnow)
 
 
 class SyncRegistry(Timestamps, Base):

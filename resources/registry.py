@@ -15,6 +15,7 @@ from io_managers.delta_io_manager import DeltaPolarsIOManager
 from resources.control_plane import ControlPlane
 from resources.credentials import CredentialVault
 from resources.llm import LLM
+from resources.platform_clients import PlatformClients
 from resources.runtime import Runtime
 from resources.search import WebSearch
 from resources.settings import YarnSettings
@@ -53,6 +54,16 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
             manual_cooldown_seconds=settings.signals_manual_cooldown_seconds,
         ),
         "credentials": CredentialVault(encryption_key=_secret(settings.encryption_key, "YARNNN_ENCRYPTION_KEY")),
+        "platform_clients": PlatformClients(
+            slack_base_url=settings.slack_base_url,
+            google_api_base_url=settings.google_api_base_url,
+            google_token_uri=settings.google_token_uri,
+            notion_base_url=settings.notion_base_url,
+            timeout_seconds=settings.platform_timeout_seconds,
+            max_attempts=settings.platform_max_attempts,
+            backoff_seconds=settings.platform_backoff_seconds,
+            rate_limits=dict(settings.platform_rate_limits),
+        ),
         "runtime": Runtime(
             home=str(home),
             inbox_dir=str(settings.resolved_inbox_dir),

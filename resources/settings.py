@@ -90,6 +90,13 @@ class YarnSettings(BaseSettings):
     google_api_base_url: str | None = None
     google_token_uri: str = "https://oauth2.googleapis.com/token"
     notion_base_url: str = "https://api.notion.com"
+    platform_timeout_seconds: float = Field(default=30.0, description="Timeout of one platform API request.")
+    platform_max_attempts: int = Field(default=4, description="Attempts per platform API call (429/5xx/network).")
+    platform_backoff_seconds: float = Field(default=1.0, description="First 5xx/network back-off; doubles per attempt.")
+    platform_rate_limits: dict[str, float] = Field(
+        default_factory=dict,
+        description='Requests per minute overriding the built-in budgets, JSON: {"slack": 50, "notion:*": 180}.',
+    )
     search_base_url: str | None = None
     search_provider: Literal["anthropic", "exa", "offline"] = Field(
         default="anthropic", description="Web search for research deliverables (offline when the LLM is offline)."
@@ -122,6 +129,16 @@ class YarnSettings(BaseSettings):
             value = parsed
         if isinstance(value, dict):
             return {str(k): str(v) for k, v in value.items()}
+        return value
+
+    @field_validator("platform_rate_limits", mode="before")
+    @classmethod
+    def _parse_rates(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = json.loads(value) if value.strip() else {}
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"must be a JSON object: {exc.msg}") from exc
         return value
 
     @field_validator("encryption_key")

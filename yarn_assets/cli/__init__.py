@@ -1,4 +1,4 @@
-"""``yarnnn``: the operator CLI (users, imports, connections, deliverables, status, demo).
+"""``yarnnn``: the operator CLI (users, imports, connections, signals, deliverables, memory, ops).
 
 Dagster's own CLI runs and backfills the assets; this one manages the control plane and
 launches what Dagster cannot express (true asset backfills over GraphQL).
@@ -6,9 +6,19 @@ launches what Dagster cannot express (true asset backfills over GraphQL).
 
 from __future__ import annotations
 
+from importlib import import_module
+
 import click
 
-from yarn_assets.cli import common, core
+from yarn_assets.cli import common
+
+#: (module, attribute) of every command or list of commands; each domain owns its module.
+COMMANDS = (
+    ("yarn_assets.cli.core", "GROUPS"),
+    ("yarn_assets.cli.connections", "connections_group"),
+    ("yarn_assets.cli.signals", "signals_group"),
+    ("yarn_assets.cli.deliverables", "deliverables_group"),
+)
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -18,5 +28,7 @@ def main(ctx: click.Context) -> None:
     ctx.obj = common.CliState()
 
 
-for group in core.GROUPS:
-    main.add_command(group)
+for _module, _attr in COMMANDS:
+    _found = getattr(import_module(_module), _attr)
+    for _command in _found if isinstance(_found, list) else [_found]:
+        main.add_command(_command)

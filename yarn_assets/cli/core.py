@@ -12,7 +12,6 @@ from sqlalchemy import select
 from control_plane import db
 from control_plane.models import ImportJob, User
 from yarn_assets.cli.common import CliState, pass_state, table
-from yarn_assets.cli.signals import signals_group
 from yarn_assets.core.catalog import all_tables
 from yarn_assets.ingest import import_jobs
 
@@ -171,10 +170,4 @@ def tables_cmd(state: CliState) -> None:
     click.echo(table(rows, ["table", "rows", "version", "location"]))
 
 
-def _deliverables_group() -> click.Command:
-    from yarn_assets.cli.deliverables import deliverables_group
-
-    return deliverables_group
-
-
-GROUPS: list[click.Command] = [db_group, users_group, import_group, tables_cmd, signals_group, _deliverables_group()]
+GROUPS: list[click.Command] = [db_group, users_group, import_group, tables_cmd]

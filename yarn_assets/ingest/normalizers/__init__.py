@@ -85,11 +85,11 @@ class BatchContext:
 
 
 def _registries() -> tuple[dict[str, Normalizer], dict[str, FrameNormalizer]]:
-    from yarn_assets.ingest.normalizers import calendar, email, notion, slack
+    from yarn_assets.ingest.normalizers import calendar, email, gcal_api, notion, notion_api, slack, slack_api
 
     per_object: dict[str, Normalizer] = {}
     per_frame: dict[str, FrameNormalizer] = {}
-    for module in (calendar, email, notion, slack):
+    for module in (calendar, email, notion, slack, slack_api, notion_api, gcal_api):
         per_object.update(getattr(module, "NORMALIZERS", {}))
         per_frame.update(getattr(module, "FRAME_NORMALIZERS", {}))
     return per_object, per_frame
