@@ -14,6 +14,7 @@ import dagster as dg
 from io_managers.delta_io_manager import DeltaPolarsIOManager
 from resources.control_plane import ControlPlane
 from resources.credentials import CredentialVault
+from resources.llm import LLM
 from resources.runtime import Runtime
 from resources.settings import YarnSettings
 from resources.warehouse import Warehouse
@@ -36,10 +37,12 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
     control_plane_url: Any = settings.resolved_control_plane_url
     if settings.control_plane_url and os.environ.get("YARNNN_CONTROL_PLANE_URL"):
         control_plane_url = dg.EnvVar("YARNNN_CONTROL_PLANE_URL")
+    control_plane = ControlPlane(url=control_plane_url, auto_migrate=settings.control_plane_auto_migrate)
     return {
         "warehouse": Warehouse(root=root, storage_options=options),
         "io_manager": DeltaPolarsIOManager(root=root, storage_options=options),
-        "control_plane": ControlPlane(url=control_plane_url, auto_migrate=settings.control_plane_auto_migrate),
+        "control_plane": control_plane,
+        "llm": build_llm(settings, control_plane),
         "credentials": CredentialVault(encryption_key=_secret(settings.encryption_key, "YARNNN_ENCRYPTION_KEY")),
         "runtime": Runtime(
             home=str(home),
@@ -48,3 +51,22 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
             outbox_dir=str(home / "outbox"),
         ),
     }
+
+
+def build_llm(settings: YarnSettings, control_plane: ControlPlane) -> LLM:
+    """The LLM resource; offline (labelled ``offline-rules``) unless a key is set and the mode allows it."""
+    offline = settings.llm_offline
+    return LLM(
+        control_plane=control_plane,
+        api_key=None if offline else _secret(settings.anthropic_api_key, "ANTHROPIC_API_KEY"),
+        offline=offline,
+        base_url=settings.anthropic_base_url,
+        timeout_seconds=settings.llm_timeout_seconds,
+        max_retries=settings.llm_max_retries,
+        model_signals=settings.llm_model_signals,
+        model_generation=settings.llm_model_generation,
+        model_memory=settings.llm_model_memory,
+        model_analysis=settings.llm_model_analysis,
+        daily_token_budgets=dict(settings.llm_daily_token_budgets),
+        price_overrides={k: dict(v) for k, v in settings.llm_price_overrides.items()},
+    )

@@ -63,6 +63,27 @@ class YarnSettings(BaseSettings):
     llm_model_memory: str = "claude-sonnet-4-20250514"
     llm_model_analysis: str = "claude-sonnet-4-20250514"
     llm_timeout_seconds: float = 60.0
+    llm_max_retries: int = Field(
+        default=4, ge=0, description="SDK retries on 408/409/429/5xx/529 and timeouts (honouring retry-after)."
+    )
+    llm_daily_token_budgets: dict[str, int | None] = Field(
+        default_factory=lambda: {"free": 50_000, "starter": 250_000, "pro": None},
+        description="Per-user daily LLM token budget by tier as JSON; null = unlimited; unknown tiers count as free.",
+    )
+    llm_price_overrides: dict[str, dict[str, float]] = Field(
+        default_factory=dict,
+        description='USD per million tokens by model prefix, e.g. {"claude-x": {"input": 1, "output": 5}}.',
+    )
+
+    # --- signals -------------------------------------------------------------------------------
+    signals_excluded_tiers: list[str] = Field(
+        default_factory=lambda: ["free"], description="Tiers without hourly signal processing (free, as the original)."
+    )
+    signals_wake_gate: bool = Field(
+        default=True, description="Skip a user's pass when nothing changed since their last evaluated pass."
+    )
+    signals_followup_days: int = Field(default=3, ge=1, description="An unanswered thread older than this is a signal.")
+    signals_manual_cooldown_seconds: int = Field(default=300, ge=0, description="Cooldown of a manual trigger.")
 
     # --- platform APIs (base URLs so tests can serve them on loopback) -------------------------
     slack_base_url: str = "https://slack.com/api/"

@@ -1,0 +1,589 @@
+"""The LLM as a Dagster resource: one Anthropic client shared by signals, deliverables and memory.
+
+Interface (stable; every LLM use goes through it)::
+
+    result = llm.structured(
+        task="signals",                 # picks the model: llm_model_signals|generation|memory|analysis
+        user_id="u1",                   # budget + usage attribution (None for system-level calls)
+        system=STABLE_SYSTEM_PROMPT,    # cached (cache_control) - keep per-user text out of it
+        prompt=user_prompt,             # the per-call content
+        output=MyPydanticModel,         # the answer is validated against this model
+        offline=lambda: MyPydanticModel(...),   # the deterministic answer used in offline mode
+        scope=LLMScope.from_context(context),   # run id, asset key, partition key for llm_usage
+        max_tokens=1000,
+    )
+    result.value      # a validated MyPydanticModel
+    result.usage      # LLMUsage: calls, tokens (input/output/cache), cost_usd -> result.usage.as_metadata()
+    result.model, result.offline       # "offline-rules", True in offline mode
+
+    llm.text(task="generation", user_id=..., system=..., prompt=..., offline=lambda: "...", scope=...)
+
+Behaviour:
+
+* **Online** (an API key is set and offline mode is off): the official ``anthropic`` client with the
+  configured base URL, timeout and ``max_retries`` (the SDK retries 408/409/429/5xx/529 and
+  connection errors with exponential backoff and honours ``retry-after``/``retry-after-ms``).
+  Structured answers are requested as a forced tool call whose ``input_schema`` is the pydantic
+  model's JSON schema; a JSON text answer (code fences stripped) is accepted too. A malformed
+  answer is sent back to the model once with the validation error; a second failure raises
+  :class:`LLMOutputError`, which callers record as a failure of that user's pass. An API failure
+  after the retries raises :class:`LLMCallError`. The offline function is **never** a fallback here.
+* **Offline** (no key, or ``YARNNN_LLM_MODE=offline``): the caller's ``offline`` function produces
+  the answer; it is validated the same way and labelled ``model="offline-rules"``, ``offline=True``.
+* **Usage**: every API response (including a malformed first attempt) and every offline answer is
+  a row in the control-plane ``llm_usage`` table (user, task, model, tokens, cost, run id, asset
+  key, partition key); offline rows cost nothing.
+* **Budget**: before an online call, the user's tokens today (UTC) plus the estimated input of this
+  call must stay within the tier's daily budget (``YARNNN_LLM_DAILY_TOKEN_BUDGETS``; unknown tiers
+  count as free), else :class:`LLMBudgetExceeded`. Concurrent runs may overshoot by one call.
+* **Caching**: ``system`` is sent as one text block with ``cache_control: ephemeral`` (tools and
+  system form the cached prefix); ``system_suffix`` is appended uncached for per-call instructions.
+* **Batches** (for later use): :meth:`LLM.build_request` returns the exact ``messages.create``
+  parameters of a call (usable as a Message Batches ``params`` entry), :meth:`LLM.parse_structured`
+  validates a returned message, and :meth:`LLM.record_usage` records it (``batch=True`` halves the cost).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import re
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+import anthropic
+import dagster as dg
+from pydantic import BaseModel, Field, PrivateAttr, ValidationError
+from sqlalchemy import func, select
+
+from control_plane.models import LlmUsage, User
+from resources.control_plane import ControlPlane
+from resources.llm_pricing import OFFLINE_MODEL, cost_usd
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T", bound=BaseModel)
+
+TASKS = ("signals", "generation", "memory", "analysis")
+
+#: Tiers the budget table knows; anything else is budgeted as free (as the original).
+FALLBACK_TIER = "free"
+
+_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
+
+
+# ------------------------------------------------------------------------------------------ errors
+class LLMError(RuntimeError):
+    """Base class of everything the LLM resource raises."""
+
+
+class LLMConfigError(LLMError):
+    """The resource cannot make calls as configured (e.g. online mode without an API key)."""
+
+
+class LLMCallError(LLMError):
+    """The API failed after the SDK's retries (status, timeout or connection)."""
+
+    def __init__(self, message: str, *, status_code: int | None = None, transient: bool = False) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.transient = transient
+
+
+class LLMOutputError(LLMError):
+    """The model's answer failed validation twice (the first failure is sent back once)."""
+
+    def __init__(self, message: str, *, task: str, user_id: str | None, model: str, attempts: int,
+                 usage: LLMUsage) -> None:
+        super().__init__(message)
+        self.task = task
+        self.user_id = user_id
+        self.model = model
+        self.attempts = attempts
+        self.usage = usage
+
+
+class LLMBudgetExceeded(LLMError):
+    """The user's daily token budget would be exceeded; no call was made."""
+
+    def __init__(self, user_id: str, tier: str, used: int, budget: int, estimate: int) -> None:
+        super().__init__(
+            f"daily LLM token budget of user {user_id} ({tier}: {budget:,} tokens) exhausted: "
+            f"{used:,} used today, this call needs about {estimate:,}"
+        )
+        self.user_id, self.tier, self.used, self.budget, self.estimate = user_id, tier, used, budget, estimate
+
+
+# ------------------------------------------------------------------------------------------ values
+@dataclass(frozen=True)
+class LLMScope:
+    """Where a call happens, for attribution in ``llm_usage``."""
+
+    run_id: str | None = None
+    asset_key: str | None = None
+    partition_key: str | None = None
+
+    @classmethod
+    def from_context(cls, context: Any, asset_key: str | None = None) -> LLMScope:
+        """From an asset/op execution context (multi-assets: pass ``asset_key`` or get the keys joined)."""
+        run_id = getattr(getattr(context, "run", None), "run_id", None)
+        partition_key = str(context.partition_key) if getattr(context, "has_partition_key", False) else None
+        if asset_key is None:
+            keys = sorted(k.to_user_string() for k in getattr(context, "selected_asset_keys", []) or [])
+            asset_key = ",".join(keys) or None
+        return cls(run_id=run_id, asset_key=asset_key, partition_key=partition_key)
+
+
+@dataclass
+class LLMUsage:
+    """Tokens and cost of one or more calls; add them up per pass or per asset."""
+
+    calls: int = 0
+    offline_calls: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cache_read_tokens: int = 0
+    cache_write_tokens: int = 0
+    cost_usd: float = 0.0
+    models: tuple[str, ...] = ()
+
+    @property
+    def total_tokens(self) -> int:
+        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
+
+    def __add__(self, other: LLMUsage) -> LLMUsage:
+        return LLMUsage(
+            calls=self.calls + other.calls,
+            offline_calls=self.offline_calls + other.offline_calls,
+            input_tokens=self.input_tokens + other.input_tokens,
+            output_tokens=self.output_tokens + other.output_tokens,
+            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
+            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
+            cost_usd=round(self.cost_usd + other.cost_usd, 8),
+            models=tuple(dict.fromkeys((*self.models, *other.models))),
+        )
+
+    def as_metadata(self, prefix: str = "llm_") -> dict[str, Any]:
+        """Dagster metadata entries (plain values, so they chart in the UI)."""
+        return {
+            f"{prefix}calls": self.calls,
+            f"{prefix}offline_calls": self.offline_calls,
+            f"{prefix}input_tokens": self.input_tokens,
+            f"{prefix}output_tokens": self.output_tokens,
+            f"{prefix}cache_read_tokens": self.cache_read_tokens,
+            f"{prefix}cache_write_tokens": self.cache_write_tokens,
+            f"{prefix}cost_usd": dg.MetadataValue.float(round(self.cost_usd, 6)),
+            f"{prefix}models": ", ".join(self.models) or "-",
+        }
+
+
+@dataclass(frozen=True)
+class StructuredResult(Generic[T]):
+    value: T
+    usage: LLMUsage
+    model: str
+    offline: bool
+    attempts: int = 1
+    raw_text: str = ""
+
+
+@dataclass(frozen=True)
+class TextResult:
+    text: str
+    usage: LLMUsage
+    model: str
+    offline: bool
+    attempts: int = 1
+
+
+@dataclass
+class _Attempt:
+    message: Any
+    usage: LLMUsage
+    problems: list[str] = field(default_factory=list)
+
+
+class _Malformed(ValueError):
+    pass
+
+
+# ------------------------------------------------------------------------------------------ resource
+class LLM(dg.ConfigurableResource):
+    """Anthropic Messages API (or the labelled offline mode) with usage, cost and budgets recorded."""
+
+    control_plane: ControlPlane
+    api_key: str | None = Field(default=None, description="Anthropic API key (an EnvVar; never logged).")
+    offline: bool = Field(default=True, description="Offline mode: answers come from the callers' rules.")
+    base_url: str | None = Field(default=None, description="Messages API base URL (None = Anthropic's).")
+    timeout_seconds: float = Field(default=60.0, description="Per-request timeout.")
+    max_retries: int = Field(default=4, description="SDK retries on 429/529/5xx/timeouts (retry-after honoured).")
+    model_signals: str = "claude-haiku-4-5-20251001"
+    model_generation: str = "claude-sonnet-4-20250514"
+    model_memory: str = "claude-sonnet-4-20250514"
+    model_analysis: str = "claude-sonnet-4-20250514"
+    daily_token_budgets: dict[str, int | None] = Field(
+        default_factory=lambda: {"free": 50_000, "starter": 250_000, "pro": None},
+        description="Daily tokens per user by tier; null = unlimited.",
+    )
+    price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+
+    _client: Any = PrivateAttr(default=None)
+
+    # -------------------------------------------------------------- configuration
+    @property
+    def is_offline(self) -> bool:
+        return self.offline
+
+    def model_for(self, task: str) -> str:
+        if task not in TASKS:
+            raise ValueError(f"unknown LLM task {task!r}; expected one of {', '.join(TASKS)}")
+        return OFFLINE_MODEL if self.offline else getattr(self, f"model_{task}")
+
+    def client(self) -> anthropic.Anthropic:
+        if self.offline:
+            raise LLMConfigError("the LLM resource is in offline mode; there is no API client")
+        if self._client is None:
+            if not self.api_key:
+                raise LLMConfigError(
+                    "ANTHROPIC_API_KEY is not set but the LLM is in online mode; set the key or YARNNN_LLM_MODE=offline"
+                )
+            self._client = anthropic.Anthropic(
+                api_key=self.api_key,
+                base_url=self.base_url or None,
+                timeout=self.timeout_seconds,
+                max_retries=self.max_retries,
+            )
+        return self._client
+
+    # -------------------------------------------------------------- budget
+    def budget_for(self, user_id: str) -> tuple[str, int | None]:
+        with self.control_plane.session() as session:
+            user = session.get(User, user_id)
+            tier = user.tier if user is not None else FALLBACK_TIER
+        if tier not in self.daily_token_budgets:
+            tier = FALLBACK_TIER
+        return tier, self.daily_token_budgets.get(tier)
+
+    def tokens_used_today(self, user_id: str, day: dt.date | None = None) -> int:
+        day = day or dt.datetime.now(dt.UTC).date()
+        total = (
+            LlmUsage.input_tokens + LlmUsage.output_tokens + LlmUsage.cache_read_tokens + LlmUsage.cache_write_tokens
+        )
+        with self.control_plane.session() as session:
+            used = session.scalar(
+                select(func.coalesce(func.sum(total), 0)).where(
+                    LlmUsage.user_id == user_id, LlmUsage.usage_date == day.isoformat(), LlmUsage.offline.is_(False)
+                )
+            )
+        return int(used or 0)
+
+    def check_budget(self, user_id: str | None, estimated_tokens: int) -> None:
+        """Raise :class:`LLMBudgetExceeded` when this call would take the user past today's budget."""
+        if user_id is None:
+            return
+        tier, budget = self.budget_for(user_id)
+        if budget is None:
+            return
+        used = self.tokens_used_today(user_id)
+        if used + estimated_tokens > budget:
+            raise LLMBudgetExceeded(user_id, tier, used, budget, estimated_tokens)
+
+    # -------------------------------------------------------------- usage
+    def record_usage(
+        self,
+        *,
+        task: str,
+        user_id: str | None,
+        model: str,
+        scope: LLMScope | None,
+        input_tokens: int = 0,
+        output_tokens: int = 0,
+        cache_read_tokens: int = 0,
+        cache_write_tokens: int = 0,
+        offline: bool = False,
+        batch: bool = False,
+    ) -> LLMUsage:
+        """One ``llm_usage`` row; returns the same numbers as an :class:`LLMUsage`."""
+        cost = 0.0 if offline else cost_usd(
+            model, input_tokens=input_tokens, output_tokens=output_tokens, cache_write_tokens=cache_write_tokens,
+            cache_read_tokens=cache_read_tokens, batch=batch, overrides=self.price_overrides,
+        )
+        scope = scope or LLMScope()
+        now = dt.datetime.now(dt.UTC)
+        with self.control_plane.session() as session:
+            session.add(
+                LlmUsage(
+                    user_id=user_id, task=task, model=model, offline=offline, input_tokens=input_tokens,
+                    output_tokens=output_tokens, cache_read_tokens=cache_read_tokens,
+                    cache_write_tokens=cache_write_tokens, cost_usd=cost, run_id=scope.run_id,
+                    asset_key=scope.asset_key, partition_key=scope.partition_key, usage_date=now.date().isoformat(),
+                    created_at=now,
+                )
+            )
+        return LLMUsage(
+            calls=1, offline_calls=1 if offline else 0, input_tokens=input_tokens, output_tokens=output_tokens,
+            cache_read_tokens=cache_read_tokens, cache_write_tokens=cache_write_tokens, cost_usd=cost,
+            models=(model,),
+        )
+
+    def _record_message(self, task: str, user_id: str | None, model: str, scope: LLMScope | None,
+                        message: Any, batch: bool = False) -> LLMUsage:
+        u = message.usage
+        return self.record_usage(
+            task=task, user_id=user_id, model=model, scope=scope, input_tokens=int(u.input_tokens or 0),
+            output_tokens=int(u.output_tokens or 0), cache_read_tokens=int(u.cache_read_input_tokens or 0),
+            cache_write_tokens=int(u.cache_creation_input_tokens or 0), batch=batch,
+        )
+
+    # -------------------------------------------------------------- requests
+    @staticmethod
+    def tool_name_for(output: type[BaseModel]) -> str:
+        name = re.sub(r"(?<!^)(?=[A-Z])", "_", output.__name__).lower()
+        return f"record_{name}"[:64]
+
+    def build_request(
+        self,
+        *,
+        task: str,
+        system: str,
+        prompt: str,
+        max_tokens: int,
+        output: type[BaseModel] | None = None,
+        system_suffix: str | None = None,
+        tool_name: str | None = None,
+        tool_description: str | None = None,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+    ) -> dict[str, Any]:
+        """The ``messages.create`` parameters of one call (also a Message Batches ``params`` entry)."""
+        system_blocks: list[dict[str, Any]] = [
+            {"type": "text", "text": system, "cache_control": {"type": "ephemeral"}}
+        ]
+        if system_suffix:
+            system_blocks.append({"type": "text", "text": system_suffix})
+        params: dict[str, Any] = {
+            "model": getattr(self, f"model_{task}") if task in TASKS else self.model_for(task),
+            "max_tokens": max_tokens,
+            "system": system_blocks,
+            "messages": list(messages) if messages else [{"role": "user", "content": prompt}],
+        }
+        if output is not None:
+            name = tool_name or self.tool_name_for(output)
+            params["tools"] = [
+                {
+                    "name": name,
+                    "description": tool_description
+                    or (output.__doc__ or f"Record the answer as {output.__name__}.").strip(),
+                    "input_schema": output.model_json_schema(),
+                }
+            ]
+            params["tool_choice"] = {"type": "tool", "name": name}
+        return params
+
+    def _create(self, task: str, params: dict[str, Any]) -> Any:
+        try:
+            return self.client().messages.create(**params)
+        except anthropic.APIStatusError as exc:
+            code = exc.status_code
+            transient = code in (408, 409, 429) or code >= 500
+            raise LLMCallError(
+                f"{task}: Anthropic API returned HTTP {code} after {self.max_retries} retries: {_api_message(exc)}",
+                status_code=code, transient=transient,
+            ) from exc
+        except anthropic.APITimeoutError as exc:
+            raise LLMCallError(
+                f"{task}: Anthropic API timed out after {self.timeout_seconds}s ({self.max_retries} retries)",
+                transient=True,
+            ) from exc
+        except anthropic.APIConnectionError as exc:
+            raise LLMCallError(f"{task}: cannot reach the Anthropic API: {exc}", transient=True) from exc
+
+    # -------------------------------------------------------------- parsing
+    @staticmethod
+    def parse_structured(message: Any, output: type[T], tool_name: str | None = None) -> T:
+        """Validate a returned message: the forced tool call's input, else JSON in the text."""
+        name = tool_name or LLM.tool_name_for(output)
+        blocks = list(getattr(message, "content", []) or [])
+        tool_inputs = [b.input for b in blocks if getattr(b, "type", None) == "tool_use" and b.name == name]
+        if tool_inputs:
+            try:
+                return output.model_validate(tool_inputs[0])
+            except ValidationError as exc:
+                raise _Malformed(f"tool input does not match {output.__name__}: {_short(exc)}") from None
+        text = "".join(getattr(b, "text", "") for b in blocks if getattr(b, "type", None) == "text").strip()
+        if not text:
+            raise _Malformed(f"no {name} tool call and no text in the answer (stop_reason={message.stop_reason})")
+        try:
+            data = json.loads(_strip_fences(text))
+        except json.JSONDecodeError as exc:
+            raise _Malformed(f"answer is not JSON ({exc.msg} at char {exc.pos})") from None
+        try:
+            return output.model_validate(data)
+        except ValidationError as exc:
+            raise _Malformed(f"JSON does not match {output.__name__}: {_short(exc)}") from None
+
+    # -------------------------------------------------------------- calls
+    def structured(
+        self,
+        *,
+        task: str,
+        user_id: str | None,
+        system: str,
+        prompt: str,
+        output: type[T],
+        offline: Callable[[], T | Mapping[str, Any]],
+        scope: LLMScope | None = None,
+        max_tokens: int = 1024,
+        system_suffix: str | None = None,
+        tool_name: str | None = None,
+        tool_description: str | None = None,
+    ) -> StructuredResult[T]:
+        """A validated ``output`` instance (see the module docstring)."""
+        model = self.model_for(task)
+        if self.offline:
+            produced = offline()
+            try:
+                value = produced if isinstance(produced, output) else output.model_validate(produced)
+            except ValidationError as exc:
+                raise LLMOutputError(
+                    f"{task}: the offline rules produced an invalid {output.__name__}: {_short(exc)}",
+                    task=task, user_id=user_id, model=OFFLINE_MODEL, attempts=1, usage=LLMUsage(),
+                ) from None
+            usage = self.record_usage(task=task, user_id=user_id, model=OFFLINE_MODEL, scope=scope, offline=True)
+            return StructuredResult(value=value, usage=usage, model=OFFLINE_MODEL, offline=True)
+
+        name = tool_name or self.tool_name_for(output)
+        params = self.build_request(
+            task=task, system=system, prompt=prompt, max_tokens=max_tokens, output=output,
+            system_suffix=system_suffix, tool_name=name, tool_description=tool_description,
+        )
+        schema_chars = len(json.dumps(params["tools"][0]["input_schema"]))
+        self.check_budget(user_id, _estimate_tokens(system, system_suffix, prompt) + schema_chars // 4)
+        usage = LLMUsage()
+        problem = ""
+        for attempt in (1, 2):
+            started = time.monotonic()
+            message = self._create(task, params)
+            usage = usage + self._record_message(task, user_id, model, scope, message)
+            log.info("llm %s user=%s model=%s attempt=%d tokens in=%d out=%d cache r/w=%d/%d in %.2fs",
+                     task, user_id, model, attempt, message.usage.input_tokens, message.usage.output_tokens,
+                     message.usage.cache_read_input_tokens or 0, message.usage.cache_creation_input_tokens or 0,
+                     time.monotonic() - started)
+            try:
+                value = self.parse_structured(message, output, name)
+            except _Malformed as exc:
+                problem = str(exc)
+                if attempt == 2:
+                    break
+                log.warning("llm %s user=%s: malformed answer (%s); asking once more", task, user_id, problem)
+                params = self._correction(params, message, problem, name)
+                continue
+            return StructuredResult(value=value, usage=usage, model=model, offline=False, attempts=attempt,
+                                    raw_text=_text_of(message))
+        raise LLMOutputError(
+            f"{task}: the model's answer was malformed twice (last: {problem})",
+            task=task, user_id=user_id, model=model, attempts=2, usage=usage,
+        )
+
+    def text(
+        self,
+        *,
+        task: str,
+        user_id: str | None,
+        system: str,
+        prompt: str,
+        offline: Callable[[], str],
+        scope: LLMScope | None = None,
+        max_tokens: int = 1024,
+        system_suffix: str | None = None,
+    ) -> TextResult:
+        """Free text (e.g. a deliverable draft); an empty answer is retried once, then LLMOutputError."""
+        model = self.model_for(task)
+        if self.offline:
+            produced = offline()
+            if not isinstance(produced, str) or not produced.strip():
+                raise LLMOutputError(f"{task}: the offline rules produced no text", task=task, user_id=user_id,
+                                     model=OFFLINE_MODEL, attempts=1, usage=LLMUsage())
+            usage = self.record_usage(task=task, user_id=user_id, model=OFFLINE_MODEL, scope=scope, offline=True)
+            return TextResult(text=produced, usage=usage, model=OFFLINE_MODEL, offline=True)
+        params = self.build_request(task=task, system=system, prompt=prompt, max_tokens=max_tokens,
+                                    system_suffix=system_suffix)
+        self.check_budget(user_id, _estimate_tokens(system, system_suffix, prompt))
+        usage = LLMUsage()
+        for attempt in (1, 2):
+            message = self._create(task, params)
+            usage = usage + self._record_message(task, user_id, model, scope, message)
+            text = _text_of(message).strip()
+            if text:
+                return TextResult(text=text, usage=usage, model=model, offline=False, attempts=attempt)
+        raise LLMOutputError(f"{task}: the model returned no text twice", task=task, user_id=user_id, model=model,
+                             attempts=2, usage=usage)
+
+    @staticmethod
+    def _correction(params: dict[str, Any], message: Any, problem: str, tool_name: str) -> dict[str, Any]:
+        """The conversation so far plus the validation error, so the model can fix its answer."""
+        assistant: list[dict[str, Any]] = []
+        tool_ids: list[str] = []
+        for block in message.content or []:
+            kind = getattr(block, "type", None)
+            if kind == "text" and block.text:
+                assistant.append({"type": "text", "text": block.text})
+            elif kind == "tool_use":
+                assistant.append({"type": "tool_use", "id": block.id, "name": block.name, "input": block.input})
+                tool_ids.append(block.id)
+        note = (f"Your answer was invalid: {problem}. "
+                f"Call the {tool_name} tool again with input that matches its schema.")
+        if tool_ids:
+            reply: list[dict[str, Any]] = [
+                {"type": "tool_result", "tool_use_id": tid, "is_error": True, "content": note} for tid in tool_ids
+            ]
+        else:
+            reply = [{"type": "text", "text": note}]
+        fixed = dict(params)
+        messages = list(params["messages"])
+        if assistant:
+            messages.append({"role": "assistant", "content": assistant})
+            messages.append({"role": "user", "content": reply})
+        else:  # nothing usable came back: ask again from the same prompt
+            messages = list(params["messages"])
+        fixed["messages"] = messages
+        if getattr(message, "stop_reason", None) == "max_tokens":  # truncated: give the retry more room
+            fixed["max_tokens"] = min(int(params["max_tokens"]) * 2, 16_000)
+        return fixed
+
+
+# ------------------------------------------------------------------------------------------ helpers
+def _estimate_tokens(*texts: str | None) -> int:
+    """About four characters per token; used only for the pre-call budget check."""
+    return sum(len(t) for t in texts if t) // 4 + 1
+
+
+def _strip_fences(text: str) -> str:
+    match = _FENCE.match(text)
+    if match:
+        return match.group(1).strip()
+    start, end = text.find("{"), text.rfind("}")
+    if start != -1 and end > start and (start > 0 or end < len(text) - 1):
+        return text[start : end + 1]
+    return text
+
+
+def _text_of(message: Any) -> str:
+    return "".join(getattr(b, "text", "") for b in (message.content or []) if getattr(b, "type", None) == "text")
+
+
+def _short(exc: ValidationError, limit: int = 3) -> str:
+    parts = []
+    for err in exc.errors()[:limit]:
+        loc = ".".join(str(x) for x in err.get("loc", ())) or "(root)"
+        parts.append(f"{loc}: {err.get('msg')}")
+    more = len(exc.errors()) - limit
+    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
+
+
+def _api_message(exc: anthropic.APIStatusError) -> str:
+    body = exc.body if isinstance(exc.body, dict) else {}
+    err = body.get("error") if isinstance(body.get("error"), dict) else {}
+    return str(err.get("message") or exc.message)[:300]
