@@ -6,7 +6,8 @@ from collections.abc import Callable
 
 from demo.context import DemoContext
 from demo.ingest_stage import ingest_stage
+from demo.memory_stage import memory_stage
 
 Stage = Callable[[DemoContext], None]
 
-STAGES: list[Stage] = [ingest_stage]
+STAGES: list[Stage] = [ingest_stage, memory_stage]

@@ -15,9 +15,11 @@ from io_managers.delta_io_manager import DeltaPolarsIOManager
 from resources.control_plane import ControlPlane
 from resources.credentials import CredentialVault
 from resources.llm import LLM
+from resources.llm_batches import LLMBatches
 from resources.runtime import Runtime
 from resources.settings import YarnSettings
 from resources.warehouse import Warehouse
+from yarn_assets.memory.mailer import MemoryMailer
 
 
 def _secret(settings_value: object, variable: str) -> Any:
@@ -38,11 +40,27 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
     if settings.control_plane_url and os.environ.get("YARNNN_CONTROL_PLANE_URL"):
         control_plane_url = dg.EnvVar("YARNNN_CONTROL_PLANE_URL")
     control_plane = ControlPlane(url=control_plane_url, auto_migrate=settings.control_plane_auto_migrate)
+    llm = build_llm(settings, control_plane)
     return {
         "warehouse": Warehouse(root=root, storage_options=options),
         "io_manager": DeltaPolarsIOManager(root=root, storage_options=options),
         "control_plane": control_plane,
-        "llm": build_llm(settings, control_plane),
+        "llm": llm,
+        "llm_batches": LLMBatches(
+            llm=llm,
+            threshold=settings.memory_batch_threshold,
+            poll_seconds=settings.memory_batch_poll_seconds,
+            timeout_seconds=settings.memory_batch_timeout_seconds,
+        ),
+        "memory_mailer": MemoryMailer(
+            smtp_host=settings.smtp_host,
+            smtp_port=settings.smtp_port,
+            smtp_username=settings.smtp_username,
+            smtp_password=_secret(settings.smtp_password, "YARNNN_SMTP_PASSWORD"),
+            smtp_starttls=settings.smtp_starttls,
+            mail_from=settings.mail_from,
+            outbox_dir=str(home / "outbox"),
+        ),
         "credentials": CredentialVault(encryption_key=_secret(settings.encryption_key, "YARNNN_ENCRYPTION_KEY")),
         "runtime": Runtime(
             home=str(home),
