@@ -168,7 +168,7 @@ class LLMBatches(dg.ConfigurableResource):
             return results
         params = {
             r.custom_id: self.llm.build_request(task=task, system=r.system, prompt=r.prompt, max_tokens=r.max_tokens,
-                                                output=r.output, temperature=0.0)
+                                                output=r.output)
             for r in allowed
         }
         fingerprint = hashlib.sha256(json.dumps(params, sort_keys=True, default=str).encode()).hexdigest()

@@ -132,8 +132,8 @@ def _platform(d: Deliverable) -> str:
 _KEYWORDS: list[tuple[str, str, re.Pattern[str]]] = [
     ("slack_channel_digest", "Slack channel digest", re.compile(r"\bslack\b|#[a-z][\w-]+|\bchannels?\b", re.I)),
     ("gmail_inbox_brief", "Inbox brief", re.compile(r"\binbox\b|\bemails?\b|\bgmail\b", re.I)),
-    ("meeting_prep", "Meeting prep", re.compile(r"\bprep(?:are)? (?:for )?(?:my |the )?meetings?\b|\bmeeting prep\b"
-                                                r"|\bbefore (?:my |the )?meetings?\b", re.I)),
+    ("meeting_prep", "Meeting prep", re.compile(r"\bprep(?:are)?(?: me)? for (?:my |the |a )?(?:[\w-]+ ){0,2}"
+                                                r"(?:meetings?|calls?)\b|\bmeeting prep\b", re.I)),
     ("weekly_calendar_preview", "Week ahead", re.compile(r"\bcalendar\b|\bmy week\b|\bweek ahead\b", re.I)),
     ("notion_page_summary", "Notion page summary", re.compile(r"\bnotion\b|\bwiki\b", re.I)),
     ("status_report", "Weekly status report", re.compile(r"\bstatus (?:report|update)s?\b|\bweekly update\b"

@@ -57,9 +57,12 @@ SUGGESTIONS_KEY = dg.AssetKey(["gold", "deliverable_suggestions"])
 WEEKLY_DIGESTS_KEY = dg.AssetKey(["gold", "weekly_digests"])
 
 memory_days = ingest_days
-digest_hours = dg.HourlyPartitionsDefinition(start_date="2024-01-01-00:00", timezone="UTC")
+#: ``end_offset=1``: the schedule's tick at HH:00 runs the hour that starts then (users due at HH local).
+digest_hours = dg.HourlyPartitionsDefinition(start_date="2024-01-01-00:00", timezone="UTC", end_offset=1)
 
 RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+#: Mail: a refused or dropped SMTP connection is worth retrying soon (the ledger prevents a double send).
+MAIL_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 OWNERS = ["team:data-platform"]
 
 
@@ -706,7 +709,7 @@ def _analysis_email(session: Any, mailer: MemoryMailer, user: User, day: str, st
     group_name="memory",
     kinds={"deltalake", "polars", "email"},
     owners=OWNERS,
-    retry_policy=RETRY,
+    retry_policy=MAIL_RETRY,
     description=(
         "Weekly digests of the users due in this UTC hour (their local digest_day/digest_hour): the week's "
         "deliverables delivered, new memories and syncs, mailed to that user; skipped when empty; at most once per "
