@@ -56,7 +56,9 @@ def test_suggestions_become_paused_deliverables_once(settings, cp, store, tmp_pa
                           sources=[{"type": "integration_import", "provider": "gmail"}]))
     res = build_resources(settings)
     assert dg.materialize([bronze_imported_chats, silver_chat], partition_key=DAY, resources=res).success
-    dg.materialize([deliverable_suggestions], partition_key=DAY, resources=res)
+    result = dg.materialize([deliverable_suggestions], partition_key=DAY, resources=res)
+    assert [(c.check_name, c.passed) for c in result.get_asset_check_evaluations()] == [
+        ("no_duplicate_deliverables", True)]
 
     rows = store.read(DELIVERABLE_SUGGESTIONS).sort("deliverable_type")
     assert set(rows["user_id"]) == {"alice"}  # bob is onboarding: 2 sessions

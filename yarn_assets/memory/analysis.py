@@ -114,7 +114,7 @@ def suggestion_id(user_id: str, deliverable_type: str, platform: str) -> str:
 
 def analysis_prompt(sessions: Sequence[tuple[str, list[str]]], existing: Sequence[Deliverable],
                     max_chars_per_session: int = 1500) -> str:
-    have = ", ".join(sorted({f"{d.deliverable_type}/{_platform(d) or '-'}" for d in existing})) or "none"
+    have = ", ".join(sorted({f"{d.deliverable_type}/{platform_of(d) or '-'}" for d in existing})) or "none"
     blocks = []
     for day, turns in sessions[:MAX_SESSIONS]:
         text = " | ".join(t.strip() for t in turns)[:max_chars_per_session]
@@ -122,7 +122,7 @@ def analysis_prompt(sessions: Sequence[tuple[str, list[str]]], existing: Sequenc
     return f"Existing deliverables: {have}\nUser messages by session (newest first):\n" + "\n".join(blocks)
 
 
-def _platform(d: Deliverable) -> str:
+def platform_of(d: Deliverable) -> str:
     for src in d.sources or []:
         if isinstance(src, dict) and src.get("provider"):
             return str(src["provider"])
@@ -170,7 +170,7 @@ def decide(
 ) -> list[Decision]:
     """Threshold, de-duplicate and create the kept suggestions (idempotent per user and day)."""
     existing = session.scalars(select(Deliverable).where(Deliverable.user_id == user.id)).all()
-    taken = {(d.deliverable_type, _platform(d)): d for d in existing}
+    taken = {(d.deliverable_type, platform_of(d)): d for d in existing}
     decisions: list[Decision] = []
     seen: set[tuple[str, str]] = set()
     for s in sorted(result.suggestions, key=lambda x: (-x.confidence, x.deliverable_type)):

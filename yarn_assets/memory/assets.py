@@ -578,6 +578,8 @@ def activity_patterns(
         "kept suggestions become paused analyst_suggested deliverables (never duplicating a type+platform the user "
         "has), with one suggestion email; gold/deliverable_suggestions records every suggestion and its fate."
     ),
+    check_specs=[dg.AssetCheckSpec("no_duplicate_deliverables", asset=SUGGESTIONS_KEY,
+                                   description="No user has two deliverables of the same type and platform.")],
 )
 def deliverable_suggestions(
     context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane, llm_batches: LLMBatches,
@@ -659,7 +661,15 @@ def deliverable_suggestions(
         if rows else DELIVERABLE_SUGGESTIONS.empty()
     _replace(store, DELIVERABLE_SUGGESTIONS, frame, Eq("analysis_day", day))
     inserted = write_events(store, events, run_id=_run_id(context))
-    return dg.MaterializeResult(metadata={
+    with control_plane.session() as session:
+        owned = session.query(Deliverable).filter(Deliverable.user_id.in_(list(stages)),
+                                                  Deliverable.status != "archived").all()
+    pairs = Counter((d.user_id, d.deliverable_type, analysis.platform_of(d)) for d in owned)
+    doubled = sorted(f"{u}:{t}/{p or '-'}" for (u, t, p), n in pairs.items() if n > 1)
+    return dg.MaterializeResult(check_results=[dg.AssetCheckResult(
+        check_name="no_duplicate_deliverables", passed=not doubled, severity=dg.AssetCheckSeverity.WARN,
+        metadata={"users_checked": len(stages), "duplicates": dg.MetadataValue.json(doubled)},
+    )], metadata={
         "users_with_chats": len(users),
         "stages": dg.MetadataValue.json(dict(Counter(s.stage for s in stages.values()))),
         "suggestions": len(rows), "created": int((frame["decision"] == "created").sum()) if rows else 0,
