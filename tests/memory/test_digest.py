@@ -155,3 +155,25 @@ def test_schedule_requests_a_run_only_when_someone_is_due(settings, cp) -> None:
                                        resources={"control_plane": res["control_plane"]}) as ctx:
             skipped = weekly_digest_schedule(ctx)
         assert isinstance(skipped, dg.SkipReason) and "no user" in skipped.skip_message
+
+
+@pytest.mark.postgres
+def test_the_weekly_claim_is_exclusive_on_postgresql(pg_url) -> None:  # type: ignore[no-untyped-def]
+    from control_plane import db
+
+    db.upgrade(pg_url)
+    with db.session_scope(pg_url) as s:
+        s.add(User(id="alice", email="alice@example.com"))
+    with db.session_scope(pg_url) as s:
+        user = s.get(User, "alice")
+        first = digest.claim(s, user, "2026-W47", "subject")
+        assert first is not None
+        assert digest.claim(s, user, "2026-W47", "subject") is None  # the savepoint keeps the session usable
+        digest.settle(s, first, ok=False, error="smtp down")
+    with db.session_scope(pg_url) as s:
+        user = s.get(User, "alice")
+        retry = digest.claim(s, user, "2026-W47", "subject")  # a failed send may be retried, once
+        assert retry == first
+        digest.settle(s, retry, ok=True, message_id="<m@x>")
+        assert digest.claim(s, user, "2026-W47", "subject") is None
+        assert digest.claim(s, user, "2026-W48", "subject") is not None

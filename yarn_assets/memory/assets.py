@@ -471,6 +471,10 @@ def session_summaries(
 
 # =========================================================================== gold: activity patterns
 ACTIVE_DAYS = 14
+#: Events the memory domain writes itself: not user activity, and some are written by sibling assets
+#: of the same nightly run (in no fixed order), so reading them would make a re-run see more.
+MEMORY_BOOKKEEPING = frozenset({"pattern_detected", "memory_written", "session_summary_written",
+                                "conversation_analyzed", "chat_session", "weekly_digest_sent"})
 
 
 @dg.asset(
@@ -482,7 +486,8 @@ ACTIVE_DAYS = 14
     retry_policy=RETRY,
     description=(
         "Rule-based activity patterns (day of week, time of day, type preference, edit location, formatting length; "
-        "confidence 0.6) over each active user's last 30 days of activity_log, and per-edit feedback of the day "
+        "confidence 0.6) over the last 30 days of activity_log of each user active in the last 14 days (deliverables, "
+        "syncs, imports, signals; not memory bookkeeping), and per-edit feedback of the day "
         "(confidence 0.7); upserted into user_context with a pattern_detected event carrying that user's counts."
     ),
     check_specs=[dg.AssetCheckSpec("one_event_per_user", asset=ACTIVITY_PATTERNS_KEY,
@@ -493,7 +498,7 @@ def activity_patterns(
 ) -> dg.MaterializeResult:
     day, _, end = _day(context)
     store = warehouse.store
-    meaningful = sorted(EVENT_TYPES - NOISE_EVENT_TYPES - {"pattern_detected", "memory_written"})
+    meaningful = sorted(EVENT_TYPES - NOISE_EVENT_TYPES - MEMORY_BOOKKEEPING)
     recent = read_events(store, since=end - dt.timedelta(days=ACTIVE_DAYS), until=end - dt.timedelta(microseconds=1),
                          event_types=meaningful)
     users = sorted(recent["user_id"].unique().to_list())
