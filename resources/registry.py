@@ -15,6 +15,7 @@ from io_managers.delta_io_manager import DeltaPolarsIOManager
 from resources.control_plane import ControlPlane
 from resources.credentials import CredentialVault
 from resources.llm import LLM
+from resources.llm_batches import LLMBatches
 from resources.platform_clients import PlatformClients
 from resources.runtime import Runtime
 from resources.search import WebSearch
@@ -22,6 +23,7 @@ from resources.settings import YarnSettings
 from resources.signal_policy import SignalPolicy
 from resources.warehouse import Warehouse
 from yarn_assets.deliverables.delivery.resource import DeliveryChannels
+from yarn_assets.memory.mailer import MemoryMailer
 
 
 def _secret(settings_value: object, variable: str) -> Any:
@@ -42,16 +44,32 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
     if settings.control_plane_url and os.environ.get("YARNNN_CONTROL_PLANE_URL"):
         control_plane_url = dg.EnvVar("YARNNN_CONTROL_PLANE_URL")
     control_plane = ControlPlane(url=control_plane_url, auto_migrate=settings.control_plane_auto_migrate)
+    llm = build_llm(settings, control_plane)
     return {
         "warehouse": Warehouse(root=root, storage_options=options),
         "io_manager": DeltaPolarsIOManager(root=root, storage_options=options),
         "control_plane": control_plane,
-        "llm": build_llm(settings, control_plane),
+        "llm": llm,
         "signal_policy": SignalPolicy(
             excluded_tiers=list(settings.signals_excluded_tiers),
             wake_gate=settings.signals_wake_gate,
             followup_days=settings.signals_followup_days,
             manual_cooldown_seconds=settings.signals_manual_cooldown_seconds,
+        ),
+        "llm_batches": LLMBatches(
+            llm=llm,
+            threshold=settings.memory_batch_threshold,
+            poll_seconds=settings.memory_batch_poll_seconds,
+            timeout_seconds=settings.memory_batch_timeout_seconds,
+        ),
+        "memory_mailer": MemoryMailer(
+            smtp_host=settings.smtp_host,
+            smtp_port=settings.smtp_port,
+            smtp_username=settings.smtp_username,
+            smtp_password=_secret(settings.smtp_password, "YARNNN_SMTP_PASSWORD"),
+            smtp_starttls=settings.smtp_starttls,
+            mail_from=settings.mail_from,
+            outbox_dir=str(home / "outbox"),
         ),
         "credentials": CredentialVault(encryption_key=_secret(settings.encryption_key, "YARNNN_ENCRYPTION_KEY")),
         "platform_clients": PlatformClients(

@@ -85,6 +85,15 @@ class YarnSettings(BaseSettings):
     signals_followup_days: int = Field(default=3, ge=1, description="An unanswered thread older than this is a signal.")
     signals_manual_cooldown_seconds: int = Field(default=300, ge=0, description="Cooldown of a manual trigger.")
 
+    # --- memory --------------------------------------------------------------------------------
+    memory_batch_threshold: int = Field(
+        default=25, ge=0, description="More LLM requests than this in one run go through the Message Batches API."
+    )
+    memory_batch_poll_seconds: float = Field(default=30.0, gt=0, description="Seconds between batch status polls.")
+    memory_batch_timeout_seconds: float = Field(
+        default=6 * 3600.0, gt=0, description="Stop polling a batch after this long (a retried run resumes it)."
+    )
+
     # --- platform APIs (base URLs so tests can serve them on loopback) -------------------------
     slack_base_url: str = "https://slack.com/api/"
     google_api_base_url: str | None = None

@@ -14,6 +14,7 @@ import dagster as dg
 from resources.control_plane import ControlPlane
 from resources.runtime import Runtime
 from yarn_assets.core.partitions import ingest_key
+from yarn_assets.core.tables import PLATFORMS
 from yarn_assets.ingest import import_jobs
 from yarn_assets.ingest.assets import BRONZE_IMPORTS, SILVER_CONTENT
 
@@ -35,6 +36,8 @@ def import_jobs_sensor(
         pending = import_jobs.pending_by_partition(session)
         requests = []
         for (day, platform), jobs in sorted(pending.items()):
+            if platform not in PLATFORMS:  # e.g. chat imports: launched by the memory domain's sensor
+                continue
             fingerprint = hashlib.sha1(
                 "|".join(f"{j.id}@{j.updated_at.isoformat()}" for j in jobs).encode()
             ).hexdigest()[:16]

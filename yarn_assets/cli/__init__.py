@@ -18,6 +18,7 @@ COMMANDS = (
     ("yarn_assets.cli.connections", "connections_group"),
     ("yarn_assets.cli.signals", "signals_group"),
     ("yarn_assets.cli.deliverables", "deliverables_group"),
+    ("yarn_assets.cli.memory", "memory_group"),
 )
 
 

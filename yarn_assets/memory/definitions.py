@@ -1,4 +1,4 @@
-"""Memory domain definitions (assets, checks, schedules, sensors of this domain)."""
+"""Memory domain definitions: chat ingest, nightly memory, analysis, weekly digests."""
 
 from __future__ import annotations
 
@@ -6,4 +6,8 @@ import dagster as dg
 
 
 def definitions() -> dg.Definitions:
-    return dg.Definitions()
+    from schedules.memory import SCHEDULES
+    from sensors.chat_imports import chat_imports_sensor
+    from yarn_assets.memory.assets import ASSETS, JOBS
+
+    return dg.Definitions(assets=ASSETS, jobs=JOBS, schedules=SCHEDULES, sensors=[chat_imports_sensor])

@@ -16,11 +16,12 @@ PROVIDER_PLATFORM = {
     "eml": "gmail",
     "ics": "calendar",
     "notion_export": "notion",
+    "chat_jsonl": "chat",  # lands in bronze/chat_items via the memory domain, not in platform partitions
 }
 
 
 def reader_for(provider: str) -> Reader:
-    from yarn_assets.ingest.readers import calendar_ics, mail, notion_export, slack_export
+    from yarn_assets.ingest.readers import calendar_ics, chat_jsonl, mail, notion_export, slack_export
 
     readers: dict[str, Reader] = {
         "slack_export": slack_export.read_slack_export,
@@ -28,6 +29,7 @@ def reader_for(provider: str) -> Reader:
         "eml": mail.read_eml,
         "ics": calendar_ics.read_ics,
         "notion_export": notion_export.read_notion_export,
+        "chat_jsonl": chat_jsonl.read_chat_jsonl,
     }
     try:
         return readers[provider]
@@ -44,6 +46,8 @@ def detect_provider(path: Path) -> str:
         return "eml"
     if name.endswith(".ics"):
         return "ics"
+    if name.endswith(".jsonl"):
+        return "chat_jsonl"
     if name.endswith(".zip"):
         import zipfile
 

@@ -1,0 +1,92 @@
+"""Fixtures of the memory tests: a control plane with two users, resources, chat import helpers."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import dagster as dg
+import pytest
+
+from control_plane import db
+from control_plane.models import User
+from resources.control_plane import ControlPlane
+from yarn_assets.ingest import import_jobs
+
+NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture
+def cp(settings) -> ControlPlane:  # type: ignore[no-untyped-def]
+    url = settings.resolved_control_plane_url
+    db.upgrade(url)
+    with db.session_scope(url) as s:
+        s.add_all([
+            User(id="alice", email="alice@northwind.example", name="Alice", tier="pro", timezone="Europe/Paris",
+                 created_at=NOW - dt.timedelta(days=60)),
+            User(id="bob", email="bob@contoso.example", name="Bob", tier="starter", timezone="America/New_York",
+                 created_at=NOW - dt.timedelta(days=60)),
+        ])
+    return ControlPlane(url=url)
+
+
+def write_jsonl(path: Path, records: Sequence[dict[str, Any] | str]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("".join((r if isinstance(r, str) else json.dumps(r)) + "\n" for r in records))
+    return path
+
+
+def chat_line(session_id: str, seq: int, role: str, content: str, at: dt.datetime, **extra: Any) -> dict[str, Any]:
+    return {"session_id": session_id, "role": role, "content": content, "sequence": seq,
+            "created_at": at.isoformat().replace("+00:00", "Z"), **extra}
+
+
+def register_chat(settings, user_id: str, path: Path, day: str) -> str:  # type: ignore[no-untyped-def]
+    with db.session_scope(settings.resolved_control_plane_url) as s:
+        job, _ = import_jobs.register_import(s, user_id=user_id, path=path, provider="chat_jsonl",
+                                             archive_root=settings.resolved_home / "imports",
+                                             partition_date=dt.date.fromisoformat(day))
+        return job.id
+
+
+def run(defs_or_assets, resources: dict[str, Any], key: str, instance=None) -> dg.ExecuteInProcessResult:  # type: ignore[no-untyped-def]
+    result = dg.materialize(defs_or_assets, partition_key=key, resources=resources, instance=instance,
+                            raise_on_error=True)
+    assert result.success
+    return result
+
+
+class _Inbox:
+    """aiosmtpd handler keeping every message (envelope recipients and parsed message)."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[list[str], Any]] = []
+
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        from email import message_from_bytes
+        from email.policy import default
+
+        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=default)))
+        return "250 OK"
+
+
+@pytest.fixture
+def smtp_server():  # type: ignore[no-untyped-def]
+    """A real SMTP server on 127.0.0.1; yields (host, port, inbox)."""
+    import socket
+
+    from aiosmtpd.controller import Controller
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    inbox = _Inbox()
+    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller.start()
+    try:
+        yield "127.0.0.1", port, inbox
+    finally:
+        controller.stop()
