@@ -130,6 +130,10 @@ class YarnSettings(BaseSettings):
         default="auto",
         description="Run-failure alert channels; auto = every channel whose target and credentials are set.",
     )
+    executor: Literal["multiprocess", "in_process"] = Field(
+        default="multiprocess", description="Run executor: multiprocess (spawn, default) or in_process (one process)."
+    )
+    executor_max_concurrent: int = Field(default=2, ge=1, description="Steps in parallel per run (multiprocess).")
     dagster_webserver_url: str = Field(
         default="http://127.0.0.1:3000", description="Dagster UI/GraphQL URL (alert links, `yarnnn backfill`)."
     )

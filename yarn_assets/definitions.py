@@ -28,12 +28,21 @@ DOMAINS = (
 )
 
 
+def _executor(settings: YarnSettings) -> dg.ExecutorDefinition:
+    """Multiprocess with spawn by default (deltalake's tokio runtime does not survive fork)."""
+    if settings.executor == "in_process":
+        return dg.in_process_executor
+    return dg.multiprocess_executor.configured(
+        {"max_concurrent": settings.executor_max_concurrent, "start_method": {"spawn": {}}}
+    )
+
+
 def build_definitions(settings: YarnSettings) -> dg.Definitions:
     merged = dg.Definitions.merge(
         *(domain() for domain in DOMAINS),
         dg.Definitions(
             resources=build_resources(settings),
-            executor=dg.multiprocess_executor.configured({"max_concurrent": 2, "start_method": {"spawn": {}}}),
+            executor=_executor(settings),
         ),
     )
     # cross-cutting policies, applied once over every domain's assets (DOP style)

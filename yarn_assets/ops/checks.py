@@ -1,11 +1,13 @@
-"""Cross-cutting asset checks over whole tables (the inline checks of each asset see only its partition).
+"""Cross-cutting asset checks over whole tables (the inline checks of each asset see only what it wrote).
 
 Each reads a cheap projection (keys, users, a few timestamps), never the content column, and
 reports counts and a few offending examples in its metadata. They run on the hourly
-``warehouse_checks_schedule`` and from the UI.
+``warehouse_checks_schedule`` over the whole table, and, because Dagster runs a job's asset checks
+with its assets, along with every ingest/sync run, scoped there to the run's platform.
 """
 
 import datetime as dt
+from typing import Any
 
 import dagster as dg
 import polars as pl
@@ -13,6 +15,7 @@ from sqlalchemy import select
 
 from control_plane.models import PlatformConnection, SyncRegistry
 from io_managers.delta_store import DeltaStore, TableSpec
+from io_managers.predicates import Eq
 from resources.control_plane import ControlPlane
 from resources.warehouse import Warehouse
 from yarn_assets.core.tables import BRONZE_ITEMS, PLATFORM_CONTENT, REJECTS, UTC_TS
@@ -30,38 +33,41 @@ def _examples(df: pl.DataFrame, n: int = 5) -> dg.MetadataValue:
     return dg.MetadataValue.json(df.head(n).with_columns(pl.all().cast(pl.Utf8)).to_dicts())
 
 
-@dg.asset_check(asset=SILVER_CONTENT, name="unique_keys_whole_table", blocking=False,
-                description="No two rows of silver/platform_content share (user, platform, resource, external id), "
-                            "across all partitions.")
-def unique_keys_whole_table(warehouse: Warehouse) -> dg.AssetCheckResult:
-    lf = warehouse.store.scan(PLATFORM_CONTENT)
+def run_scope(context: dg.AssetCheckExecutionContext) -> tuple[str, str | None]:
+    """(label, platform) of what to check: inside an ingest partition run only that platform's files
+    are read; elsewhere (the hourly ``warehouse_checks_job``, the UI) the whole table."""
+    key = context.run.tags.get("dagster/partition") if context.run is not None else None
+    if key and "|" in key:
+        platform = key.split("|", 1)[1]
+        return f"platform {platform} (run of partition {key})", platform
+    return "whole table", None
+
+
+def _scan(store: DeltaStore, spec: TableSpec, platform: str | None) -> pl.LazyFrame | None:
+    return store.scan(spec, Eq("platform", platform) if platform else None)
+
+
+def unique_keys(store: DeltaStore, platform: str | None) -> tuple[bool, dict[str, Any]]:
+    lf = _scan(store, PLATFORM_CONTENT, platform)
     if lf is None:
-        return dg.AssetCheckResult(passed=True, metadata={"rows_checked": 0, "note": "table absent"})
+        return True, {"rows_checked": 0, "note": "table absent"}
     counts = lf.select(KEY).group_by(KEY).agg(pl.len().alias("rows")).collect()
     dupes = counts.filter(pl.col("rows") > 1)
-    return dg.AssetCheckResult(
-        passed=dupes.is_empty(),
-        metadata={"rows_checked": int(counts["rows"].sum() or 0), "duplicate_keys": dupes.height,
-                  "examples": _examples(dupes)},
-    )
+    return dupes.is_empty(), {"rows_checked": int(counts["rows"].sum() or 0), "duplicate_keys": dupes.height,
+                              "examples": _examples(dupes)}
 
 
-@dg.asset_check(asset=SILVER_CONTENT, name="non_retained_rows_expire", blocking=False,
-                description="Every non-retained row has expires_at (else the TTL cleanup would never remove it), "
-                            "and retained rows carry a reason.")
-def non_retained_rows_expire(warehouse: Warehouse) -> dg.AssetCheckResult:
-    lf = warehouse.store.scan(PLATFORM_CONTENT)
+def rows_expire(store: DeltaStore, platform: str | None) -> tuple[bool, dict[str, Any]]:
+    lf = _scan(store, PLATFORM_CONTENT, platform)
     if lf is None:
-        return dg.AssetCheckResult(passed=True, metadata={"rows_checked": 0, "note": "table absent"})
+        return True, {"rows_checked": 0, "note": "table absent"}
     rows = lf.select([*KEY, "retained", "retained_reason", "expires_at"]).collect()
     retained = pl.col("retained").fill_null(False)
     never_expire = rows.filter(~retained & pl.col("expires_at").is_null())
     unexplained = rows.filter(retained & pl.col("retained_reason").is_null())
-    return dg.AssetCheckResult(
-        passed=never_expire.is_empty(),
-        metadata={"rows_checked": rows.height, "non_retained_without_expiry": never_expire.height,
-                  "retained_without_reason": unexplained.height, "examples": _examples(never_expire)},
-    )
+    return never_expire.is_empty(), {"rows_checked": rows.height, "non_retained_without_expiry": never_expire.height,
+                                     "retained_without_reason": unexplained.height,
+                                     "examples": _examples(never_expire)}
 
 
 def _timestamp_problems(store: DeltaStore, spec: TableSpec) -> dict[str, str]:
@@ -77,36 +83,18 @@ def _timestamp_problems(store: DeltaStore, spec: TableSpec) -> dict[str, str]:
     return problems
 
 
-@dg.multi_asset_check(
-    specs=[
-        dg.AssetCheckSpec("timestamps_utc", asset=SILVER_CONTENT, blocking=False,
-                          description="Every timestamp column of silver/platform_content is stored as UTC."),
-        dg.AssetCheckSpec("timestamps_utc", asset=BRONZE_IMPORTS, blocking=False,
-                          description="Every timestamp column of bronze/platform_items and bronze/rejects is UTC."),
-    ],
-    can_subset=True,
-)
-def timestamps_utc(context: dg.AssetCheckExecutionContext, warehouse: Warehouse):  # type: ignore[no-untyped-def]
-    store = warehouse.store
-    targets = {SILVER_CONTENT: [PLATFORM_CONTENT], BRONZE_IMPORTS: [BRONZE_ITEMS, REJECTS]}
-    for key in context.selected_asset_check_keys:
-        problems = {f"{spec.name}.{col}": why for spec in targets[key.asset_key]
-                    for col, why in _timestamp_problems(store, spec).items()}
-        checked = [spec.name for spec in targets[key.asset_key] if store.exists(spec)]
-        yield dg.AssetCheckResult(asset_key=key.asset_key, check_name=key.name, passed=not problems,
-                                  metadata={"tables": checked, "problems": dg.MetadataValue.json(problems)})
+def timestamps_utc(store: DeltaStore, specs: list[TableSpec]) -> tuple[bool, dict[str, Any]]:
+    problems = {f"{spec.name}.{col}": why for spec in specs for col, why in _timestamp_problems(store, spec).items()}
+    return not problems, {"tables": [spec.name for spec in specs if store.exists(spec)],
+                          "problems": dg.MetadataValue.json(problems)}
 
 
-@dg.asset_check(asset=SILVER_CONTENT, name="users_match_batches", blocking=False,
-                description="Every silver row belongs to the user of the bronze batch it came from, and rows of "
-                            "a synced connection belong to that connection's user (whole table).")
-def users_match_batches(warehouse: Warehouse, control_plane: ControlPlane) -> dg.AssetCheckResult:
-    store = warehouse.store
-    silver = store.scan(PLATFORM_CONTENT)
-    bronze = store.scan(BRONZE_ITEMS)
+def users_match(store: DeltaStore, control_plane: ControlPlane, platform: str | None) -> tuple[bool, dict[str, Any]]:
+    silver = _scan(store, PLATFORM_CONTENT, platform)
+    bronze = _scan(store, BRONZE_ITEMS, platform)
     if silver is None:
-        return dg.AssetCheckResult(passed=True, metadata={"rows_checked": 0, "note": "table absent"})
-    rows = (silver.group_by("batch_id", "user_id", "connection_id").agg(pl.len().alias("rows")).collect())
+        return True, {"rows_checked": 0, "note": "table absent"}
+    rows = silver.group_by("batch_id", "user_id", "connection_id").agg(pl.len().alias("rows")).collect()
     batches = (bronze.select("batch_id", "user_id").unique().collect() if bronze is not None
                else pl.DataFrame(schema={"batch_id": pl.Utf8, "user_id": pl.Utf8}))
     dup_batches = batches.group_by("batch_id").len().filter(pl.col("len") > 1)
@@ -121,20 +109,58 @@ def users_match_batches(warehouse: Warehouse, control_plane: ControlPlane) -> dg
     wrong_conn = (rows.join(owners, on="connection_id", how="inner")
                   .filter(pl.col("owner") != pl.col("user_id")).drop("owner"))
     mismatched = int(wrong_batch["rows"].sum() or 0) + int(wrong_conn["rows"].sum() or 0)
-    return dg.AssetCheckResult(
-        passed=mismatched == 0 and dup_batches.is_empty(),
-        metadata={
-            "rows_checked": int(rows["rows"].sum() or 0),
-            "rows_with_other_batch_user": int(wrong_batch["rows"].sum() or 0),
-            "rows_with_other_connection_user": int(wrong_conn["rows"].sum() or 0),
-            "bronze_batches_with_several_users": dup_batches.height,
-            "rows_without_bronze_batch": int(orphan["rows"].sum() or 0),
-            "examples": _examples(pl.concat([wrong_batch.drop("batch_user"), wrong_conn])),
-        },
-    )
+    return mismatched == 0 and dup_batches.is_empty(), {
+        "rows_checked": int(rows["rows"].sum() or 0),
+        "rows_with_other_batch_user": int(wrong_batch["rows"].sum() or 0),
+        "rows_with_other_connection_user": int(wrong_conn["rows"].sum() or 0),
+        "bronze_batches_with_several_users": dup_batches.height,
+        "rows_without_bronze_batch": int(orphan["rows"].sum() or 0),
+        "examples": _examples(pl.concat([wrong_batch.drop("batch_user"), wrong_conn])),
+    }
 
 
-def zero_item_syncs_report(store: DeltaStore, registry: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+@dg.multi_asset_check(
+    name="warehouse_integrity",
+    specs=[
+        dg.AssetCheckSpec("unique_keys_whole_table", asset=SILVER_CONTENT, blocking=False,
+                          description="No two rows share (user, platform, resource, external id) across all "
+                                      "partitions (the asset's inline check sees only the files it merged)."),
+        dg.AssetCheckSpec("non_retained_rows_expire", asset=SILVER_CONTENT, blocking=False,
+                          description="Every non-retained row has expires_at (else the TTL cleanup would never "
+                                      "remove it); retained rows carry a reason."),
+        dg.AssetCheckSpec("users_match_batches", asset=SILVER_CONTENT, blocking=False,
+                          description="Every row belongs to the user of the bronze batch it came from, and rows "
+                                      "of a synced connection to that connection's user."),
+        dg.AssetCheckSpec("timestamps_utc", asset=SILVER_CONTENT, blocking=False,
+                          description="Every timestamp column of silver/platform_content is stored as UTC."),
+        dg.AssetCheckSpec("timestamps_utc", asset=BRONZE_IMPORTS, blocking=False,
+                          description="Every timestamp column of bronze/platform_items and bronze/rejects is UTC."),
+    ],
+    can_subset=True,
+)
+def warehouse_integrity(context: dg.AssetCheckExecutionContext, warehouse: Warehouse,
+                        control_plane: ControlPlane):  # type: ignore[no-untyped-def]
+    """One step for all cross-cutting checks (a job selecting silver runs them along, so they cost one
+    process, not five); scoped to the run's platform inside partition runs."""
+    store = warehouse.store
+    label, platform = run_scope(context)
+    for key in sorted(context.selected_asset_check_keys, key=lambda k: (k.asset_key.to_user_string(), k.name)):
+        if key.name == "unique_keys_whole_table":
+            passed, meta = unique_keys(store, platform)
+        elif key.name == "non_retained_rows_expire":
+            passed, meta = rows_expire(store, platform)
+        elif key.name == "users_match_batches":
+            passed, meta = users_match(store, control_plane, platform)
+        elif key.asset_key == SILVER_CONTENT:
+            passed, meta = timestamps_utc(store, [PLATFORM_CONTENT])
+        else:
+            passed, meta = timestamps_utc(store, [BRONZE_ITEMS, REJECTS])
+        yield dg.AssetCheckResult(asset_key=key.asset_key, check_name=key.name, passed=passed,
+                                  metadata={"scope": label, **meta})
+
+
+def zero_item_syncs_report(store: DeltaStore, registry: pl.DataFrame, platform: str | None = None
+                           ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(sources whose latest sync fetched nothing although they had items before, connections whose
     latest sync fetched nothing from ANY source that had items).
 
@@ -152,7 +178,7 @@ def zero_item_syncs_report(store: DeltaStore, registry: pl.DataFrame) -> tuple[p
                  "sources_empty": pl.UInt32, "last_synced_at": UTC_TS}
     if registry.is_empty():
         return pl.DataFrame(schema=cols), pl.DataFrame(schema=conn_cols)
-    lf = store.scan(BRONZE_ITEMS)
+    lf = _scan(store, BRONZE_ITEMS, platform)
     if lf is None:
         history = pl.DataFrame(schema={k: cols[k] for k in ("user_id", "platform", "resource_id",
                                                             "last_fetched_at", "bronze_items")})
@@ -201,13 +227,18 @@ def _registry_frame(control_plane: ControlPlane) -> pl.DataFrame:
                             "source that had items before (sync_registry item_count / bronze history): the "
                             "original's silent failure (a missing key reported as success). Quiet single sources "
                             "are listed in the metadata.")
-def no_silent_zero_item_syncs(warehouse: Warehouse, control_plane: ControlPlane) -> dg.AssetCheckResult:
+def no_silent_zero_item_syncs(context: dg.AssetCheckExecutionContext, warehouse: Warehouse,
+                              control_plane: ControlPlane) -> dg.AssetCheckResult:
+    label, platform = run_scope(context)
     registry = _registry_frame(control_plane)
-    sources, connections = zero_item_syncs_report(warehouse.store, registry)
+    if platform:
+        registry = registry.filter(pl.col("platform") == platform)
+    sources, connections = zero_item_syncs_report(warehouse.store, registry, platform)
     return dg.AssetCheckResult(
         passed=connections.is_empty(),
         severity=dg.AssetCheckSeverity.WARN,
         metadata={
+            "scope": label,
             "sources_checked": registry.height,
             "sources_empty_in_latest_sync": sources.height,
             "connections_flagged": connections.height,
@@ -217,5 +248,4 @@ def no_silent_zero_item_syncs(warehouse: Warehouse, control_plane: ControlPlane)
     )
 
 
-CHECKS = [unique_keys_whole_table, non_retained_rows_expire, timestamps_utc, users_match_batches,
-          no_silent_zero_item_syncs]
+CHECKS = [warehouse_integrity, no_silent_zero_item_syncs]
