@@ -197,3 +197,14 @@ def test_archived_export_is_deleted_once_every_body_from_it_expired(settings, st
     assert report.archives.by_user == {"alice": 1, "bob": 1}
     with db.session_scope(url) as s:  # the job rows (audit trail) are untouched
         assert s.get(ImportJob, ids["old"]).status == "completed"
+
+
+def test_housekeeping_on_a_fresh_warehouse_succeeds_and_creates_nothing(settings) -> None:  # type: ignore[no-untyped-def]
+    from yarn_assets.definitions import build_definitions
+
+    defs = build_definitions(settings)
+    for job, key in (("content_cleanup_job", HOUR), ("table_maintenance_job", "2026-02-01"),
+                     ("warehouse_checks_job", None)):
+        result = defs.resolve_job_def(job).execute_in_process(partition_key=key)
+        assert result.success and all(e.passed for e in result.get_asset_check_evaluations())
+    assert not Path(settings.resolved_warehouse_root).exists()
