@@ -16,9 +16,9 @@ from resources.control_plane import ControlPlane
 from resources.credentials import CredentialVault
 from resources.llm import LLM
 from resources.llm_batches import LLMBatches
-from resources.platform_clients import PlatformClients
 from resources.maintenance import Maintenance
 from resources.notifier import Notifier
+from resources.platform_clients import PlatformClients
 from resources.runtime import Runtime
 from resources.search import WebSearch
 from resources.settings import YarnSettings

@@ -46,15 +46,18 @@ def exploding_asset() -> None:
 
 
 def _defs(settings) -> dg.Definitions:  # type: ignore[no-untyped-def]
-    return dg.Definitions(assets=[exploding_asset], sensors=[run_failure_alerts], resources=build_resources(settings))
+    res = build_resources(settings)
+    return dg.Definitions(assets=[exploding_asset], sensors=[run_failure_alerts],
+                          resources={"warehouse": res["warehouse"], "notifier": res["notifier"]})
 
 
 def _tick(defs: dg.Definitions, instance: dg.DagsterInstance, cursor: str | None) -> dg.SensorResult | None:
     repo = defs.get_repository_def()
     sensor = repo.get_sensor_def("run_failure_alerts")
-    ctx = dg.build_sensor_context(instance=instance, repository_def=repo, cursor=cursor,
-                                  resources=build_resources(load_settings()))
-    return sensor.evaluate_tick(ctx)
+    res = build_resources(load_settings())
+    with dg.build_sensor_context(instance=instance, repository_def=repo, cursor=cursor,
+                                 resources={"warehouse": res["warehouse"], "notifier": res["notifier"]}) as ctx:
+        return sensor.evaluate_tick(ctx)
 
 
 def test_failed_run_writes_event_and_alerts_by_mail_and_slack(alert_env, smtp, slack, store) -> None:  # type: ignore[no-untyped-def]

@@ -11,10 +11,7 @@ from sqlalchemy import select
 
 from control_plane import db
 from control_plane.models import ImportJob, User
-from yarn_assets.cli.backfill import backfill_cmd
 from yarn_assets.cli.common import CliState, pass_state, table
-from yarn_assets.cli.pools import pools_group
-from yarn_assets.cli.status import status_cmd
 from yarn_assets.core.catalog import all_tables
 from yarn_assets.ingest import import_jobs
 
@@ -173,4 +170,4 @@ def tables_cmd(state: CliState) -> None:
     click.echo(table(rows, ["table", "rows", "version", "location"]))
 
 
-GROUPS: list[click.Command] = [db_group, users_group, import_group, tables_cmd, backfill_cmd, pools_group, status_cmd]
+GROUPS: list[click.Command] = [db_group, users_group, import_group, tables_cmd]

@@ -161,7 +161,8 @@ def _deliverables(status: SystemStatus, session: Session, ids: list[str], with_v
             v = latest.get(d.id)
             if v is not None and (v.status == "failed" or v.delivery_status == "failed"):
                 failed.append({"title": d.title, "version": v.version_number,
-                               "error": (v.delivery_error or v.status or "")[:160], "at": _utc(v.created_at)})
+                               "error": (v.delivery_error or getattr(v, "error", None) or v.status or "")[:160],
+                               "at": _utc(v.created_at)})
         if mine:
             status.user(user_id).deliverables = {
                 "active": len(active), "paused": sum(1 for d in mine if d.status == "paused"),
