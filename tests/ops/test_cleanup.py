@@ -173,10 +173,19 @@ def test_archived_export_is_deleted_once_every_body_from_it_expired(settings, st
         other = tmp_path / "other.eml"
         other.write_bytes((corpus / "mbox_eml" / "flanker__enclosed.eml").read_bytes())
         recent, _ = import_jobs.register_import(s, user_id="alice", path=other, archive_root=archive)
-        for job, landed in ((old, T0), (shared, T0), (recent, T0)):
+        chat_file = tmp_path / "chats.jsonl"
+        chat_file.write_text('{"session": "s1", "role": "user", "content": "hi"}\n')
+        chat = ImportJob(user_id="alice", platform="chat", provider="chat_jsonl", original_name="chats.jsonl",
+                         stored_path=str(archive / "c" / "chats.jsonl"), file_sha256="c" * 64,
+                         partition_date=T0.date().isoformat(), status="completed")
+        Path(chat.stored_path).parent.mkdir(parents=True)
+        Path(chat.stored_path).write_text(chat_file.read_text())
+        s.add(chat)
+        for job, landed in ((old, T0), (shared, T0), (recent, T0), (chat, T0)):
             job.status, job.result = "completed", {"fetched_at": landed.isoformat()}
         ids = {"old": old.id, "shared": shared.id, "recent": recent.id}
-        paths = {"shared_file": Path(old.stored_path), "other_file": Path(recent.stored_path)}
+        paths = {"shared_file": Path(old.stored_path), "other_file": Path(recent.stored_path),
+                 "chat_file": Path(chat.stored_path)}
     assert paths["shared_file"].exists() and paths["other_file"].exists()
     # alice's and bob's copies of the same file were landed; the recent one still has a live body
     for user, job_id, fetched in (("alice", ids["old"], T0), ("bob", ids["shared"], T0), ("alice", ids["recent"], T0)):
@@ -194,6 +203,7 @@ def test_archived_export_is_deleted_once_every_body_from_it_expired(settings, st
         cleanup.delete_expired_archives(store, s, archive, CUTOFF, report)
     assert not paths["shared_file"].exists() and not paths["shared_file"].parent.exists()
     assert paths["other_file"].exists()
+    assert paths["chat_file"].exists()  # chat exports (memory's input) have no content TTL
     assert report.archives.by_user == {"alice": 1, "bob": 1}
     with db.session_scope(url) as s:  # the job rows (audit trail) are untouched
         assert s.get(ImportJob, ids["old"]).status == "completed"

@@ -233,16 +233,21 @@ def _landed_at(job: ImportJob) -> dt.datetime | None:
 
 def delete_expired_archives(store: DeltaStore, session: Session, archive_root: Path, cutoff: dt.datetime,
                             report: CleanupReport) -> None:
-    """Delete archived export files whose every body has expired (shared files: all their jobs)."""
+    """Delete archived export files whose every body has expired (shared files: all their jobs).
+
+    A file shared with a job of a platform without TTL (a chat export) is kept."""
     root = archive_root.resolve()
-    jobs = list(session.scalars(select(ImportJob).where(ImportJob.status.in_(("completed", "failed")))))
+    # only platform-content exports have a TTL (chat exports feed memory and are kept)
+    jobs = list(session.scalars(select(ImportJob).where(ImportJob.status.in_(("completed", "failed")),
+                                                        ImportJob.platform.in_(list(TTL)))))
     by_path: dict[str, list[ImportJob]] = defaultdict(list)
     for job in jobs:
         by_path[job.stored_path].append(job)
+    kept_elsewhere = set(session.scalars(select(ImportJob.stored_path).where(ImportJob.platform.not_in(list(TTL)))))
     candidates: dict[str, list[ImportJob]] = {}
     for path, group in by_path.items():
         target = Path(path)
-        if not target.exists() or root not in target.resolve().parents:
+        if not target.exists() or root not in target.resolve().parents or path in kept_elsewhere:
             continue
         if all((landed := _landed_at(j)) is not None and landed + TTL[j.platform] < cutoff for j in group):
             candidates[path] = group

@@ -23,7 +23,7 @@ from io_managers.predicates import Eq, In, Window, all_of
 from yarn_assets.core.tables import ACTIVITY_LOG
 
 SIGNAL_EVENTS = ("signal_processed",)
-MEMORY_EVENTS = ("memory_written", "session_summary_written", "pattern_detected", "conversation_analyzed")
+MEMORY_EVENTS = ("memory_written", "session_summary_written", "pattern_detected")
 
 
 def readonly_engine(url: str) -> Engine | None:
