@@ -8,9 +8,11 @@ from demo.context import DemoContext
 from demo.deliverables_stage import deliverables_stage
 from demo.ingest_stage import ingest_stage
 from demo.memory_stage import memory_stage
+from demo.ops_stage import ops_stage
 from demo.signals_stage import signals_stage
 
 Stage = Callable[[DemoContext], None]
 
-#: memory first (working memory feeds signals and deliverables), then signals, then deliverables.
-STAGES: list[Stage] = [ingest_stage, memory_stage, signals_stage, deliverables_stage]
+#: memory first (working memory feeds signals and deliverables), then signals, then deliverables;
+#: ops last: housekeeping and checks over what the other stages wrote.
+STAGES: list[Stage] = [ingest_stage, memory_stage, signals_stage, deliverables_stage, ops_stage]

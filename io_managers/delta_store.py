@@ -259,18 +259,46 @@ class DeltaStore:
         return data.num_rows
 
     def delete(self, spec: TableSpec, predicate: Predicate) -> int:
+        return int(self.delete_with_metrics(spec, predicate).get("num_deleted_rows", 0))
+
+    def delete_with_metrics(self, spec: TableSpec, predicate: Predicate) -> dict[str, Any]:
+        """Delete matching rows; Delta's metrics (rows deleted/copied, files added/removed)."""
         if predicate is None:
             raise ValueError(f"refusing to delete every row of {spec.name}")
-        dt = self.table(spec)
-        if dt is None:
-            return 0
+        if self.table(spec) is None:
+            return {}
 
         def op() -> dict[str, Any]:
             table = DeltaTable(self.uri(spec), storage_options=self.storage_options or None)
             return table.delete(predicate.to_sql())
 
         result, _ = self._retry(f"delete from {spec.name}", op)
-        return int(result.get("num_deleted_rows", 0))
+        return dict(result)
+
+    def update(self, spec: TableSpec, predicate: Predicate, updates: Mapping[str, str]) -> dict[str, Any]:
+        """``UPDATE spec SET col = <sql> WHERE predicate``; Delta's metrics. A predicate is required."""
+        if predicate is None:
+            raise ValueError(f"refusing to update every row of {spec.name}")
+        if self.table(spec) is None:
+            return {}
+
+        def op() -> dict[str, Any]:
+            table = DeltaTable(self.uri(spec), storage_options=self.storage_options or None)
+            return table.update(updates=dict(updates), predicate=predicate.to_sql())
+
+        result, _ = self._retry(f"update {spec.name}", op)
+        return dict(result)
+
+    def files(self, spec: TableSpec) -> pl.DataFrame:
+        """The table's live data files: ``path``, ``size_bytes``, ``num_records`` and one column per
+        partition column (named as the column), for reporting what a write touched."""
+        dt = self.table(spec)
+        if dt is None:
+            return pl.DataFrame(schema={"path": pl.Utf8, "size_bytes": pl.Int64, "num_records": pl.Int64})
+        actions = pl.DataFrame(pa.table(dt.get_add_actions(flatten=True)))
+        keep = ["path", "size_bytes", "num_records"]
+        renames = {f"partition.{c}": c for c in spec.partition_by if f"partition.{c}" in actions.columns}
+        return actions.select([*keep, *renames]).rename(renames)
 
     def merge(
         self,
@@ -331,17 +359,24 @@ class DeltaStore:
 
     # ---------------------------------------------------------------- maintenance
     def compact(self, spec: TableSpec) -> dict[str, Any]:
-        dt = self.table(spec)
-        if dt is None:
+        if self.table(spec) is None:
             return {}
-        result, _ = self._retry(f"compact {spec.name}", lambda: dt.optimize.compact())
+
+        def op() -> dict[str, Any]:  # re-open per attempt: a retry must see the winner's commit
+            return DeltaTable(self.uri(spec), storage_options=self.storage_options or None).optimize.compact()
+
+        result, _ = self._retry(f"compact {spec.name}", op)
         return dict(result)
 
-    def vacuum(self, spec: TableSpec, retention_hours: int = 168) -> list[str]:
+    def vacuum(self, spec: TableSpec, retention_hours: int = 168, *, enforce_retention_duration: bool = True,
+               dry_run: bool = False) -> list[str]:
+        """Delete files unreferenced for longer than ``retention_hours`` (Delta refuses < 168 h unless
+        ``enforce_retention_duration=False``: a shorter window breaks readers of older versions)."""
         dt = self.table(spec)
         if dt is None:
             return []
-        return list(dt.vacuum(retention_hours=retention_hours, dry_run=False, enforce_retention_duration=True))
+        return list(dt.vacuum(retention_hours=retention_hours, dry_run=dry_run,
+                              enforce_retention_duration=enforce_retention_duration))
 
 
 def _columns(predicate: Predicate) -> Iterable[str]:

@@ -115,6 +115,21 @@ class Eq(Predicate):
 
 
 @dataclass(frozen=True)
+class IsNull(Predicate):
+    """``column IS NULL`` (``IS NOT NULL`` with ``negate=True``)."""
+
+    column: str
+    negate: bool = False
+
+    def to_sql(self, alias: str | None = None) -> str:
+        return f"{_col(self.column, alias)} IS {'NOT ' if self.negate else ''}NULL"
+
+    def to_polars(self) -> pl.Expr:
+        c = pl.col(self.column)
+        return c.is_not_null() if self.negate else c.is_null()
+
+
+@dataclass(frozen=True)
 class And(Predicate):
     parts: Sequence[Predicate]
 

@@ -16,6 +16,8 @@ from resources.control_plane import ControlPlane
 from resources.credentials import CredentialVault
 from resources.llm import LLM
 from resources.llm_batches import LLMBatches
+from resources.maintenance import Maintenance
+from resources.notifier import Notifier
 from resources.platform_clients import PlatformClients
 from resources.runtime import Runtime
 from resources.search import WebSearch
@@ -81,6 +83,21 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
             max_attempts=settings.platform_max_attempts,
             backoff_seconds=settings.platform_backoff_seconds,
             rate_limits=dict(settings.platform_rate_limits),
+        ),
+        "maintenance": Maintenance(vacuum_retention_hours=settings.vacuum_retention_hours),
+        "notifier": Notifier(
+            smtp_host=settings.smtp_host,
+            smtp_port=settings.smtp_port,
+            smtp_username=settings.smtp_username,
+            smtp_password=_secret(settings.smtp_password, "YARNNN_SMTP_PASSWORD"),
+            smtp_starttls=settings.smtp_starttls,
+            mail_from=settings.mail_from,
+            slack_base_url=settings.slack_base_url,
+            slack_token=_secret(settings.slack_delivery_token, "YARNNN_SLACK_DELIVERY_TOKEN"),
+            operator_email=settings.operator_email,
+            operator_slack_channel=settings.operator_slack_channel,
+            alert_channels=list(settings.alert_channels),
+            ui_base_url=settings.dagster_webserver_url,
         ),
         "runtime": Runtime(
             home=str(home),

@@ -125,6 +125,25 @@ class YarnSettings(BaseSettings):
     operator_email: str | None = Field(default=None, description="Where run-failure alerts are mailed.")
     operator_slack_channel: str | None = None
 
+    # --- operations ----------------------------------------------------------------------------
+    operator_alerts: Literal["auto", "email", "slack", "both", "off"] = Field(
+        default="auto",
+        description="Run-failure alert channels; auto = every channel whose target and credentials are set.",
+    )
+    executor: Literal["multiprocess", "in_process"] = Field(
+        default="multiprocess", description="Run executor: multiprocess (spawn, default) or in_process (one process)."
+    )
+    executor_max_concurrent: int = Field(default=2, ge=1, description="Steps in parallel per run (multiprocess).")
+    dagster_webserver_url: str = Field(
+        default="http://127.0.0.1:3000", description="Dagster UI/GraphQL URL (alert links, `yarnnn backfill`)."
+    )
+    vacuum_retention_hours: int = Field(
+        default=168, ge=0, description="Daily vacuum keeps files unreferenced for less than this (Delta minimum 168)."
+    )
+    pool_limits: dict[str, int] = Field(
+        default_factory=dict, description="JSON {pool: limit} overriding the default pool limits (`yarnnn pools`)."
+    )
+
     @field_validator("warehouse_storage_options", mode="before")
     @classmethod
     def _parse_options(cls, value: Any) -> Any:
@@ -140,7 +159,7 @@ class YarnSettings(BaseSettings):
             return {str(k): str(v) for k, v in value.items()}
         return value
 
-    @field_validator("platform_rate_limits", mode="before")
+    @field_validator("platform_rate_limits", "pool_limits", mode="before")
     @classmethod
     def _parse_rates(cls, value: Any) -> Any:
         if isinstance(value, str):
@@ -168,6 +187,33 @@ class YarnSettings(BaseSettings):
         if self.llm_mode == "api" and self.anthropic_api_key is None:
             raise ValueError("YARNNN_LLM_MODE=api needs ANTHROPIC_API_KEY to be set")
         return self
+
+    @model_validator(mode="after")
+    def _check_operator_alerts(self) -> YarnSettings:
+        wanted = {"email": ("email",), "slack": ("slack",), "both": ("email", "slack")}.get(self.operator_alerts, ())
+        needs = {
+            "email": {"YARNNN_OPERATOR_EMAIL": self.operator_email, "YARNNN_SMTP_HOST": self.smtp_host},
+            "slack": {"YARNNN_OPERATOR_SLACK_CHANNEL": self.operator_slack_channel,
+                      "YARNNN_SLACK_DELIVERY_TOKEN": self.slack_delivery_token},
+        }
+        missing = [name for channel in wanted for name, value in needs[channel].items() if not value]
+        if missing:
+            raise ValueError(f"YARNNN_OPERATOR_ALERTS={self.operator_alerts} needs {', '.join(missing)} to be set")
+        return self
+
+    @property
+    def alert_channels(self) -> tuple[str, ...]:
+        """Channels run-failure alerts go to (resolved from ``operator_alerts`` and what is configured)."""
+        if self.operator_alerts == "off":
+            return ()
+        if self.operator_alerts != "auto":
+            return {"email": ("email",), "slack": ("slack",), "both": ("email", "slack")}[self.operator_alerts]
+        channels = []
+        if self.operator_email and self.smtp_host:
+            channels.append("email")
+        if self.operator_slack_channel and self.slack_delivery_token:
+            channels.append("slack")
+        return tuple(channels)
 
     # --- derived -------------------------------------------------------------------------------
     @property

@@ -13,6 +13,7 @@ from yarn_assets.deliverables.definitions import definitions as deliverables_def
 from yarn_assets.ingest.definitions import definitions as ingest_definitions
 from yarn_assets.memory.definitions import definitions as memory_definitions
 from yarn_assets.ops.definitions import definitions as ops_definitions
+from yarn_assets.ops.freshness import apply_freshness_policies
 from yarn_assets.signals.definitions import definitions as signals_definitions
 
 warnings.filterwarnings("ignore", category=dg.BetaWarning)
@@ -27,14 +28,25 @@ DOMAINS = (
 )
 
 
+def _executor(settings: YarnSettings) -> dg.ExecutorDefinition:
+    """Multiprocess with spawn by default (deltalake's tokio runtime does not survive fork)."""
+    if settings.executor == "in_process":
+        return dg.in_process_executor
+    return dg.multiprocess_executor.configured(
+        {"max_concurrent": settings.executor_max_concurrent, "start_method": {"spawn": {}}}
+    )
+
+
 def build_definitions(settings: YarnSettings) -> dg.Definitions:
-    return dg.Definitions.merge(
+    merged = dg.Definitions.merge(
         *(domain() for domain in DOMAINS),
         dg.Definitions(
             resources=build_resources(settings),
-            executor=dg.multiprocess_executor.configured({"max_concurrent": 2, "start_method": {"spawn": {}}}),
+            executor=_executor(settings),
         ),
     )
+    # cross-cutting policies, applied once over every domain's assets (DOP style)
+    return apply_freshness_policies(merged)
 
 
 @dg.definitions

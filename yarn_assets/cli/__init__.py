@@ -19,6 +19,7 @@ COMMANDS = (
     ("yarn_assets.cli.signals", "signals_group"),
     ("yarn_assets.cli.deliverables", "deliverables_group"),
     ("yarn_assets.cli.memory", "memory_group"),
+    ("yarn_assets.cli.ops", "OPS_COMMANDS"),
 )
 
 
