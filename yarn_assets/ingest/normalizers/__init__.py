@@ -6,7 +6,9 @@ Two kinds, registered per object type by each platform module:
   for formats that need real parsing (MIME, iCalendar, Notion pages);
 * ``FRAME_NORMALIZERS``: vectorized functions ``(pl.DataFrame of bronze rows, BatchContext) ->
   (items frame, rejects)`` for high-volume JSON objects (Slack messages), where per-object Python
-  would dominate the cost of a large sync or export.
+  would dominate the cost of a large sync or export. One marked :func:`row_wise` (each item
+  depends on its own object and the batch context only) is run on large frames in chunks on
+  several threads (polars releases the GIL), so JSON decoding uses every core.
 
 A normalizer sees the batch's context objects (``BatchContext``) because some objects only make
 sense together: Slack messages need the export's users.json. An exception inside a per-object
@@ -18,6 +20,7 @@ from __future__ import annotations
 import json
 import traceback
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -81,11 +84,35 @@ class BatchContext:
         return users
 
 
+#: A row-wise frame normalizer splits frames of at least twice this many rows into chunks of it.
+ROW_WISE_CHUNK_ROWS = 50_000
+
+
+def row_wise(fn: FrameNormalizer) -> FrameNormalizer:
+    """Mark a frame normalizer as row-wise: a large frame may be normalized in parallel chunks."""
+    fn.row_wise = True  # type: ignore[attr-defined]
+    return fn
+
+
+def workers() -> int:
+    """Threads for parallel normalization: polars' own pool size (the cores it may use)."""
+    return max(1, pl.thread_pool_size())
+
+
+#: Frame normalizers registered at run time (benchmarks, plugins); the platform modules' own win on a clash.
+_EXTRA_FRAME_NORMALIZERS: dict[str, FrameNormalizer] = {}
+
+
+def register_frame_normalizer(object_type: str, fn: FrameNormalizer) -> None:
+    """Register a vectorized normalizer for an object type no platform module handles."""
+    _EXTRA_FRAME_NORMALIZERS[object_type] = fn
+
+
 def _registries() -> tuple[dict[str, Normalizer], dict[str, FrameNormalizer]]:
     from yarn_assets.ingest.normalizers import calendar, email, notion, slack
 
     per_object: dict[str, Normalizer] = {}
-    per_frame: dict[str, FrameNormalizer] = {}
+    per_frame: dict[str, FrameNormalizer] = dict(_EXTRA_FRAME_NORMALIZERS)
     for module in (calendar, email, notion, slack):
         per_object.update(getattr(module, "NORMALIZERS", {}))
         per_frame.update(getattr(module, "FRAME_NORMALIZERS", {}))
@@ -139,8 +166,8 @@ def normalize_batch_frame(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Rejec
     for (object_type,), sub in content.group_by(["object_type"], maintain_order=True):
         fn = per_frame.get(str(object_type))
         if fn is not None:
-            items, bad = fn(sub, ctx)
-            parts.append(items.select(list(ITEM_SCHEMA)).cast(ITEM_SCHEMA))  # type: ignore[arg-type]
+            items, bad = _run_frame_normalizer(fn, sub, ctx)
+            parts.append(items)
             rejects.extend(bad)
             continue
         slow: list[ContentItem] = []
@@ -149,3 +176,20 @@ def normalize_batch_frame(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Rejec
         parts.append(items_frame(slow))
     items = pl.concat(parts) if parts else pl.DataFrame(schema=ITEM_SCHEMA)
     return items, rejects
+
+
+def _run_frame_normalizer(fn: FrameNormalizer, frame: pl.DataFrame, ctx: BatchContext) -> tuple[pl.DataFrame,
+                                                                                                list[Reject]]:
+    """Run ``fn`` on the frame, or on chunks of it in parallel when it is row-wise and the frame large."""
+    def run(chunk: pl.DataFrame) -> tuple[pl.DataFrame, list[Reject]]:
+        items, bad = fn(chunk, ctx)
+        return items.select(list(ITEM_SCHEMA)).cast(ITEM_SCHEMA), bad  # type: ignore[arg-type]
+
+    n = workers()
+    if not getattr(fn, "row_wise", False) or n < 2 or frame.height < 2 * ROW_WISE_CHUNK_ROWS:
+        return run(frame)
+    size = max(ROW_WISE_CHUNK_ROWS, -(-frame.height // n))
+    chunks = [frame.slice(start, size) for start in range(0, frame.height, size)]
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="normalize") as pool:
+        done = list(pool.map(run, chunks))
+    return pl.concat([items for items, _ in done]), [r for _, bad in done for r in bad]
