@@ -17,7 +17,7 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -391,12 +391,13 @@ class DeltaStore:
             empty = batch
         if empty.is_empty():
             return 0, frame
-        mask = frame.select(pl.struct(parts).is_in(empty.to_struct().implode()).alias("m")).to_series()
-        bound = int(mask.sum())
-        if bound < frame.height and bound < INSERT_BY_WRITE_MIN_ROWS:
-            return 0, frame
-        rows = frame if bound == frame.height else frame.filter(mask)
-        rest = frame.clear() if bound == frame.height else frame.filter(~mask)
+        if empty.height == batch.height:  # every partition of the batch is empty (a first load)
+            rows, rest = frame, frame.clear()
+        else:
+            mask = frame.select(pl.struct(parts).is_in(empty.to_struct().implode()).alias("m")).to_series()
+            if mask.sum() < INSERT_BY_WRITE_MIN_ROWS:
+                return 0, frame
+            rows, rest = frame.filter(mask), frame.filter(~mask)
         if insert_when is not None:
             keep = sql_mask(rows, insert_when)
             if not keep.all():
@@ -437,10 +438,16 @@ def to_arrow(df: pl.DataFrame) -> pa.Table:
 
 
 def record_batches(df: pl.DataFrame, rows_per_batch: int = 65_536) -> pa.RecordBatchReader:
-    """A stream of small record batches: Delta encodes them one by one instead of converting the
-    whole frame at once, which bounds the extra memory of a large write."""
-    table = to_arrow(df)
-    return pa.RecordBatchReader.from_batches(table.schema, table.to_batches(max_chunksize=rows_per_batch))
+    """The frame as a stream of small record batches, converted one at a time: Delta encodes them as
+    they come, and columns polars keeps as a single value (a batch's user, fetched_at...) are only
+    expanded one slice at a time. Bounds the extra memory of a large write."""
+    schema = to_arrow(df.head(0)).schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for start in range(0, df.height, rows_per_batch):
+            yield from to_arrow(df.slice(start, rows_per_batch)).to_batches()
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
 
 
 def sql_mask(df: pl.DataFrame, where: str, alias: str = "s") -> pl.Series:

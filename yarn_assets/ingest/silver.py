@@ -36,7 +36,7 @@ from yarn_assets.core.tables import (
     UNDATED,
     UTC_TS,
 )
-from yarn_assets.ingest.normalizers import normalize_batch_frame, workers
+from yarn_assets.ingest.normalizers import contiguous_groups, normalize_batch_frame, workers
 from yarn_assets.ingest.objects import Reject
 
 KEY = list(PLATFORM_CONTENT.keys)
@@ -141,8 +141,7 @@ def _normalize_batch(batch_id: str, batch: pl.DataFrame) -> tuple[str, str, int,
         return batch_id, first["user_id"], 0, skipped, empty_rows(), []
     meta = {k: first[k] for k in ("user_id", "platform", "source_kind", "connection_id", "ingest_date", "fetched_at")}
     meta["batch_id"] = batch_id
-    items, rejects = normalize_batch_frame(frame)
-    rows = silver_rows(items, meta) if items.height else empty_rows()
+    rows, rejects = normalize_batch_frame(frame, finish=lambda items: silver_rows(items, meta))
     return batch_id, first["user_id"], frame.height, skipped, rows, rejects
 
 
@@ -157,19 +156,8 @@ def _batches(bronze_rows: pl.DataFrame | pl.LazyFrame) -> Iterator[tuple[str, pl
     if isinstance(bronze_rows, pl.LazyFrame):
         ids = bronze_rows.select("batch_id").unique().collect().get_column("batch_id")
         frames = ((b, bronze_rows.filter(pl.col("batch_id") == b).collect()) for b in sorted(ids.to_list(), key=str))
-    elif bronze_rows.is_empty():
-        frames = ()
     else:
-        ids = bronze_rows.get_column("batch_id")
-        runs = ids.rle()
-        if runs.len() == ids.n_unique():
-            starts = runs.struct.field("len").cum_sum() - runs.struct.field("len")
-            parts = sorted(zip(runs.struct.field("value"), starts, runs.struct.field("len"), strict=True),
-                           key=lambda r: str(r[0]))
-            frames = ((b, bronze_rows.slice(start, n)) for b, start, n in parts)
-        else:
-            frames = ((b, bronze_rows.filter(pl.col("batch_id") == b))
-                      for b in sorted(ids.unique().to_list(), key=str))
+        frames = sorted(contiguous_groups(bronze_rows, "batch_id"), key=lambda g: str(g[0]))
     for batch_id, frame in frames:
         if not frame.is_empty():
             yield batch_id, frame if frame.get_column("seq").is_sorted() else frame.sort("seq")
@@ -185,8 +173,8 @@ def empty_rows() -> pl.DataFrame:
 
 def latest_versions(rows: pl.DataFrame) -> pl.DataFrame:
     """One row per key: the latest by (fetched_at, seq). Rows come back in their input order."""
-    if rows.height < 2 or not rows.select(pl.struct(KEY).is_duplicated().any()).item():
-        return rows
+    if rows.height < 2 or not rows.select(pl.struct(KEY).hash().is_duplicated().any()).item():
+        return rows  # no key twice (a hash collision only costs the exact check below)
     latest = (
         rows.select([*KEY, "fetched_at", "seq"]).with_row_index("_row")
         .sort(["fetched_at", "seq", "_row"])

@@ -154,42 +154,69 @@ def normalize_objects(objects: list[BronzeObject], ctx: BatchContext) -> Iterato
                          object_type=obj.object_type, external_id=obj.external_id)
 
 
-def normalize_batch_frame(frame: pl.DataFrame) -> tuple[pl.DataFrame, list[Reject]]:
-    """Normalize the bronze rows of ONE batch: an items frame (ITEM_SCHEMA) and the rejects."""
+def normalize_batch_frame(
+    frame: pl.DataFrame, finish: Callable[[pl.DataFrame], pl.DataFrame] | None = None
+) -> tuple[pl.DataFrame, list[Reject]]:
+    """Normalize the bronze rows of ONE batch: an items frame (ITEM_SCHEMA) and the rejects.
+
+    ``finish`` (e.g. items -> silver rows) is applied to every part (object type, parallel chunk)
+    before the parts are concatenated, so no part is copied to line it up with the others.
+    """
     from yarn_assets.ingest.bronze import to_objects
 
     _, per_frame = _registries()
     ctx = BatchContext(to_objects(frame.filter(pl.col("object_type").is_in(list(CONTEXT_ONLY)))))
+    done = finish or (lambda items: items)
     parts: list[pl.DataFrame] = []
     rejects: list[Reject] = []
-    content = frame.filter(~pl.col("object_type").is_in(list(CONTEXT_ONLY)))
-    for (object_type,), sub in content.group_by(["object_type"], maintain_order=True):
+    for object_type, sub in contiguous_groups(frame, "object_type"):
+        if object_type in CONTEXT_ONLY:
+            continue
         fn = per_frame.get(str(object_type))
         if fn is not None:
-            items, bad = _run_frame_normalizer(fn, sub, ctx)
-            parts.append(items)
+            items, bad = _run_frame_normalizer(fn, sub, ctx, done)
+            parts.extend(items)
             rejects.extend(bad)
             continue
         slow: list[ContentItem] = []
         for out in normalize_objects(to_objects(sub), ctx):
             (rejects if isinstance(out, Reject) else slow).append(out)  # type: ignore[arg-type]
-        parts.append(items_frame(slow))
-    items = pl.concat(parts) if parts else pl.DataFrame(schema=ITEM_SCHEMA)
-    return items, rejects
+        parts.append(done(items_frame(slow)))
+    if not parts:
+        return done(pl.DataFrame(schema=ITEM_SCHEMA)), rejects
+    # one contiguous chunk per batch: columns polars keeps as one value would otherwise be chunked
+    # unlike the others, and every later whole-frame conversion would have to copy to line them up
+    return (pl.concat(parts).rechunk() if len(parts) > 1 else parts[0]), rejects
 
 
-def _run_frame_normalizer(fn: FrameNormalizer, frame: pl.DataFrame, ctx: BatchContext) -> tuple[pl.DataFrame,
-                                                                                                list[Reject]]:
+def contiguous_groups(frame: pl.DataFrame, column: str) -> list[tuple[Any, pl.DataFrame]]:
+    """``frame`` split by ``column`` in order of first appearance: zero-copy slices when every value's
+    rows are contiguous (the usual layout of a batch), otherwise one filtered copy per value."""
+    if frame.is_empty():
+        return []
+    values = frame.get_column(column)
+    runs = values.rle()
+    if runs.len() == values.n_unique():
+        lengths = runs.struct.field("len").to_list()
+        starts = [sum(lengths[:i]) for i in range(len(lengths))]
+        return [(v, frame.slice(st, n)) for v, st, n in zip(runs.struct.field("value"), starts, lengths, strict=True)]
+    return [(v, frame.filter(pl.col(column).eq_missing(v))) for v in values.unique(maintain_order=True)]
+
+
+def _run_frame_normalizer(
+    fn: FrameNormalizer, frame: pl.DataFrame, ctx: BatchContext, finish: Callable[[pl.DataFrame], pl.DataFrame]
+) -> tuple[list[pl.DataFrame], list[Reject]]:
     """Run ``fn`` on the frame, or on chunks of it in parallel when it is row-wise and the frame large."""
     def run(chunk: pl.DataFrame) -> tuple[pl.DataFrame, list[Reject]]:
         items, bad = fn(chunk, ctx)
-        return items.select(list(ITEM_SCHEMA)).cast(ITEM_SCHEMA), bad  # type: ignore[arg-type]
+        return finish(items.select(list(ITEM_SCHEMA)).cast(ITEM_SCHEMA)), bad  # type: ignore[arg-type]
 
     n = workers()
     if not getattr(fn, "row_wise", False) or n < 2 or frame.height < 2 * ROW_WISE_CHUNK_ROWS:
-        return run(frame)
+        items, bad = run(frame)
+        return [items], bad
     size = max(ROW_WISE_CHUNK_ROWS, -(-frame.height // n))
     chunks = [frame.slice(start, size) for start in range(0, frame.height, size)]
     with ThreadPoolExecutor(max_workers=n, thread_name_prefix="normalize") as pool:
         done = list(pool.map(run, chunks))
-    return pl.concat([items for items, _ in done]), [r for _, bad in done for r in bad]
+    return [items for items, _ in done], [r for _, bad in done for r in bad]
