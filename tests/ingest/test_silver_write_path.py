@@ -160,3 +160,27 @@ def test_partition_with_shuffled_batches_normalizes_in_batch_and_seq_order(line_
     assert set(norm.rows["author"]) == {"Ann"}
     assert [r.external_id for r in norm.rejects["b1"]] == ["9"]
     assert latest_versions(norm.rows).sort("external_id")["content"].to_list() == ["one v2", "two", "three"]
+
+
+def test_lazy_scan_and_eager_read_normalize_identically(store: DeltaStore, line_normalizer: None) -> None:
+    later = NOW + dt.timedelta(hours=1)
+    for batch_id, fetched, lines in (("b2", later, [("1", b"one v2"), ("3", b"three")]),
+                                     ("b1", NOW, [("1", b"one"), ("2", b"two"), ("9", b"")])):
+        info = bronze.BatchInfo("alice", "slack", NOW.date(), "import", "slack_export", batch_id, fetched)
+        users = RawObject("slack_users", "users.json", json.dumps([{"id": "U1", "real_name": "Ann"}]).encode())
+        objs = [users, *(RawObject("test_line", e, raw, resource_id="C1") for e, raw in lines)]
+        bronze.write_batch(store, bronze.bronze_frame(objs, info), info)
+    eager = normalize_partition(bronze.read_partition(store, "slack", NOW.date()))
+    lazy = normalize_partition(bronze.scan_partition(store, "slack", NOW.date()))
+    assert lazy.rows.equals(eager.rows)
+    assert lazy.rows.select("batch_id", "external_id").rows() == [("b1", "1"), ("b1", "2"), ("b2", "1"), ("b2", "3")]
+    assert (lazy.objects, lazy.users, dict(lazy.by_type)) == (7, {"alice"}, {"message": 4})
+    assert [r.external_id for r in lazy.rejects["b1"]] == ["9"]
+
+
+def test_shared_contexts_serialize_once_but_exactly() -> None:
+    ctxs = [{"channel": "general", "n": 1}, {"n": 1, "channel": "general"}, {"channel": "general", "n": True},
+            {"channel": "general", "n": 1.0}, {"labels": ["a", "b"]}, {}]
+    batch = bronze.BatchInfo("alice", "gmail", NOW.date(), "import", "mbox", "job1", NOW)
+    got = bronze.bronze_frame([RawObject("email", str(i), b"x", context=c) for i, c in enumerate(ctxs)], batch)
+    assert got["context"].to_list() == [json.dumps(c, sort_keys=True) for c in ctxs]

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
 import polars_hash  # noqa: F401  (registers the ``chash`` expression namespace)
@@ -49,7 +50,7 @@ def bronze_frame(objects: Sequence[RawObject], batch: BatchInfo, seq_start: int 
             "resource_name": [o.resource_name for o in objects],
             "external_id": [o.external_id for o in objects],
             "raw": [o.raw for o in objects],
-            "context": [json.dumps(o.context, sort_keys=True, default=str) for o in objects],
+            "context": _contexts_json(objects),
             "is_tombstone": [o.is_tombstone for o in objects],
         },
         schema={"object_type": pl.Utf8, "resource_id": pl.Utf8, "resource_name": pl.Utf8, "external_id": pl.Utf8,
@@ -71,6 +72,23 @@ def bronze_frame(objects: Sequence[RawObject], batch: BatchInfo, seq_start: int 
         pl.lit(batch.run_id, pl.Utf8).alias("run_id"),
         pl.lit(None, pl.Datetime("us", "UTC")).alias("body_expired_at"),
     ))
+
+
+def _contexts_json(objects: Sequence[RawObject]) -> list[str]:
+    """``context`` as sorted-key JSON; objects of one file share a context, so each distinct one is
+    serialized once (contexts with unhashable values are serialized every time)."""
+    seen: dict[tuple[tuple[str, type, Any], ...], str] = {}
+    out = []
+    for o in objects:
+        try:  # the value's type is part of the key: 1, 1.0 and True are equal but serialize apart
+            key = tuple((k, type(v), v) for k, v in sorted(o.context.items()))
+            text = seen.get(key)
+            if text is None:
+                text = seen[key] = json.dumps(o.context, sort_keys=True, default=str)
+        except TypeError:  # a list or dict value: not hashable
+            text = json.dumps(o.context, sort_keys=True, default=str)
+        out.append(text)
+    return out
 
 
 def reject_frame(

@@ -11,6 +11,12 @@ Merge rules (each is tested):
 * tombstones delete the row; a later tombstone in bronze also stops an older partition from
   re-inserting it, so backfills in any order give the same table;
 * rows already past their TTL are not inserted.
+
+Write path (cost follows the batch): rows the merge would leave alone (exact duplicates, older
+versions) are dropped after reading only the key/hash columns of the batch's partitions, so a sync
+of unchanged items commits nothing; rows bound for partitions that hold no file yet are written
+instead of joined (``DeltaStore.merge``); bronze is scanned for tombstones only when the Delta log's
+statistics say a file of the platform may hold one.
 """
 
 from __future__ import annotations
@@ -109,7 +115,8 @@ def normalize_partition(bronze_rows: pl.DataFrame | pl.LazyFrame) -> NormalizedP
 
     def collect(done: tuple[str, str, int, int, pl.DataFrame, list[Reject]]) -> None:
         batch_id, user_id, objects, skipped, rows, rejects = done
-        result.users.add(user_id)
+        if objects:
+            result.users.add(user_id)
         result.objects += objects
         result.skipped_expired_bodies += skipped
         if rejects:
