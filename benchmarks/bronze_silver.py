@@ -178,6 +178,8 @@ def phase_merge(root: str, batch: str, sync_at: str) -> dict[str, Any]:
             "files_scanned": merged.stats.files_scanned, "files_skipped": merged.stats.files_skipped,
             "files_added": merged.stats.files_added, "files_removed": merged.stats.files_removed,
             "rows_copied": merged.stats.raw.get("num_target_rows_copied", 0),
+            "delta_scan_ms": merged.stats.raw.get("scan_time_ms"), "delta_rewrite_ms": merged.stats.raw.get(
+                "rewrite_time_ms"), "delta_execution_ms": merged.stats.raw.get("execution_time_ms"),
             "rows_after": _rows(table), "peak_rss_mib": _peak_rss_mib()}
 
 
@@ -199,7 +201,8 @@ def phase_unpruned(root: str, batch: str) -> dict[str, Any]:
     return {"seconds": seconds, "new": raw.get("num_target_rows_inserted"),
             "updated": raw.get("num_target_rows_updated"), "files_scanned": raw.get("num_target_files_scanned"),
             "files_added": raw.get("num_target_files_added"), "files_removed": raw.get("num_target_files_removed"),
-            "rows_copied": raw.get("num_target_rows_copied", 0),
+            "rows_copied": raw.get("num_target_rows_copied", 0), "delta_scan_ms": raw.get("scan_time_ms"),
+            "delta_rewrite_ms": raw.get("rewrite_time_ms"), "delta_execution_ms": raw.get("execution_time_ms"),
             "rows_after": _rows(DeltaTable(uri)), "peak_rss_mib": _peak_rss_mib()}
 
 
@@ -396,7 +399,7 @@ def main(argv: list[str] | None = None) -> int:
     }
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
-    path = out / f"bronze_silver_{now:%Y%m%dT%H%M}.json"
+    path = out / f"bronze_silver_{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S}.json"
     path.write_text(json.dumps(doc, indent=2, default=str))
     print(f"\nwritten {path}")
     return 0
