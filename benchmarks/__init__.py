@@ -1,0 +1,1 @@
+"""Benchmarks of the write paths (``python -m benchmarks.bronze_silver``)."""

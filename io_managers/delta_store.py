@@ -5,6 +5,8 @@ Guarantees (each has a test):
 * writes never widen to a full-table overwrite: ``replace`` needs a predicate and Delta itself
   rejects rows outside it;
 * merges carry the partition literals of the batch, so they read and rewrite only those files;
+  rows bound for partitions that hold no file yet are written, not merged (a conflict-checked
+  replace of exactly those partitions), so a first load costs an append, not a join;
 * the table schema evolves by merging new columns (``schema_mode="merge"``);
 * commits that lose a race (``CommitFailedError``) are retried a bounded number of times;
 * the root may be a local folder or an object-store URI with storage options.
@@ -15,18 +17,18 @@ from __future__ import annotations
 import logging
 import random
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
 import polars as pl
 import pyarrow as pa
-from deltalake import DeltaTable, write_deltalake
+from deltalake import ColumnProperties, DeltaTable, WriterProperties, write_deltalake
 from deltalake import Schema as DeltaSchema
 from deltalake.exceptions import CommitFailedError, TableNotFoundError
 
-from io_managers.predicates import In, Predicate, all_of
+from io_managers.predicates import And, Eq, In, Or, Predicate, all_of
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +44,9 @@ class TableSpec:
     partition_by: tuple[str, ...] = ()
     keys: tuple[str, ...] = ()
     description: str = ""
+    #: High-cardinality columns (ids, hashes, text) written without dictionary encoding: a dictionary
+    #: there never pays off, and a partitioned write keeps one dictionary per column per open file.
+    plain_columns: tuple[str, ...] = ()
 
     def conform(self, df: pl.DataFrame) -> pl.DataFrame:
         """Add missing declared columns as nulls, cast declared ones, keep extra columns last."""
@@ -56,6 +61,12 @@ class TableSpec:
 
     def empty(self) -> pl.DataFrame:
         return pl.DataFrame(schema=dict(self.schema))
+
+    def writer_properties(self) -> WriterProperties:
+        return WriterProperties(
+            compression="SNAPPY",  # delta-rs's default, which an explicit WriterProperties would drop
+            column_properties={c: ColumnProperties(dictionary_enabled=False) for c in self.plain_columns} or None,
+        )
 
 
 @dataclass
@@ -156,7 +167,7 @@ class DeltaStore:
         conformed = spec.conform(df)
         if self.is_local:
             self._local_dir(spec).parent.mkdir(parents=True, exist_ok=True)
-        return conformed.to_arrow()
+        return to_arrow(conformed)
 
     def _retry(self, what: str, op: Callable[[], T]) -> tuple[T, int]:
         for attempt in range(1, self.max_commit_attempts + 1):
@@ -171,6 +182,14 @@ class DeltaStore:
         raise AssertionError("unreachable")
 
     # ---------------------------------------------------------------- reads
+    def file_stats(self, spec: str | TableSpec) -> pl.DataFrame | None:
+        """The table's live files from the Delta log: ``path``, ``num_records``, ``partition.<col>``,
+        ``min.<col>``/``max.<col>``/``null_count.<col>`` statistics. No data file is read."""
+        dt = self.table(spec)
+        if dt is None:
+            return None
+        return pl.from_arrow(pa.table(dt.get_add_actions(flatten=True)))  # type: ignore[return-value]
+
     def scan(self, spec: str | TableSpec, predicate: Predicate | None = None) -> pl.LazyFrame | None:
         if not self.exists(spec):
             return None
@@ -208,6 +227,7 @@ class DeltaStore:
                 partition_by=list(spec.partition_by) or None,
                 schema_mode="merge",
                 storage_options=self.storage_options or None,
+                writer_properties=spec.writer_properties(),
             ),
         )
         return data.num_rows
@@ -238,6 +258,7 @@ class DeltaStore:
                 partition_by=list(spec.partition_by) or None,
                 schema_mode="merge",
                 storage_options=self.storage_options or None,
+                writer_properties=spec.writer_properties(),
             ),
         )
         return data.num_rows
@@ -254,6 +275,7 @@ class DeltaStore:
                 partition_by=list(spec.partition_by) or None,
                 schema_mode="merge",
                 storage_options=self.storage_options or None,
+                writer_properties=spec.writer_properties(),
             ),
         )
         return data.num_rows
@@ -321,28 +343,42 @@ class DeltaStore:
         ``pin`` restricts the target side (normally the partition literals of the batch, e.g.
         ``platform IN (...) AND created_day IN (...)``): Delta then skips every other file, so the
         merge costs what the batch touches, not what the table holds. Without ``pin`` the partition
-        columns' values in the batch are used.
+        columns' values in the batch are used, and rows bound for partitions that hold no file yet
+        are inserted by a write instead of a join (see :meth:`_insert_into_empty`): on an empty
+        partition a merge can only insert, so the result is the same and costs an append.
         """
         keys = tuple(keys or spec.keys)
         if not keys:
             raise ValueError(f"merge into {spec.name} needs key columns")
         if df.is_empty():
             return MergeStats(attempts=0)
-        data = self._prepare(spec, df)
+        frame = spec.conform(df)
+        if self.is_local:
+            self._local_dir(spec).parent.mkdir(parents=True, exist_ok=True)
         self.ensure(spec)
-        self._evolve(spec, data)
-        if pin is None:
-            pin = partition_pin(spec, pl.from_arrow(data))  # type: ignore[arg-type]
-        on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
-        if pin is not None:
-            on = f"{on} AND {pin.to_sql('t')}"
-        columns = [c for c in data.column_names if c in spec.schema]
+        self._evolve(spec, to_arrow(frame.head(0)))
+        columns = [c for c in frame.columns if c in spec.schema]
         updates = dict(update) if update is not None else {c: f"s.{c}" for c in columns}
+        split = pin is None and insert and bool(spec.partition_by)
 
-        def op() -> dict[str, Any]:
+        def op() -> MergeStats:
             table = DeltaTable(self.uri(spec), storage_options=self.storage_options or None)
+            rest, inserted = frame, 0
+            if split:
+                inserted, rest = self._insert_into_empty(spec, table, frame, columns, insert_when)
+                if rest.is_empty():
+                    return MergeStats(inserted=inserted, source_rows=frame.height)
+                if inserted:
+                    table = DeltaTable(self.uri(spec), storage_options=self.storage_options or None)
+            target = pin if pin is not None else partition_pin(spec, rest)
+            on = " AND ".join(f"t.{k} = s.{k}" for k in keys)
+            if target is not None:
+                on = f"{on} AND {target.to_sql('t')}"
             merger = table.merge(
-                source=data, predicate=on, source_alias="s", target_alias="t", merge_schema=False
+                source=to_arrow(rest), predicate=on, source_alias="s", target_alias="t", merge_schema=False,
+                writer_properties=spec.writer_properties(),
+                # a small source is materialized so delta-rs can also prune target files by its key ranges
+                streamed_exec=rest.height > STREAMED_MERGE_ROWS,
             )
             if delete_when is not None:
                 merger = merger.when_matched_delete(predicate=delete_when)
@@ -352,10 +388,55 @@ class DeltaStore:
                 merger = merger.when_not_matched_insert(
                     updates={c: f"s.{c}" for c in columns}, predicate=insert_when
                 )
-            return merger.execute()
+            stats = MergeStats.from_delta(merger.execute(), attempts=1)
+            stats.inserted += inserted
+            stats.source_rows = frame.height
+            return stats
 
-        raw, attempts = self._retry(f"merge into {spec.name}", op)
-        return MergeStats.from_delta(raw, attempts)
+        stats, attempts = self._retry(f"merge into {spec.name}", op)
+        stats.attempts = attempts
+        return stats
+
+    def _insert_into_empty(
+        self, spec: TableSpec, table: DeltaTable, frame: pl.DataFrame, columns: list[str], insert_when: str | None
+    ) -> tuple[int, pl.DataFrame]:
+        """Write the rows whose partitions hold no file in ``table``'s snapshot; return the rest.
+
+        The write is a replace of exactly those partitions, committed against the same snapshot:
+        if another writer added files there meanwhile, Delta rejects the commit
+        (``CommitFailedError``) and the retry merges instead, so concurrent first loads never
+        duplicate a key. Small remainders stay in the merge (one commit beats two).
+        """
+        parts = list(spec.partition_by)
+        if frame.select(pl.any_horizontal(pl.col(parts).is_null()).any()).item():
+            return 0, frame  # null partition values: leave them to the merge
+        present = _present_partitions(table, parts)
+        batch = frame.select(parts).unique()
+        if present:
+            have = pl.DataFrame(list(present), schema=dict(batch.schema), orient="row")
+            empty = batch.join(have, on=parts, how="anti", nulls_equal=True)
+        else:
+            empty = batch
+        if empty.is_empty():
+            return 0, frame
+        if empty.height == batch.height:  # every partition of the batch is empty (a first load)
+            rows, rest = frame, frame.clear()
+        else:
+            mask = frame.select(pl.struct(parts).is_in(empty.to_struct().implode()).alias("m")).to_series()
+            if mask.sum() < INSERT_BY_WRITE_MIN_ROWS:
+                return 0, frame
+            rows, rest = frame.filter(mask), frame.filter(~mask)
+        if insert_when is not None:
+            keep = sql_mask(rows, insert_when)
+            if not keep.all():
+                rows = rows.filter(keep)
+        where = partitions_predicate(parts, empty.rows())
+        if rows.height:
+            write_deltalake(
+                table, record_batches(rows.select(columns)), mode="overwrite", predicate=where.to_sql(),
+                partition_by=parts, schema_mode="merge", writer_properties=spec.writer_properties(),
+            )
+        return rows.height, rest
 
     # ---------------------------------------------------------------- maintenance
     def compact(self, spec: TableSpec) -> dict[str, Any]:
@@ -377,6 +458,58 @@ class DeltaStore:
             return []
         return list(dt.vacuum(retention_hours=retention_hours, dry_run=dry_run,
                               enforce_retention_duration=enforce_retention_duration))
+
+
+#: Merges with a source up to this size materialize it (lets delta-rs prune target files by its stats).
+STREAMED_MERGE_ROWS = 200_000
+
+#: Rows bound for empty partitions are written separately only from this count (else merged along).
+INSERT_BY_WRITE_MIN_ROWS = 20_000
+
+
+def to_arrow(df: pl.DataFrame) -> pa.Table:
+    """Arrow view of a polars frame without copying strings (Delta reads string views natively)."""
+    return df.to_arrow(compat_level=pl.CompatLevel.newest())
+
+
+def record_batches(df: pl.DataFrame, rows_per_batch: int = 65_536) -> pa.RecordBatchReader:
+    """The frame as a stream of small record batches, converted one at a time: Delta encodes them as
+    they come, and columns polars keeps as a single value (a batch's user, fetched_at...) are only
+    expanded one slice at a time. Bounds the extra memory of a large write."""
+    schema = to_arrow(df.head(0)).schema
+
+    def batches() -> Iterator[pa.RecordBatch]:
+        for start in range(0, df.height, rows_per_batch):
+            yield from to_arrow(df.slice(start, rows_per_batch)).to_batches()
+
+    return pa.RecordBatchReader.from_batches(schema, batches())
+
+
+def sql_mask(df: pl.DataFrame, where: str, alias: str = "s") -> pl.Series:
+    """Evaluate a merge-style SQL condition (``s.col``) on a frame, as a boolean mask."""
+    out = pl.SQLContext({alias: df}).execute(f"SELECT ({where}) AS _keep FROM {alias}", eager=True)
+    return out.get_column("_keep").fill_null(False)
+
+
+def _present_partitions(table: DeltaTable, parts: Sequence[str]) -> set[tuple[Any, ...]]:
+    """Partition value tuples that hold at least one file in this snapshot (from the log only)."""
+    actions = pa.table(table.get_add_actions(flatten=True))
+    if actions.num_rows == 0:
+        return set()
+    cols = [actions.column(f"partition.{p}").to_pylist() for p in parts]
+    return set(zip(*cols, strict=True))
+
+
+def partitions_predicate(columns: Sequence[str], values: Iterable[tuple[Any, ...]]) -> Predicate:
+    """``(a = x AND b IN (...)) OR ...`` matching exactly the given partition value tuples."""
+    tuples = sorted(set(values))
+    if len(columns) == 1:
+        return In(columns[0], [v[0] for v in tuples])
+    groups: dict[Any, list[tuple[Any, ...]]] = {}
+    for v in tuples:
+        groups.setdefault(v[0], []).append(v[1:])
+    parts = [And((Eq(columns[0], head), partitions_predicate(columns[1:], tails))) for head, tails in groups.items()]
+    return parts[0] if len(parts) == 1 else Or(tuple(parts))
 
 
 def _columns(predicate: Predicate) -> Iterable[str]:

@@ -92,7 +92,7 @@ def read_and_normalize(path: Path, provider: str, *, fetched_at: dt.datetime | N
     batch = bronze.BatchInfo(user_id, PROVIDER_PLATFORM[provider], fetched_at.date(), "import", provider, "batch-1",
                              fetched_at)
     filtered: Counter[str] = Counter()
-    items, rejects = normalize_batch_frame(bronze.bronze_frame(objects, batch), filtered)
+    items, rejects = normalize_batch_frame(bronze.bronze_frame(objects, batch), filtered=filtered)
     return items, read_rejects, rejects, dict(filtered)
 
 

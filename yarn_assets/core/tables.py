@@ -65,6 +65,7 @@ BRONZE_ITEMS = TableSpec(
     },
     partition_by=("platform", "ingest_date"),
     keys=("batch_id", "seq"),
+    plain_columns=("external_id", "raw", "raw_sha256", "seq", "raw_size"),
 )
 
 REJECTS = TableSpec(
@@ -126,6 +127,8 @@ PLATFORM_CONTENT = TableSpec(
     },
     partition_by=("platform", "created_day"),
     keys=("user_id", "platform", "resource_id", "external_id"),
+    plain_columns=("external_id", "thread_id", "content", "content_hash", "content_chars", "occurred_at",
+                   "source_updated_at", "metadata", "raw_sha256"),
 )
 
 ACTIVITY_LOG = TableSpec(

@@ -234,11 +234,10 @@ def silver_platform_content(context: AssetExecutionContext, warehouse: Warehouse
     ingest_date = dt.date.fromisoformat(day)
     store = warehouse.store
     now = dt.datetime.now(dt.UTC)
-    bronze_rows = bronze.read_partition(store, platform, ingest_date)
-    norm = silver.normalize_partition(bronze_rows)
-
-    batch_cols = bronze_rows.select(["batch_id", "user_id", "provider", "fetched_at"]).unique("batch_id")
+    bronze_rows = bronze.scan_partition(store, platform, ingest_date)  # lazy: read batch by batch
+    batch_cols = bronze_rows.select(["batch_id", "user_id", "provider", "fetched_at"]).unique("batch_id").collect()
     batch_meta = {row["batch_id"]: row for row in batch_cols.iter_rows(named=True)}
+    norm = silver.normalize_partition(bronze_rows)
     reject_frames = []
     for batch_id, rejects in norm.rejects.items():
         meta = batch_meta[batch_id]

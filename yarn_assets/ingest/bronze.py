@@ -12,8 +12,10 @@ import hashlib
 import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import polars as pl
+import polars_hash  # noqa: F401  (registers the ``chash`` expression namespace)
 
 from io_managers.delta_store import DeltaStore
 from io_managers.predicates import Eq, In, Predicate, all_of
@@ -37,34 +39,56 @@ class BatchInfo:
 
 
 def bronze_frame(objects: Sequence[RawObject], batch: BatchInfo, seq_start: int = 0) -> pl.DataFrame:
-    rows = [
-        {
-            "user_id": batch.user_id,
-            "platform": batch.platform,
-            "ingest_date": batch.ingest_date,
-            "source_kind": batch.source_kind,
-            "provider": batch.provider,
-            "connection_id": batch.connection_id,
-            "batch_id": batch.batch_id,
-            "seq": seq_start + i,
-            "object_type": obj.object_type,
-            "resource_id": obj.resource_id,
-            "resource_name": obj.resource_name,
-            "external_id": obj.external_id,
-            "raw": obj.raw,
-            "raw_sha256": obj.sha256,
-            "raw_size": len(obj.raw),
-            "context": json.dumps(obj.context, sort_keys=True, default=str),
-            "is_tombstone": obj.is_tombstone,
-            "fetched_at": batch.fetched_at,
-            "run_id": batch.run_id,
-            "body_expired_at": None,
-        }
-        for i, obj in enumerate(objects)
-    ]
-    if not rows:
+    """Bronze rows of one batch, built column by column (an export can hold millions of objects)."""
+    if not objects:
         return BRONZE_ITEMS.empty()
-    return BRONZE_ITEMS.conform(pl.DataFrame(rows, schema=dict(BRONZE_ITEMS.schema)))
+    n = len(objects)
+    frame = pl.DataFrame(
+        {
+            "object_type": [o.object_type for o in objects],
+            "resource_id": [o.resource_id for o in objects],
+            "resource_name": [o.resource_name for o in objects],
+            "external_id": [o.external_id for o in objects],
+            "raw": [o.raw for o in objects],
+            "context": _contexts_json(objects),
+            "is_tombstone": [o.is_tombstone for o in objects],
+        },
+        schema={"object_type": pl.Utf8, "resource_id": pl.Utf8, "resource_name": pl.Utf8, "external_id": pl.Utf8,
+                "raw": pl.Binary, "context": pl.Utf8, "is_tombstone": pl.Boolean},
+    )
+    raw = pl.col("raw")
+    return BRONZE_ITEMS.conform(frame.with_columns(
+        pl.lit(batch.user_id, pl.Utf8).alias("user_id"),
+        pl.lit(batch.platform, pl.Utf8).alias("platform"),
+        pl.lit(batch.ingest_date, pl.Date).alias("ingest_date"),
+        pl.lit(batch.source_kind, pl.Utf8).alias("source_kind"),
+        pl.lit(batch.provider, pl.Utf8).alias("provider"),
+        pl.lit(batch.connection_id, pl.Utf8).alias("connection_id"),
+        pl.lit(batch.batch_id, pl.Utf8).alias("batch_id"),
+        pl.int_range(seq_start, seq_start + n, dtype=pl.Int64).alias("seq"),
+        raw.chash.sha2_256().alias("raw_sha256"),  # type: ignore[attr-defined]
+        raw.bin.size().cast(pl.Int64).alias("raw_size"),
+        pl.lit(batch.fetched_at, pl.Datetime("us", "UTC")).alias("fetched_at"),
+        pl.lit(batch.run_id, pl.Utf8).alias("run_id"),
+        pl.lit(None, pl.Datetime("us", "UTC")).alias("body_expired_at"),
+    ))
+
+
+def _contexts_json(objects: Sequence[RawObject]) -> list[str]:
+    """``context`` as sorted-key JSON; objects of one file share a context, so each distinct one is
+    serialized once (contexts with unhashable values are serialized every time)."""
+    seen: dict[tuple[tuple[str, type, Any], ...], str] = {}
+    out = []
+    for o in objects:
+        try:  # the value's type is part of the key: 1, 1.0 and True are equal but serialize apart
+            key = tuple((k, type(v), v) for k, v in sorted(o.context.items()))
+            text = seen.get(key)
+            if text is None:
+                text = seen[key] = json.dumps(o.context, sort_keys=True, default=str)
+        except TypeError:  # a list or dict value: not hashable
+            text = json.dumps(o.context, sort_keys=True, default=str)
+        out.append(text)
+    return out
 
 
 def reject_frame(
@@ -118,6 +142,12 @@ def write_rejects(store: DeltaStore, rejects: pl.DataFrame, *, stage: str, platf
 def read_partition(store: DeltaStore, platform: str, ingest_date: dt.date) -> pl.DataFrame:
     """Every bronze row of one (platform, ingest day) partition."""
     return store.read(BRONZE_ITEMS, all_of(Eq("platform", platform), Eq("ingest_date", ingest_date)))
+
+
+def scan_partition(store: DeltaStore, platform: str, ingest_date: dt.date) -> pl.LazyFrame:
+    """The same rows as :func:`read_partition`, lazily: readers take the columns and batches they need."""
+    lf = store.scan(BRONZE_ITEMS, all_of(Eq("platform", platform), Eq("ingest_date", ingest_date)))
+    return lf.select(list(BRONZE_ITEMS.schema)) if lf is not None else BRONZE_ITEMS.empty().lazy()
 
 
 def to_objects(frame: pl.DataFrame) -> list[BronzeObject]:

@@ -6,7 +6,9 @@ Two kinds, registered per object type by each platform module:
   for formats that need real parsing (MIME, iCalendar, Notion pages);
 * ``FRAME_NORMALIZERS``: vectorized functions ``(pl.DataFrame of bronze rows, BatchContext) ->
   (items frame, rejects)`` for high-volume JSON objects (Slack messages), where per-object Python
-  would dominate the cost of a large sync or export.
+  would dominate the cost of a large sync or export. One marked :func:`row_wise` (each item
+  depends on its own object and the batch context only) is run on large frames in chunks on
+  several threads (polars releases the GIL), so JSON decoding uses every core.
 
 A normalizer sees the batch's context objects (``BatchContext``) because some objects only make
 sense together: Slack messages need the export's users.json. An exception inside a per-object
@@ -19,6 +21,7 @@ import json
 import traceback
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cached_property
 from typing import Any
@@ -84,11 +87,35 @@ class BatchContext:
         return users
 
 
+#: A row-wise frame normalizer splits frames of at least twice this many rows into chunks of it.
+ROW_WISE_CHUNK_ROWS = 50_000
+
+
+def row_wise(fn: FrameNormalizer) -> FrameNormalizer:
+    """Mark a frame normalizer as row-wise: a large frame may be normalized in parallel chunks."""
+    fn.row_wise = True  # type: ignore[attr-defined]
+    return fn
+
+
+def workers() -> int:
+    """Threads for parallel normalization: polars' own pool size (the cores it may use)."""
+    return max(1, pl.thread_pool_size())
+
+
+#: Frame normalizers registered at run time (benchmarks, plugins); the platform modules' own win on a clash.
+_EXTRA_FRAME_NORMALIZERS: dict[str, FrameNormalizer] = {}
+
+
+def register_frame_normalizer(object_type: str, fn: FrameNormalizer) -> None:
+    """Register a vectorized normalizer for an object type no platform module handles."""
+    _EXTRA_FRAME_NORMALIZERS[object_type] = fn
+
+
 def _registries() -> tuple[dict[str, Normalizer], dict[str, FrameNormalizer]]:
     from yarn_assets.ingest.normalizers import calendar, email, gcal_api, notion, notion_api, slack, slack_api
 
     per_object: dict[str, Normalizer] = {}
-    per_frame: dict[str, FrameNormalizer] = {}
+    per_frame: dict[str, FrameNormalizer] = dict(_EXTRA_FRAME_NORMALIZERS)
     for module in (calendar, email, notion, slack, slack_api, notion_api, gcal_api):
         per_object.update(getattr(module, "NORMALIZERS", {}))
         per_frame.update(getattr(module, "FRAME_NORMALIZERS", {}))
@@ -131,31 +158,73 @@ def normalize_objects(objects: list[BronzeObject], ctx: BatchContext) -> Iterato
 
 
 def normalize_batch_frame(
-    frame: pl.DataFrame, filtered: Counter[str] | None = None
+    frame: pl.DataFrame,
+    finish: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
+    filtered: Counter[str] | None = None,
 ) -> tuple[pl.DataFrame, list[Reject]]:
     """Normalize the bronze rows of ONE batch: an items frame (ITEM_SCHEMA) and the rejects.
 
+    ``finish`` (e.g. items -> silver rows) is applied to every part (object type, parallel chunk)
+    before the parts are concatenated, so no part is copied to line it up with the others.
     ``filtered`` (when given) receives the counts of objects the normalizers dropped on purpose.
     """
     from yarn_assets.ingest.bronze import to_objects
 
     _, per_frame = _registries()
     ctx = BatchContext(to_objects(frame.filter(pl.col("object_type").is_in(list(CONTEXT_ONLY)))))
+    done = finish or (lambda items: items)
     parts: list[pl.DataFrame] = []
     rejects: list[Reject] = []
-    content = frame.filter(~pl.col("object_type").is_in(list(CONTEXT_ONLY)))
-    for (object_type,), sub in content.group_by(["object_type"], maintain_order=True):
+    for object_type, sub in contiguous_groups(frame, "object_type"):
+        if object_type in CONTEXT_ONLY:
+            continue
         fn = per_frame.get(str(object_type))
         if fn is not None:
-            items, bad = fn(sub, ctx)
-            parts.append(items.select(list(ITEM_SCHEMA)).cast(ITEM_SCHEMA))  # type: ignore[arg-type]
+            items, bad = _run_frame_normalizer(fn, sub, ctx, done)
+            parts.extend(items)
             rejects.extend(bad)
             continue
         slow: list[ContentItem] = []
         for out in normalize_objects(to_objects(sub), ctx):
             (rejects if isinstance(out, Reject) else slow).append(out)  # type: ignore[arg-type]
-        parts.append(items_frame(slow))
-    items = pl.concat(parts) if parts else pl.DataFrame(schema=ITEM_SCHEMA)
+        parts.append(done(items_frame(slow)))
     if filtered is not None:
         filtered.update(ctx.filtered)
-    return items, rejects
+    if not parts:
+        return done(pl.DataFrame(schema=ITEM_SCHEMA)), rejects
+    # one contiguous chunk per batch: columns polars keeps as one value would otherwise be chunked
+    # unlike the others, and every later whole-frame conversion would have to copy to line them up
+    return (pl.concat(parts).rechunk() if len(parts) > 1 else parts[0]), rejects
+
+
+def contiguous_groups(frame: pl.DataFrame, column: str) -> list[tuple[Any, pl.DataFrame]]:
+    """``frame`` split by ``column`` in order of first appearance: zero-copy slices when every value's
+    rows are contiguous (the usual layout of a batch), otherwise one filtered copy per value."""
+    if frame.is_empty():
+        return []
+    values = frame.get_column(column)
+    runs = values.rle()
+    if runs.len() == values.n_unique():
+        lengths = runs.struct.field("len").to_list()
+        starts = [sum(lengths[:i]) for i in range(len(lengths))]
+        return [(v, frame.slice(st, n)) for v, st, n in zip(runs.struct.field("value"), starts, lengths, strict=True)]
+    return [(v, frame.filter(pl.col(column).eq_missing(v))) for v in values.unique(maintain_order=True)]
+
+
+def _run_frame_normalizer(
+    fn: FrameNormalizer, frame: pl.DataFrame, ctx: BatchContext, finish: Callable[[pl.DataFrame], pl.DataFrame]
+) -> tuple[list[pl.DataFrame], list[Reject]]:
+    """Run ``fn`` on the frame, or on chunks of it in parallel when it is row-wise and the frame large."""
+    def run(chunk: pl.DataFrame) -> tuple[pl.DataFrame, list[Reject]]:
+        items, bad = fn(chunk, ctx)
+        return finish(items.select(list(ITEM_SCHEMA)).cast(ITEM_SCHEMA)), bad  # type: ignore[arg-type]
+
+    n = workers()
+    if not getattr(fn, "row_wise", False) or n < 2 or frame.height < 2 * ROW_WISE_CHUNK_ROWS:
+        items, bad = run(frame)
+        return [items], bad
+    size = max(ROW_WISE_CHUNK_ROWS, -(-frame.height // n))
+    chunks = [frame.slice(start, size) for start in range(0, frame.height, size)]
+    with ThreadPoolExecutor(max_workers=n, thread_name_prefix="normalize") as pool:
+        done = list(pool.map(run, chunks))
+    return [items for items, _ in done], [r for _, bad in done for r in bad]
