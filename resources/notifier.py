@@ -9,7 +9,6 @@ errors, SMTP 4xx, Slack rate limits) are retried a few times; anything else rais
 from __future__ import annotations
 
 import smtplib
-import ssl
 from collections.abc import Mapping, Sequence
 from email.message import EmailMessage
 from email.utils import formatdate, make_msgid, parseaddr
@@ -20,6 +19,8 @@ from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError
 from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential
+
+from resources.smtp import SmtpServer
 
 
 class NotificationError(RuntimeError):
@@ -80,16 +81,13 @@ class Notifier(dg.ConfigurableResource):
             raise NotificationError("mail needs YARNNN_SMTP_HOST to be set")
         msg = self.build_message(to, subject, text, html, headers)
         recipients = [to] if isinstance(to, str) else list(to)
+        server = SmtpServer(self.smtp_host, self.smtp_port, self.smtp_username, self.smtp_password,
+                            self.smtp_starttls, self.smtp_timeout_seconds)
 
         @retry(retry=retry_if_exception(_transient_smtp), stop=stop_after_attempt(self.attempts),
                wait=wait_exponential(multiplier=0.5, max=8), reraise=True)
         def deliver() -> dict[str, tuple[int, bytes]]:
-            with smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=self.smtp_timeout_seconds) as smtp:
-                if self.smtp_starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if self.smtp_username:
-                    smtp.login(self.smtp_username, self.smtp_password or "")
-                return smtp.send_message(msg, from_addr=parseaddr(self.mail_from)[1], to_addrs=recipients)
+            return server.send(msg, from_addr=parseaddr(self.mail_from)[1], to_addrs=recipients)
 
         try:
             refused = deliver()

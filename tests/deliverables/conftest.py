@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import json
-import socket
 import threading
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
-from email import message_from_bytes, policy
-from email.message import EmailMessage
+from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlparse
@@ -16,58 +13,16 @@ from urllib.parse import parse_qs, urlparse
 import pytest
 
 from tests.deliverables.helpers import add_user
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class ReceivedMail:
-    mail_from: str
-    rcpt_tos: list[str]
-    message: EmailMessage
-
-
-class _Handler:
-    def __init__(self, inbox: list[ReceivedMail]) -> None:
-        self.inbox = inbox
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        msg = message_from_bytes(envelope.original_content or envelope.content, policy=policy.default)
-        self.inbox.append(ReceivedMail(envelope.mail_from, list(envelope.rcpt_tos), msg))  # type: ignore[arg-type]
-        return "250 Message accepted for delivery"
-
-
-@dataclass
-class SmtpServer:
-    port: int
-    inbox: list[ReceivedMail] = field(default_factory=list)
-    controller: Any = None
-
-    def start(self) -> SmtpServer:
-        from aiosmtpd.controller import Controller
-
-        self.controller = Controller(_Handler(self.inbox), hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-        return self
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
+from tests.fakes.smtp import SmtpServer
 
 
 @pytest.fixture
 def smtp_server(monkeypatch: pytest.MonkeyPatch) -> Iterator[SmtpServer]:
     """aiosmtpd on 127.0.0.1; YARNNN_SMTP_HOST/PORT point at it."""
-    server = SmtpServer(free_port()).start()
-    monkeypatch.setenv("YARNNN_SMTP_HOST", "127.0.0.1")
-    monkeypatch.setenv("YARNNN_SMTP_PORT", str(server.port))
-    yield server
-    server.stop()
+    with SmtpServer() as server:
+        monkeypatch.setenv("YARNNN_SMTP_HOST", "127.0.0.1")
+        monkeypatch.setenv("YARNNN_SMTP_PORT", str(server.port))
+        yield server
 
 
 @dataclass

@@ -62,16 +62,24 @@ class SmtpServer:
         self.fail_next = self._handler.fail_next
         self._controller: Any = None
 
-    def __enter__(self) -> SmtpServer:
+    def start(self) -> SmtpServer:
+        """Listen on ``port`` (again, after :meth:`stop`: tests take the server down and back up)."""
         from aiosmtpd.controller import Controller
 
         self._controller = Controller(self._handler, hostname="127.0.0.1", port=self.port)
         self._controller.start()
         return self
 
-    def __exit__(self, *exc: object) -> None:
+    def stop(self) -> None:
         if self._controller is not None:
             self._controller.stop()
+            self._controller = None
+
+    def __enter__(self) -> SmtpServer:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
 
     def wait_for(self, n: int = 1, timeout: float = 10.0) -> list[ReceivedMail]:
         deadline = time.monotonic() + timeout

@@ -14,6 +14,7 @@ import pytest
 from control_plane import db
 from control_plane.models import User
 from resources.control_plane import ControlPlane
+from tests.fakes.smtp import SmtpServer
 from yarn_assets.ingest import import_jobs
 
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
@@ -59,34 +60,8 @@ def run(defs_or_assets, resources: dict[str, Any], key: str, instance=None) -> d
     return result
 
 
-class _Inbox:
-    """aiosmtpd handler keeping every message (envelope recipients and parsed message)."""
-
-    def __init__(self) -> None:
-        self.messages: list[tuple[list[str], Any]] = []
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        from email import message_from_bytes
-        from email.policy import default
-
-        self.messages.append((list(envelope.rcpt_tos), message_from_bytes(envelope.content, policy=default)))
-        return "250 OK"
-
-
 @pytest.fixture
 def smtp_server():  # type: ignore[no-untyped-def]
-    """A real SMTP server on 127.0.0.1; yields (host, port, inbox)."""
-    import socket
-
-    from aiosmtpd.controller import Controller
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    inbox = _Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    try:
-        yield "127.0.0.1", port, inbox
-    finally:
-        controller.stop()
+    """A real SMTP server (aiosmtpd) on 127.0.0.1 that keeps what it receives."""
+    with SmtpServer() as server:
+        yield server

@@ -50,11 +50,11 @@ def _seed_week(cp, store) -> None:  # type: ignore[no-untyped-def]
 
 @pytest.fixture
 def smtp_resources(settings, smtp_server):  # type: ignore[no-untyped-def]
-    host, port, inbox = smtp_server
+    host, port = "127.0.0.1", smtp_server.port
     res = build_resources(settings)
     res["memory_mailer"] = MemoryMailer(smtp_host=host, smtp_port=port, mail_from="yarnnn <noreply@yarnnn.test>",
                                         outbox_dir=str(settings.resolved_home / "outbox"))
-    return res, inbox
+    return res, smtp_server.inbox
 
 
 @pytest.mark.parametrize(("user", "hour", "due"), [
@@ -81,8 +81,8 @@ def test_digest_goes_to_the_right_user_once_per_week(settings, cp, store, smtp_r
     with cp.session() as s:
         s.get(User, "alice").digest_day, s.get(User, "alice").digest_hour = 1, 9
     first = dg.materialize([weekly_digests], partition_key=KEY, resources=res)
-    assert [to for to, _ in inbox.messages] == [["alice@northwind.example"]]
-    msg = inbox.messages[0][1]
+    assert [m.rcpt_tos for m in inbox] == [["alice@northwind.example"]]
+    msg = inbox[0].message
     assert msg["Subject"] == "Your week with yarnnn: 1 delivered, 1 new memories, 2 syncs"
     body = msg.get_body(preferencelist=("plain",)).get_content()
     assert "Deliverables delivered: 1" in body and "Platform syncs and imports: 2" in body
@@ -100,7 +100,7 @@ def test_digest_goes_to_the_right_user_once_per_week(settings, cp, store, smtp_r
     later = HOUR + dt.timedelta(hours=7)  # 16:00 in Paris, 10:00 in New York (bob is due at 9)
     dg.materialize([weekly_digests], resources=res,
                    partition_key=digest_hours.get_partition_key_for_timestamp(later.timestamp()))
-    assert len(inbox.messages) == 1
+    assert len(inbox) == 1
     assert store.read(WEEKLY_DIGESTS).sort("user_id").equals(rows)
     with cp.session() as s:
         ledger = [(n.user_id, n.kind, n.period_key, n.status) for n in s.query(NotificationLog)]
@@ -115,7 +115,7 @@ def test_digest_goes_to_the_right_user_once_per_week(settings, cp, store, smtp_r
     next_week = HOUR + dt.timedelta(days=7)
     dg.materialize([weekly_digests], resources=res,
                    partition_key=digest_hours.get_partition_key_for_timestamp(next_week.timestamp()))
-    assert inbox.messages[-1][1]["Subject"] == "Your week with yarnnn: 0 delivered, 0 new memories, 1 syncs"
+    assert inbox[-1].message["Subject"] == "Your week with yarnnn: 0 delivered, 0 new memories, 1 syncs"
 
 
 def test_a_failed_send_is_retried_and_then_sent_once(settings, cp, store, smtp_resources) -> None:  # type: ignore[no-untyped-def]
@@ -129,7 +129,7 @@ def test_a_failed_send_is_retried_and_then_sent_once(settings, cp, store, smtp_r
     with cp.session() as s:
         assert s.query(NotificationLog).one().status == "failed"
     dg.materialize([weekly_digests], partition_key=KEY, resources=res)
-    assert [to for to, _ in inbox.messages] == [["alice@northwind.example"]]
+    assert [m.rcpt_tos for m in inbox] == [["alice@northwind.example"]]
     with cp.session() as s:
         assert s.query(NotificationLog).one().status == "sent"
 

@@ -9,14 +9,15 @@ The password is a secret (an ``EnvVar`` in the resource) and never appears in lo
 from __future__ import annotations
 
 import re
-import smtplib
 from dataclasses import dataclass
 from email.message import EmailMessage
-from email.utils import formatdate, make_msgid
+from email.utils import formatdate, make_msgid, parseaddr
 from pathlib import Path
 
 import dagster as dg
 from pydantic import Field
+
+from resources.smtp import SmtpServer
 
 
 @dataclass(frozen=True)
@@ -66,12 +67,9 @@ class MemoryMailer(dg.ConfigurableResource):
             path = folder / name
             path.write_bytes(bytes(msg))
             return SentMail("outbox", message_id, str(path))
-        with smtplib.SMTP(self.smtp_host, self.smtp_port, timeout=self.timeout_seconds) as smtp:
-            if self.smtp_starttls:
-                smtp.starttls()
-            if self.smtp_username:
-                if not self.smtp_password:
-                    raise ValueError("YARNNN_SMTP_USERNAME is set but YARNNN_SMTP_PASSWORD is not")
-                smtp.login(self.smtp_username, self.smtp_password)
-            smtp.send_message(msg)
+        server = SmtpServer(self.smtp_host, self.smtp_port, self.smtp_username, self.smtp_password,
+                            self.smtp_starttls, self.timeout_seconds)
+        refused = server.send(msg, from_addr=parseaddr(self.mail_from)[1], to_addrs=[to])
+        if refused:
+            raise RuntimeError(f"SMTP server {server.address} refused {to}: {refused}")
         return SentMail("smtp", message_id, f"{self.smtp_host}:{self.smtp_port}")

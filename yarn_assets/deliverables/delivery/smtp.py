@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import smtplib
-import ssl
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 
+from resources.smtp import SmtpServer
 from yarn_assets.deliverables.delivery.base import DeliveryError
 from yarn_assets.deliverables.delivery.render import markdown_to_html
 
@@ -22,7 +22,7 @@ class SmtpSender:
     host: str | None
     port: int = 25
     username: str | None = None
-    password: str | None = None
+    password: str | None = field(default=None, repr=False)
     starttls: bool = False
     mail_from: str = "yarnnn <noreply@yarnnn.local>"
     timeout: float = 30.0
@@ -48,13 +48,9 @@ class SmtpSender:
             raise DeliveryError("refusing to send an empty email")
         msg = self.build(to=to, subject=subject, markdown_text=markdown_text, message_id=message_id)
         envelope_from = parseaddr(self.mail_from)[1]
+        server = SmtpServer(self.host, self.port, self.username, self.password, self.starttls, self.timeout)
         try:
-            with smtplib.SMTP(self.host, self.port, timeout=self.timeout) as smtp:
-                if self.starttls:
-                    smtp.starttls(context=ssl.create_default_context())
-                if self.username:
-                    smtp.login(self.username, self.password or "")
-                refused = smtp.send_message(msg, from_addr=envelope_from, to_addrs=[to])
+            refused = server.send(msg, from_addr=envelope_from, to_addrs=[to])
         except (smtplib.SMTPException, OSError) as exc:
             raise DeliveryError(f"SMTP delivery to {to} via {self.host}:{self.port} failed: "
                                 f"{type(exc).__name__}: {exc}") from None
