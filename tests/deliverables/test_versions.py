@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import multiprocessing as mp
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 
 import polars as pl
 import pytest
@@ -43,9 +43,10 @@ def _race(url: str) -> list[int]:
     add_user(url, "alice")
     did = create(url, "alice", "status_report")
     db.dispose_all()
-    ctx = mp.get_context("spawn")
-    with ctx.Pool(WORKERS) as pool:
-        results = pool.starmap(_allocate, [(url, did, w, PER_WORKER) for w in range(WORKERS)])
+    # ProcessPoolExecutor, not multiprocessing.Pool: Pool.__exit__ terminates its workers and was seen
+    # to hang joining one of them; the executor's shutdown waits for workers that exit on their own.
+    with ProcessPoolExecutor(WORKERS, mp_context=mp.get_context("spawn")) as pool:
+        results = list(pool.map(_allocate, [url] * WORKERS, [did] * WORKERS, range(WORKERS), [PER_WORKER] * WORKERS))
     return sorted(n for r in results for n in r)
 
 

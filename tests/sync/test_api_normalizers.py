@@ -9,7 +9,8 @@ from tests.fakes import corpus
 from yarn_assets.ingest.normalizers import BatchContext
 from yarn_assets.ingest.normalizers.gcal_api import normalize_event
 from yarn_assets.ingest.normalizers.notion_api import normalize_page
-from yarn_assets.ingest.normalizers.slack_api import clean_mrkdwn, normalize_api_message
+from yarn_assets.ingest.normalizers.slack import normalize_slack_message
+from yarn_assets.ingest.normalizers.slack_api import normalize_api_message
 from yarn_assets.ingest.objects import BronzeObject
 
 
@@ -20,29 +21,44 @@ def obj(object_type: str, raw: object, *, context: dict | None = None, tombstone
                         "test", "sha", dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
 
 
-def users_ctx() -> BatchContext:
-    members = corpus.slack_users()
-    return BatchContext([obj("slack_users", {"members": members})])
+def _via_export(raw: dict, ctx: BatchContext) -> list:
+    return list(normalize_slack_message(obj("slack_message", raw), ctx))
 
 
-def test_slack_mrkdwn_and_corpus_messages():
-    users = {"U043H11ES4V": {"id": "U043H11ES4V", "profile": {"display_name": "", "real_name": "Jade"}}}
+def test_slack_api_messages_normalize_exactly_like_the_export():
+    """The same message from the API and from an export is one silver row: same text, author, thread."""
+    jade = {"id": "U043H11ES4V", "profile": {"display_name": "", "real_name": "Jade"}}
+    ctx = BatchContext([obj("slack_users", {"members": [*corpus.slack_users(), jade]})])
     event = corpus.load("slack_api/slackweb__SlackWebhookEvent_message_rich_text.json")["event"]
-    assert clean_mrkdwn(event["text"], users) == "#general :cat: @Jade https://google.com text text text"
-    assert clean_mrkdwn("<!here> &lt;b&gt; <https://x.io|docs> <mailto:a@b.c|a@b.c> <!subteam^S1|@eng>", {}) == \
-        "@here <b> docs (https://x.io) a@b.c @eng"
+    [api] = list(normalize_api_message(obj("slack_api_message", event, context={"channel_name": "general"}), ctx))
+    [export] = _via_export(event, ctx)
+    assert api.content == export.content == "#general :cat: @Jade https://google.com text text text"
+    assert (api.author, api.external_id, api.content_type) == (export.author, export.external_id, export.content_type)
+    assert api.metadata["channel"] == "general"
+
     share = corpus.load("slack_api/slackweb__SlackWebhookEvent_message_file_share.json")["event"]
-    [item] = list(normalize_api_message(obj("slack_api_message", share, context={"channel_name": "general"}),
-                                        users_ctx()))
-    assert item.content == "message message message\n[file: namenamename.txt]"
+    [item] = list(normalize_api_message(obj("slack_api_message", share), ctx))
+    assert item.content == _via_export(share, ctx)[0].content == "message message message"
     assert item.occurred_at == dt.datetime.fromtimestamp(float(share["ts"]), tz=dt.UTC)
+    only_file = {k: v for k, v in share.items() if k != "text"}
+    [item] = list(normalize_api_message(obj("slack_api_message", only_file), ctx))
+    assert item.content == "[file] namenamename.txt"
+
+    # a reply fetched through conversations.replies without its own thread_ts keeps the thread
     reply = {"type": "message", "user": "U023BECGF", "text": "ok", "ts": "1700000001.000100",
-             "thread_ts": "1700000000.000100", "edited": {"ts": "1700000500.000000"}}
-    [item] = list(normalize_api_message(obj("slack_api_message", reply, context={"is_reply": True}), users_ctx()))
+             "edited": {"ts": "1700000500.000000"}}
+    [item] = list(normalize_api_message(
+        obj("slack_api_message", reply, context={"is_reply": True, "thread_ts": "1700000000.000100"}), ctx))
     assert (item.content_type, item.author, item.thread_id) == ("thread_reply", "alice", "1700000000.000100")
     assert item.source_updated_at == dt.datetime.fromtimestamp(1700000500, tz=dt.UTC)
+    assert item.metadata["edited"] == "1700000500.000000"
+
+    joined = {"type": "message", "subtype": "channel_join", "user": "U023BECGF", "text": "joined", "ts": "1.5"}
+    assert list(normalize_api_message(obj("slack_api_message", joined), ctx)) == []
+    [bad] = list(normalize_api_message(obj("slack_api_message", b"{not json"), ctx))
+    assert bad.reason.startswith("slack message is not valid JSON")
     [gone] = list(normalize_api_message(obj("slack_api_message", {"ts": "1.0"}, tombstone=True,
-                                            external_id="1700000000.000100"), users_ctx()))
+                                            external_id="1700000000.000100"), ctx))
     assert gone.is_deleted and gone.external_id == "1700000000.000100"
 
 

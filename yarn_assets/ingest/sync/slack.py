@@ -25,16 +25,14 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from yarn_assets.ingest.normalizers.slack import FILTERED_SUBTYPES
 from yarn_assets.ingest.objects import RawObject
 from yarn_assets.ingest.sync.clients import SlackApi
 from yarn_assets.ingest.sync.errors import NotFound
 from yarn_assets.ingest.sync.fetch import Prior, Resource, ResourceResult, dumps, ts_datetime
 
-#: System subtypes never stored (yarnnn-original.md §2).
-SKIP_SUBTYPES = frozenset({
-    "bot_message", "channel_join", "channel_leave", "channel_purpose", "channel_topic", "channel_rename",
-    "channel_archive", "channel_unarchive", "group_join", "group_leave", "group_purpose", "group_topic",
-})
+#: System subtypes never stored (yarnnn-original.md §2): the export normalizer's list, so both paths agree.
+SKIP_SUBTYPES = FILTERED_SUBTYPES
 USERS_ROW = "__users__"
 _MENTION = re.compile(r"<@([UW][A-Z0-9]+)(?:\|[^>]*)?>")
 
