@@ -222,9 +222,9 @@ class LLM(dg.ConfigurableResource):
     timeout_seconds: float = Field(default=60.0, description="Per-request timeout.")
     max_retries: int = Field(default=4, description="SDK retries on 429/529/5xx/timeouts (retry-after honoured).")
     model_signals: str = "claude-haiku-4-5-20251001"
-    model_generation: str = "claude-sonnet-4-20250514"
-    model_memory: str = "claude-sonnet-4-20250514"
-    model_analysis: str = "claude-sonnet-4-20250514"
+    model_generation: str = "claude-sonnet-4-6"
+    model_memory: str = "claude-sonnet-4-6"
+    model_analysis: str = "claude-sonnet-4-6"
     daily_token_budgets: dict[str, int | None] = Field(
         default_factory=lambda: {"free": 50_000, "starter": 250_000, "pro": None},
         description="Daily tokens per user by tier; null = unlimited.",

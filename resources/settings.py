@@ -59,9 +59,9 @@ class YarnSettings(BaseSettings):
     )
     anthropic_base_url: str | None = Field(default=None, description="Messages API base URL (tests: loopback).")
     llm_model_signals: str = "claude-haiku-4-5-20251001"
-    llm_model_generation: str = "claude-sonnet-4-20250514"
-    llm_model_memory: str = "claude-sonnet-4-20250514"
-    llm_model_analysis: str = "claude-sonnet-4-20250514"
+    llm_model_generation: str = "claude-sonnet-4-6"
+    llm_model_memory: str = "claude-sonnet-4-6"
+    llm_model_analysis: str = "claude-sonnet-4-6"
     llm_timeout_seconds: float = 60.0
     llm_max_retries: int = Field(
         default=4, ge=0, description="SDK retries on 408/409/429/5xx/529 and timeouts (honouring retry-after)."

@@ -11,13 +11,13 @@ from sqlalchemy import select
 
 from control_plane import db
 from control_plane.models import Deliverable, DeliverableVersion, SyncRegistry
-from io_managers.delta_store import TableSpec
 from io_managers.predicates import Eq
 from tests.deliverables.helpers import NOW, create, item, run_resources, sample_content, seed_silver
 from tests.fakes.anthropic_server import FakeAnthropic, text
 from yarn_assets.core.activity_log import read_events
 from yarn_assets.core.tables import PLATFORM_CONTENT
 from yarn_assets.deliverables.generate import run_deliverable
+from yarn_assets.memory import user_context as user_memory
 
 H = dt.timedelta(hours=1)
 
@@ -118,14 +118,16 @@ def test_only_prompt_items_are_retained_and_other_users_are_untouched(workspace,
 
 def test_memory_and_previous_version_reach_the_prompt_of_that_user_only(workspace, store, monkeypatch) -> None:
     seed_silver(store, sample_content("alice") + sample_content("bob"))
-    memory = TableSpec("gold/user_context", {"user_id": pl.Utf8, "key": pl.Utf8, "value": pl.Utf8,
-                                             "confidence": pl.Float64}, keys=("user_id", "key"))
-    store.append(memory, pl.DataFrame({
-        "user_id": ["alice", "alice", "bob"],
-        "key": ["preference:format", "fact:team", "fact:team"],
-        "value": ["Bullet points, no fluff", "Leads search at Northwind", "BOB-ONLY-FACT"],
-        "confidence": [0.9, 1.0, 1.0],
-    }))
+    said = NOW - dt.timedelta(days=3)
+    with db.session_scope(workspace) as s:  # through the memory domain, as the nightly run writes it
+        for user, key, value, source, conf, at in [
+            ("alice", "preference:format", "Bullet points, no fluff", "user_stated", 0.9, said),
+            ("alice", "preference:format", "Long flowing prose", "conversation", 0.8, said + H),  # outranked
+            ("alice", "fact:team", "Leads search at Northwind", "conversation", 1.0, said),
+            ("alice", "pattern:active_day", "PATTERN-NOT-FOR-PROMPTS", "pattern", 0.6, said),
+            ("bob", "fact:team", "BOB-ONLY-FACT", "user_stated", 1.0, said),
+        ]:
+            user_memory.upsert(s, user_memory.Assertion(user, key, value, source, conf, at))
     did = create(workspace, "alice", "status_report")
     with FakeAnthropic() as api:
         api.enqueue(text("## Summary\n- FIRST-VERSION-MARKER"), text("## Summary\n- second"))
@@ -137,6 +139,7 @@ def test_memory_and_previous_version_reach_the_prompt_of_that_user_only(workspac
         first, second = (r.prompt_text for r in api.requests_to())
     assert "preference:format: Bullet points, no fluff" in first and "Leads search at Northwind" in first
     assert "BOB-ONLY-FACT" not in first and "FIRST-VERSION-MARKER" not in first
+    assert "Long flowing prose" not in first and "PATTERN-NOT-FOR-PROMPTS" not in first
     assert "Previous version" in second and "FIRST-VERSION-MARKER" in second
     assert "alice-s1" not in first  # ids never reach the model; content does
     assert "billing revamp" in first

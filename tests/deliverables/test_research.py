@@ -95,7 +95,7 @@ def test_research_brief_plans_searches_reads_papers_and_composes(workspace, stor
     assert "[1] A practical guide to learning to rank" in compose.prompt_text
     assert "[4] Neural Learning to Rank for Product Search" in compose.prompt_text
     assert "billing revamp" in compose.prompt_text
-    assert compose.body["model"] == "claude-sonnet-4-20250514" and compose.body["max_tokens"] == 4000
+    assert compose.body["model"] == "claude-sonnet-4-6" and compose.body["max_tokens"] == 4000
     # tokens and cost of every call (plan, 2 searches, compose) on the version and in llm_usage
     with db.session_scope(workspace) as s:
         usage = list(s.scalars(select(LlmUsage).where(LlmUsage.user_id == "alice")))
@@ -103,7 +103,7 @@ def test_research_brief_plans_searches_reads_papers_and_composes(workspace, stor
         total_in = sum(u.input_tokens + u.cache_read_tokens + u.cache_write_tokens for u in usage)
     assert out.row["input_tokens"] == total_in and out.row["output_tokens"] > 0
     assert out.row["cost_usd"] == pytest.approx(sum(u.cost_usd for u in usage) + 2 * 0.01, rel=1e-4)
-    assert out.row["offline"] is False and out.row["model"] == "claude-sonnet-4-20250514"
+    assert out.row["offline"] is False and out.row["model"] == "claude-sonnet-4-6"
     assert "Generated offline" not in out.row["final_content"]
 
 

@@ -236,7 +236,7 @@ def test_text_answers_and_empty_text_retry(control_plane, api) -> None:
     result = online(control_plane, api).text(task="generation", user_id="pro_user", system="You write briefs.",
                                              prompt="Write", offline=lambda: "unused", max_tokens=300)
     assert result.text == "Here is the brief." and result.attempts == 2
-    assert api.requests[0].body["model"] == "claude-sonnet-4-20250514"
+    assert api.requests[0].body["model"] == "claude-sonnet-4-6"
     assert "tools" not in api.requests[0].body
 
 
@@ -285,3 +285,18 @@ def test_resource_works_inside_a_dagster_run(control_plane, api) -> None:
     assert row.run_id == res.run_id and row.asset_key == "gold/probe" and row.task == "analysis"
     mat = res.asset_materializations_for_node("gold__probe")[0]
     assert mat.metadata["llm_calls"].value == 1
+
+
+def test_default_models_are_not_deprecated_by_the_sdk() -> None:
+    """A default past its end of life would fail every production call; the SDK knows the dates."""
+    from anthropic.resources.messages.messages import DEPRECATED_MODELS
+
+    from resources.search import WebSearch
+    from resources.settings import YarnSettings
+
+    fields = YarnSettings.model_fields
+    defaults = {n: f.default for n, f in fields.items() if n.startswith("llm_model_") or n == "search_model"}
+    defaults["WebSearch.model"] = WebSearch.model_fields["model"].default
+    defaults.update({f"LLM.{n}": f.default for n, f in LLM.model_fields.items() if n.startswith("model_")})
+    assert len(defaults) >= 9
+    assert not {k: v for k, v in defaults.items() if v in DEPRECATED_MODELS}

@@ -25,7 +25,7 @@ from yarn_assets.memory.tables import FACT_CANDIDATES, SESSION_SUMMARIES
 
 DAY = "2026-11-18"
 T = dt.datetime(2026, 11, 18, 9, 0, tzinfo=dt.UTC)
-MODEL = "claude-sonnet-4-20250514"
+MODEL = "claude-sonnet-4-6"
 
 
 def _sessions(settings, tmp_path) -> None:  # type: ignore[no-untyped-def]

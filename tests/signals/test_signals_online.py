@@ -15,12 +15,12 @@ from sqlalchemy import select
 
 from control_plane import db
 from control_plane.models import Deliverable, LlmUsage
-from io_managers.delta_store import TableSpec
 from resources.llm import LLM, opaque_user_id
 from tests.fakes.anthropic_server import FakeAnthropic, RecordedRequest, respond, text
 from tests.signals.seed import add_deliverable, add_users, email, event, hour, land, page, slack
 from yarn_assets.core.activity_log import ActivityEvent, write_events
 from yarn_assets.core.tables import ACTIVITY_LOG
+from yarn_assets.memory import user_context as user_memory
 from yarn_assets.signals.assets import hour_key, signal_passes
 from yarn_assets.signals.tables import SIGNAL_ACTIONS, SIGNAL_SUMMARIES
 
@@ -29,8 +29,6 @@ H = hour(NOW) - dt.timedelta(hours=10)
 AS_OF = H + dt.timedelta(hours=1)
 MARKERS = {"alice": "CANARY-ALPHA-7731", "bob": "CANARY-BRAVO-2208"}
 EMAILS = {"alice": "alice@northwind.example", "bob": "bob@contoso.example"}
-USER_CONTEXT = TableSpec("gold/user_context", {"user_id": pl.Utf8, "key": pl.Utf8, "value": pl.Utf8,
-                                               "confidence": pl.Float64})
 
 
 def seed_user(store, url, user):  # type: ignore[no-untyped-def]
@@ -58,10 +56,10 @@ def workspace(settings, store):  # type: ignore[no-untyped-def]
     url = settings.resolved_control_plane_url
     add_users(url, ("alice", EMAILS["alice"], "pro"), ("bob", EMAILS["bob"], "pro"))
     ids = {u: seed_user(store, url, u) for u in MARKERS}
-    store.merge(USER_CONTEXT, pl.DataFrame([
-        {"user_id": u, "key": f"fact:codename_{u}", "value": f"{MARKERS[u]} is the codename", "confidence": 0.9}
-        for u in MARKERS
-    ]), keys=["user_id", "key"])
+    with db.session_scope(url) as s:  # the users' memory, written as the nightly memory run does
+        for u in MARKERS:
+            user_memory.upsert(s, user_memory.Assertion(u, f"fact:codename_{u}", f"{MARKERS[u]} is the codename",
+                                                        "user_stated", 0.9, AS_OF - dt.timedelta(days=2)))
     return ids
 
 
@@ -103,7 +101,7 @@ def test_canary_prompts_never_mix_users(settings, store, resources, workspace) -
         seen.add((user, "Pass: calendar_only" in prompt))
     assert seen == {("alice", True), ("alice", False), ("bob", True), ("bob", False)}
     alice_nc = next(r for r in requests if user_of(r) == "alice" and "Pass: non_calendar" in r.prompt_text)
-    assert f"fact:codename_alice: {MARKERS['alice']} is the codename" in alice_nc.prompt_text  # memory seam
+    assert f"fact:codename_alice: {MARKERS['alice']} is the codename" in alice_nc.prompt_text  # user memory
     assert f"Ran {MARKERS['alice']} digest" in alice_nc.prompt_text  # recent activity
     assert f"[{workspace['alice']}] {MARKERS['alice']} weekly status" in alice_nc.prompt_text  # no versions, listed
     assert "no output yet" in alice_nc.prompt_text

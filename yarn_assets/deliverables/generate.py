@@ -323,7 +323,8 @@ def _generate(res: RunResources, steps: _Steps, d: Deliverable, user: User, dtyp
     usage: dict[str, Any] = {"input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "calls": 0, "searches": 0}
     read_sources = _read_sources(binding, d)
     with steps.step("context") as s:
-        memory = read_user_context(res.store, res.engine, d.user_id)
+        with res.session_factory() as session:
+            memory = read_user_context(session, d.user_id)
         previous = previous_output(res.store, d.id, version.version_number)
         s.detail.update({"memory_chars": len(memory), "previous_chars": len(previous or "")})
     inp = ComposeInput(

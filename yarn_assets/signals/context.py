@@ -10,7 +10,6 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
-import polars as pl
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
@@ -18,16 +17,13 @@ from control_plane.models import Deliverable, DeliverableVersion, PlatformConnec
 from io_managers.delta_store import DeltaStore
 from io_managers.predicates import Eq, In, all_of
 from yarn_assets.core.activity_log import NOISE_EVENT_TYPES, read_events
+from yarn_assets.memory import user_context as user_memory
 
 MEMORY_LIMIT = 15
 ACTIVITY_LIMIT = 10
 ACTIVITY_DAYS = 7
 DELIVERABLES_IN_PROMPT = 10
-MEMORY_PREFIXES = ("fact:", "preference:", "instruction:")
 
-#: Where the memory domain keeps user_context-like rows (user_id, key, value, confidence). The
-#: first that exists is read; until memory lands none does and the prompt says "nothing yet".
-MEMORY_TABLES = ("gold/user_context", "silver/user_context")
 #: Where the deliverables domain keeps version text (deliverable_id, version_number, final/draft).
 VERSION_TABLES = ("gold/deliverable_versions",)
 
@@ -158,27 +154,9 @@ def _version_previews(store: DeltaStore, user_id: str, deliverable_ids: list[str
     return {}
 
 
-def load_memory(store: DeltaStore, user_id: str, limit: int = MEMORY_LIMIT) -> list[str]:
-    """Up to 15 fact/preference/instruction rows, highest confidence first."""
-    for name in MEMORY_TABLES:
-        lf = store.scan(name)
-        if lf is None:
-            continue
-        cols = lf.collect_schema().names()
-        if not {"user_id", "key", "value"} <= set(cols):
-            continue
-        lf = lf.filter(pl.col("user_id") == user_id)
-        prefix = pl.lit(False)
-        for p in MEMORY_PREFIXES:
-            prefix = prefix | pl.col("key").str.starts_with(p)
-        lf = lf.filter(prefix)
-        if "confidence" in cols:
-            lf = lf.sort(["confidence", "key"], descending=[True, False])
-        else:
-            lf = lf.sort("key")
-        frame = lf.select(["key", "value"]).head(limit).collect()
-        return [f"{k}: {v}" for k, v in frame.iter_rows()]
-    return []
+def load_memory(session: Session, user_id: str, limit: int = MEMORY_LIMIT) -> list[str]:
+    """Up to 15 fact/preference/instruction rows of the user's memory, highest confidence first."""
+    return [f"{c.key}: {c.value}" for c in user_memory.for_prompt(session, user_id, limit)]
 
 
 def is_noise(event_type: str, metadata: str | None) -> bool:

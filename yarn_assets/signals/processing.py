@@ -193,13 +193,8 @@ class UserInputs:
     selected: dict[str, set[str] | None]
     deliverables: list[ctxmod.DeliverableView]
     history: dict[tuple[str, str], act.HistoryEntry]
-    _memory: list[str] | None = None
+    memory: list[str]
     _activity: list[str] | None = None
-
-    def memory(self, store: DeltaStore) -> list[str]:
-        if self._memory is None:
-            self._memory = ctxmod.load_memory(store, self.profile.id)
-        return self._memory
 
     def activity(self, store: DeltaStore, as_of: dt.datetime) -> list[str]:
         if self._activity is None:
@@ -214,6 +209,7 @@ def load_user_inputs(session_factory: SessionFactory, store: DeltaStore, user_id
             selected=ctxmod.selected_sources(session, user_id),
             deliverables=ctxmod.load_deliverables(session, store, user_id),
             history=act.load_history(session, user_id),
+            memory=ctxmod.load_memory(session, user_id),
         )
 
 
@@ -339,7 +335,7 @@ def run_pass(
         return skip("wake_gate")
 
     prompt = render_prompt(
-        summary, profile=profile, memory=inputs.memory(store), activity=inputs.activity(store, spec.as_of),
+        summary, profile=profile, memory=inputs.memory, activity=inputs.activity(store, spec.as_of),
         deliverables=inputs.deliverables[: ctxmod.DELIVERABLES_IN_PROMPT], as_of=spec.as_of,
     )
     try:
