@@ -68,8 +68,8 @@ def main() -> int:
     print("\nTables (Delta, under the warehouse root):")
     for spec in all_tables():
         lf = store.scan(spec)
-        rows = "absent" if lf is None else lf.select(pl.len()).collect().item()
-        print(f"  {spec.name:<34} {rows!s:>8} rows   {store.uri(spec)}")
+        count = "(none yet)" if lf is None else f"{lf.select(pl.len()).collect().item()} rows"
+        print(f"  {spec.name:<34} {count:>13}   {store.uri(spec)}")
     print(f"\nControl plane: {settings.resolved_control_plane_url}")
     print("Open the UI:  DAGSTER_HOME=" + str(dagster_home) + " .venv/bin/dagster dev -w workspace.yaml")
     return 0
