@@ -97,7 +97,6 @@ def phase_bronze(root: str, n: int, anchor: str, batch_size: int) -> dict[str, A
 
 def phase_silver(root: str, n: int, anchor: str) -> dict[str, Any]:
     """The silver/platform_content step for the bronze partition, into an empty silver table."""
-    import benchmarks.synthetic  # noqa: F401  (registers the benchmark normalizer)
     from io_managers.delta_store import DeltaStore
     from yarn_assets.ingest import bronze, silver
 
@@ -141,7 +140,6 @@ def phase_append(root: str, target: str) -> dict[str, Any]:
 
 def phase_prepare_incremental(root: str, n: int, anchor: str, size: int, out: str) -> dict[str, Any]:
     """Land the incremental sync batch in bronze (next day), normalize it, save the silver rows."""
-    import benchmarks.synthetic  # noqa: F401
     from io_managers.delta_store import DeltaStore
     from yarn_assets.ingest import bronze, silver
 

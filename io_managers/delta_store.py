@@ -47,6 +47,10 @@ class TableSpec:
     #: High-cardinality columns (ids, hashes, text) written without dictionary encoding: a dictionary
     #: there never pays off, and a partitioned write keeps one dictionary per column per open file.
     plain_columns: tuple[str, ...] = ()
+    #: Rows per Parquet row group when writing (None: delta-rs's default). A partitioned write keeps
+    #: one open row group per partition until it fills; small groups bound that buffer on wide
+    #: first loads. Compaction rewrites files with the default, so reads end up on large groups.
+    row_group_rows: int | None = None
 
     def conform(self, df: pl.DataFrame) -> pl.DataFrame:
         """Add missing declared columns as nulls, cast declared ones, keep extra columns last."""
@@ -65,6 +69,7 @@ class TableSpec:
     def writer_properties(self) -> WriterProperties:
         return WriterProperties(
             compression="SNAPPY",  # delta-rs's default, which an explicit WriterProperties would drop
+            max_row_group_size=self.row_group_rows,
             column_properties={c: ColumnProperties(dictionary_enabled=False) for c in self.plain_columns} or None,
         )
 

@@ -9,6 +9,7 @@ import polars as pl
 
 from benchmarks import bronze_silver as bench
 from benchmarks.synthetic import Workspace
+from yarn_assets.ingest.normalizers.slack import user_display_name
 
 ANCHOR = "2026-11-22T12:00:00+00:00"
 
@@ -31,7 +32,11 @@ def test_synthetic_messages_normalize_like_slack_export_messages(store) -> None:
     got = rows.filter(pl.col("external_id") == reply["ts"]).row(0, named=True)
     assert (got["content_type"], got["thread_id"]) == ("thread_reply", reply["thread_ts"])
     assert got["content"] == reply["text"]
-    assert got["author"] == dict(zip(ws.user_ids, ws.user_names, strict=True))[reply["user"]]
+    # the product's Slack normalizer: the users.json display name first (the original's rule)
+    users_json = next(o.raw for o in ws.raw_objects(frame) if o.object_type == "slack_users")
+    members = json.loads(users_json)
+    member = next(u for u in (members if isinstance(members, list) else members["members"]) if u["id"] == reply["user"])
+    assert got["author"] == user_display_name(member) and got["author"]
     edited = next(m for m in msgs if "edited" in m)
     got = rows.filter(pl.col("external_id") == edited["ts"]).row(0, named=True)
     assert got["source_updated_at"].timestamp() == float(edited["edited"]["ts"])

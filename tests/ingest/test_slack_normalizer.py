@@ -265,7 +265,8 @@ def test_vectorized_path_equals_per_object_reference(corpus: Path, tmp_path: Pat
         (r.external_id, r.reason) for r in slow_rejects)
 
 
-def test_vectorized_path_equals_reference_on_synthetic_messages(tmp_path: Path) -> None:
+def _synthetic_batch() -> pl.DataFrame:
+    """3 000 generated export messages plus the odd shapes the generator does not make, as one bronze batch."""
     sys.path.insert(0, str(REPO / "benchmarks"))
     try:
         from slack_normalize import synthetic_messages
@@ -290,7 +291,11 @@ def test_vectorized_path_equals_reference_on_synthetic_messages(tmp_path: Path) 
     objects.append(RawObject("slack_message", "latin1", b'{"ts": "16.0", "text": "caf\xe9"}', resource_id="C1"))
     batch = bronze.BatchInfo("u", "slack", dt.date(2026, 1, 1), "import", "slack_export", "b",
                              dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
-    frame = bronze.bronze_frame(objects, batch)
+    return bronze.bronze_frame(objects, batch)
+
+
+def test_vectorized_path_equals_reference_on_synthetic_messages(tmp_path: Path) -> None:
+    frame = _synthetic_batch()
     context = bronze.to_objects(frame.filter(pl.col("object_type") == "slack_users"))
     messages = frame.filter(pl.col("object_type") == "slack_message")
     fast, fast_rejects = normalize_slack_frame(messages, BatchContext(context))
@@ -307,6 +312,28 @@ def test_vectorized_path_equals_reference_on_synthetic_messages(tmp_path: Path) 
     assert [r.external_id for r in fast_rejects] == ["4", "latin1"]  # no ts; not UTF-8 JSON
     versions = fast.filter(pl.col("external_id") == "1760000000.000000").sort("seq")
     assert versions.height == 2 and versions["content"][-1] == "new @User 3"  # message_changed: a new version
+
+
+def test_chunked_parallel_normalization_equals_one_pass(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """The Slack frame normalizer is row-wise: a batch cut into chunks on several threads gives the
+    same items, rejects and filtered counts as one pass (edit/delete events and bad rows included)."""
+    from yarn_assets.ingest import normalizers
+
+    frame = _synthetic_batch()
+    assert getattr(normalize_slack_frame, "row_wise", False)
+
+    def run(workers: int, chunk_rows: int) -> tuple[pl.DataFrame, list[str], Counter]:
+        monkeypatch.setattr(normalizers, "workers", lambda: workers)
+        monkeypatch.setattr(normalizers, "ROW_WISE_CHUNK_ROWS", chunk_rows)
+        filtered: Counter = Counter()
+        items, rejects = normalizers.normalize_batch_frame(frame, filtered=filtered)
+        return items.sort("seq"), sorted(r.reason for r in rejects), filtered
+
+    one, one_rejects, one_filtered = run(1, 50_000)
+    chunked, chunked_rejects, chunked_filtered = run(4, 250)  # ~12 chunks of the 3 000 rows
+    assert one.height > 2_500 and one.to_dicts() == chunked.to_dicts()
+    assert one_rejects == chunked_rejects and len(one_rejects) == 2
+    assert one_filtered == chunked_filtered and sum(one_filtered.values()) > 0
 
 
 def test_dm_folders_resolve_by_id_and_are_named_after_members(corpus: Path, tmp_path: Path) -> None:

@@ -24,11 +24,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import re
+import threading
 from collections.abc import Iterator
 from typing import Any
 
 import polars as pl
 
+from yarn_assets.ingest.normalizers import row_wise
 from yarn_assets.ingest.objects import BronzeObject, ContentItem, Reject
 
 #: yarnnn-original.md §2 "Filtered subtypes", verbatim.
@@ -110,10 +112,14 @@ def channel_names(ctx: Any) -> dict[str, str]:
     return cache["slack_channel_names"]
 
 
+_COUNT_LOCK = threading.Lock()  # chunks of one batch are normalized on several threads (row-wise)
+
+
 def _count_filtered(ctx: Any, subtype: str, n: int = 1) -> None:
     filtered = getattr(ctx, "filtered", None)
     if filtered is not None:
-        filtered[f"slack:{subtype}"] += n
+        with _COUNT_LOCK:
+            filtered[f"slack:{subtype}"] += n
 
 
 # --------------------------------------------------------------------------- per-object reference
@@ -395,8 +401,13 @@ def clean_mrkdwn_series(s: pl.Series, users: dict[str, str], channels: dict[str,
     return s.scatter(rows, _clean_rows(s.gather(rows), users, channels))
 
 
+@row_wise
 def normalize_slack_frame(frame: pl.DataFrame, ctx: Any) -> tuple[pl.DataFrame, list[Reject]]:
     """Vectorized :func:`normalize_slack_message` over the bronze rows of one batch.
+
+    Row-wise (each row's items depend on that row and the batch context only: an edit event
+    yields the edited message's new version, a delete event its tombstone), so a large batch is
+    normalized in chunks on every core.
 
     One ``json_decode`` of the raw column into the fields the rules read, a join for author names
     and a few regex passes for mrkdwn. Rows it does not handle (edit/delete events, non-objects,
