@@ -65,12 +65,7 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
             timeout_seconds=settings.memory_batch_timeout_seconds,
         ),
         "memory_mailer": MemoryMailer(
-            smtp_host=settings.smtp_host,
-            smtp_port=settings.smtp_port,
-            smtp_username=settings.smtp_username,
-            smtp_password=_secret(settings.smtp_password, "YARNNN_SMTP_PASSWORD"),
-            smtp_starttls=settings.smtp_starttls,
-            mail_from=settings.mail_from,
+            **_smtp(settings),
             outbox_dir=str(home / "outbox"),
         ),
         "credentials": CredentialVault(encryption_key=_secret(settings.encryption_key, "YARNNN_ENCRYPTION_KEY")),
@@ -86,12 +81,7 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
         ),
         "maintenance": Maintenance(vacuum_retention_hours=settings.vacuum_retention_hours),
         "notifier": Notifier(
-            smtp_host=settings.smtp_host,
-            smtp_port=settings.smtp_port,
-            smtp_username=settings.smtp_username,
-            smtp_password=_secret(settings.smtp_password, "YARNNN_SMTP_PASSWORD"),
-            smtp_starttls=settings.smtp_starttls,
-            mail_from=settings.mail_from,
+            **_smtp(settings),
             slack_base_url=settings.slack_base_url,
             slack_token=_secret(settings.slack_delivery_token, "YARNNN_SLACK_DELIVERY_TOKEN"),
             operator_email=settings.operator_email,
@@ -121,15 +111,22 @@ def build_search(settings: YarnSettings) -> WebSearch:
     )
 
 
+def _smtp(settings: YarnSettings) -> dict[str, Any]:
+    """The SMTP fields every mailing resource takes (delivery, memory mail, operator alerts)."""
+    return {
+        "smtp_host": settings.smtp_host,
+        "smtp_port": settings.smtp_port,
+        "smtp_username": settings.smtp_username,
+        "smtp_password": _secret(settings.smtp_password, "YARNNN_SMTP_PASSWORD"),
+        "smtp_starttls": settings.smtp_starttls,
+        "mail_from": settings.mail_from,
+    }
+
+
 def build_delivery(settings: YarnSettings) -> DeliveryChannels:
     return DeliveryChannels(
         outbox_dir=str(settings.resolved_home / "outbox"),
-        smtp_host=settings.smtp_host,
-        smtp_port=settings.smtp_port,
-        smtp_username=settings.smtp_username,
-        smtp_password=_secret(settings.smtp_password, "YARNNN_SMTP_PASSWORD"),
-        smtp_starttls=settings.smtp_starttls,
-        mail_from=settings.mail_from,
+        **_smtp(settings),
         slack_token=_secret(settings.slack_delivery_token, "YARNNN_SLACK_DELIVERY_TOKEN"),
         slack_base_url=settings.slack_base_url,
     )
