@@ -88,7 +88,7 @@ def deliverable_versions(
     run = context.run
     tags = run.tags
     trigger = tags.get(TRIGGER_TAG, "manual")
-    res = RunResources(store=warehouse.store, session_factory=control_plane.session, engine=control_plane.engine,
+    res = RunResources(store=warehouse.store, session_factory=control_plane.session,
                        llm=llm, search=search, delivery=delivery, log=context.log)
     outcome = run_deliverable(
         res, deliverable_id=deliverable_id, run_id=run.run_id, root_run_id=run.root_run_id or run.run_id,

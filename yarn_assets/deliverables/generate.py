@@ -23,7 +23,6 @@ from typing import Any
 
 import polars as pl
 from pydantic import BaseModel, Field
-from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
 from control_plane.models import Deliverable, DeliverableVersion, User, utcnow
@@ -61,7 +60,6 @@ class ResearchPlan(BaseModel):
 class RunResources:
     store: DeltaStore
     session_factory: SessionFactory
-    engine: Engine | None
     llm: Any  # resources.llm.LLM
     search: WebSearch
     delivery: DeliveryChannels
@@ -524,5 +522,5 @@ def run_resources_from_settings(settings: Any) -> Iterator[RunResources]:
         ready = {k: stack.enter_context(r[k].process_config_and_initialize_cm())
                  for k in ("warehouse", "control_plane", "llm", "search", "delivery")}
         cp = ready["control_plane"]
-        yield RunResources(store=ready["warehouse"].store, session_factory=cp.session, engine=cp.engine,
+        yield RunResources(store=ready["warehouse"].store, session_factory=cp.session,
                            llm=ready["llm"], search=ready["search"], delivery=ready["delivery"])
