@@ -2,6 +2,7 @@
 
 
 import datetime as dt
+from typing import Any
 
 import dagster as dg
 
@@ -20,30 +21,25 @@ def _yesterday(context: dg.ScheduleEvaluationContext) -> str:
     return (tick.date() - dt.timedelta(days=1)).isoformat()
 
 
-@dg.schedule(
-    name="memory_nightly_schedule",
-    cron_schedule="0 0 * * *",
-    execution_timezone="UTC",
-    job=memory_nightly_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="00:00 UTC: yesterday's chat-app sessions into silver, facts, summaries, activity patterns.",
-)
-def memory_nightly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    day = _yesterday(context)
-    return dg.RunRequest(run_key=f"memory:{day}", partition_key=day, tags={"yarnnn/trigger": "schedule"})
+def _daily_for_yesterday(name: str, hour: int, job: Any, prefix: str,
+                         description: str) -> dg.ScheduleDefinition:
+    """A daily UTC schedule that runs ``job`` for yesterday's partition (one run per day by run key)."""
+
+    @dg.schedule(name=name, cron_schedule=f"0 {hour} * * *", execution_timezone="UTC", job=job,
+                 default_status=dg.DefaultScheduleStatus.RUNNING, description=description)
+    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
+        day = _yesterday(context)
+        return dg.RunRequest(run_key=f"{prefix}:{day}", partition_key=day, tags={"yarnnn/trigger": "schedule"})
+
+    return _schedule
 
 
-@dg.schedule(
-    name="conversation_analysis_schedule",
-    cron_schedule="0 6 * * *",
-    execution_timezone="UTC",
-    job=conversation_analysis_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="06:00 UTC: suggest deliverables from the last 7 days of conversations (ending yesterday).",
-)
-def conversation_analysis_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    day = _yesterday(context)
-    return dg.RunRequest(run_key=f"analysis:{day}", partition_key=day, tags={"yarnnn/trigger": "schedule"})
+memory_nightly_schedule = _daily_for_yesterday(
+    "memory_nightly_schedule", 0, memory_nightly_job, "memory",
+    "00:00 UTC: yesterday's chat-app sessions into silver, facts, summaries, activity patterns.")
+conversation_analysis_schedule = _daily_for_yesterday(
+    "conversation_analysis_schedule", 6, conversation_analysis_job, "analysis",
+    "06:00 UTC: suggest deliverables from the last 7 days of conversations (ending yesterday).")
 
 
 @dg.schedule(

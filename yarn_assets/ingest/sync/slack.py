@@ -13,7 +13,7 @@ What the original (and every peer) missed, added here:
   recently active few are rechecked per sync.
 * **Edits and deletions.** Messages of the lookback window are fingerprinted (text + edit time);
   a changed fingerprint lands a new version, a message that vanished from a fully covered
-  window lands a tombstone, and Slack's own ``tombstone`` placeholders do too.
+  window lands a tombstone, and so do the ``tombstone`` stand-ins Slack leaves for deleted parents.
 """
 
 from __future__ import annotations
