@@ -7,7 +7,8 @@ Nothing here trusts the container (see ``InputLimits``): the member count is tak
 central directory before ``zipfile`` parses it; a member is read only when a reader asks for it,
 refused first from its header (declared size, compression ratio, what the import has read so far)
 and then counted byte by byte while it streams through ``ZipFile.open``, so a header that lies
-cannot make the process allocate more than the limits. Inner zips are spooled to a temporary file
+cannot make the process allocate more than the limits (``zipfile`` also stops at the declared
+size and fails the CRC: a header that understates only shrinks what is read). Inner zips are spooled to a temporary file
 within the same limits; a zip deeper than ``import_max_archive_depth`` is refused. Folders are
 walked without following links: symlinks, FIFOs, sockets and devices are refused, never opened.
 A member over a limit becomes a reject naming the limit; the other members still land.
@@ -65,10 +66,11 @@ class Budget:
                                 f"{self.limits.named('import_max_total_bytes')}")
 
     def add_members(self, n: int, where: str) -> None:
-        self.members += n
-        if self.members > self.limits.import_max_members:
+        """Count ``n`` more members, or refuse them (leaving the count as it was)."""
+        if self.members + n > self.limits.import_max_members:
             raise LimitExceeded(f"{where} has {n} members: the export would exceed "
                                 f"{self.limits.named('import_max_members')}")
+        self.members += n
 
 
 @dataclass(frozen=True)

@@ -12,6 +12,7 @@ import re
 
 _NOT_BRACKETS = bytes(b for b in range(256) if b not in b"[]{}")
 _STRING = re.compile(rb'"[^"\\]*(?:\\.[^"\\]*)*"', re.S)
+_PAIR = re.compile(rb"\[\]|\{\}")  # one pass removes exactly one level (no rescan of what it joins)
 
 
 def _deeper_than(skeleton: bytes, limit: int) -> bool:
@@ -19,11 +20,11 @@ def _deeper_than(skeleton: bytes, limit: int) -> bool:
     for _ in range(limit):
         if not skeleton:
             return False
-        shorter = skeleton.replace(b"[]", b"").replace(b"{}", b"")
+        shorter = _PAIR.sub(b"", skeleton)
         if shorter == skeleton:  # unbalanced: malformed, the parser reports it
             return False
         skeleton = shorter
-    return bool(skeleton) and skeleton.replace(b"[]", b"").replace(b"{}", b"") != skeleton
+    return bool(skeleton) and _PAIR.sub(b"", skeleton) != skeleton
 
 
 def json_deeper_than(data: bytes, limit: int) -> bool:
