@@ -278,7 +278,10 @@ def scan_inbox(session: Session, inbox: Path, archive_root: Path,
         if user_name.startswith(("_", ".")):
             continue
         user_dir = root / user_name
-        mode = os.lstat(user_dir).st_mode
+        try:
+            mode = os.lstat(user_dir).st_mode
+        except FileNotFoundError:  # removed while we looked
+            continue
         if stat.S_ISREG(mode):
             continue  # a stray file beside the user folders: not ours to move
         try:
@@ -297,11 +300,13 @@ def scan_inbox(session: Session, inbox: Path, archive_root: Path,
                     session, user_id=user_name, path=entry, archive_root=archive_root, limits=limits, inbox=root,
                 )
             except ImportError_ as exc:
-                _reject(user_dir, entry, str(exc))
+                if os.path.lexists(entry):  # (an entry removed meanwhile has nothing left to move)
+                    _reject(user_dir, entry, str(exc))
                 continue
             if was_created:
                 created.append(job)
-            _remove(entry)
+            if os.path.lexists(entry):
+                _remove(entry)
     return created
 
 
