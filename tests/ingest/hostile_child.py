@@ -7,7 +7,7 @@
     register the file as an import job and materialize bronze + silver of its partition with the
     resources built from the environment (``YARNNN_HOME``…), as the import sensor's run would.
 
-The parent reads the peak RSS of this process with ``os.wait4``.
+The result carries this process's peak RSS (``VmHWM``) and peak address space (``VmPeak``).
 """
 
 from __future__ import annotations
@@ -114,10 +114,11 @@ def main() -> None:
         out = read(provider, path, sys.argv[4] if len(sys.argv) > 4 else None)
     else:
         out = import_end_to_end(provider, path)
-    status = Path("/proc/self/status")
-    if status.exists():
-        out["vm_peak_kb"] = next((int(line.split()[1]) for line in status.read_text().splitlines()
-                                  if line.startswith("VmPeak:")), None)
+    # VmHWM: the peak RSS of this process's own memory (getrusage's ru_maxrss would also count the
+    # parent's pages this process had between fork and exec: pytest itself)
+    fields = dict(line.split(":", 1) for line in Path("/proc/self/status").read_text().splitlines() if ":" in line)
+    out["peak_rss_kb"] = int(fields["VmHWM"].split()[0])
+    out["vm_peak_kb"] = int(fields["VmPeak"].split()[0])
     print("HOSTILE_RESULT " + json.dumps(out, default=str))
 
 
