@@ -14,6 +14,7 @@ import dagster as dg
 from io_managers.delta_io_manager import DeltaPolarsIOManager
 from resources.control_plane import ControlPlane
 from resources.credentials import CredentialVault
+from resources.input_limits import InputLimits
 from resources.llm import LLM
 from resources.llm_batches import LLMBatches
 from resources.maintenance import Maintenance
@@ -79,6 +80,7 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
             backoff_seconds=settings.platform_backoff_seconds,
             rate_limits=dict(settings.platform_rate_limits),
         ),
+        "input_limits": InputLimits.from_settings(settings),
         "maintenance": Maintenance(vacuum_retention_hours=settings.vacuum_retention_hours),
         "notifier": Notifier(
             **_smtp(settings),

@@ -144,6 +144,70 @@ class YarnSettings(BaseSettings):
         default_factory=dict, description="JSON {pool: limit} overriding the default pool limits (`yarnnn pools`)."
     )
 
+    # --- input limits (docs/OPERATIONS.md "Input limits"; an import over one becomes a reject) ---
+    import_max_total_bytes: int = Field(
+        default=1 << 30, ge=1,
+        description="Bytes one import may read: an archive's members decompressed, summed, or one "
+        "mbox/.jsonl file. The reader holds an import's objects in memory, so this bounds the worker's RAM.",
+    )
+    import_max_member_bytes: int = Field(
+        default=128 << 20, ge=1,
+        description="One archive member (Slack JSON, Notion page or CSV, an inner zip) decompressed, "
+        "counted while it streams; a lying header cannot raise it.",
+    )
+    import_max_members: int = Field(
+        default=100_000, ge=1,
+        description="Members of one archive, inner zips' members included (from the zip's directory, "
+        "before it is parsed).",
+    )
+    import_max_compression_ratio: float = Field(
+        default=200.0, gt=1,
+        description="Decompressed/compressed size of one member (zip bombs reach 1000); checked from the "
+        "header and while streaming, once a member has produced import_ratio_min_bytes.",
+    )
+    import_ratio_min_bytes: int = Field(
+        default=1 << 20, ge=0, description="Members smaller than this are never refused for their ratio."
+    )
+    import_max_archive_depth: int = Field(
+        default=2, ge=1,
+        description="Zip levels: the export zip is level 1, Notion's Export-…-Part-N.zip level 2; a zip "
+        "deeper than this is a reject.",
+    )
+    import_max_json_depth: int = Field(
+        default=64, ge=2, description="Nesting of a Slack export JSON file (a message is ~8 deep)."
+    )
+    import_max_message_bytes: int = Field(
+        default=64 << 20, ge=1,
+        description="One email (an mbox entry or an .eml file) or one chat JSONL line.",
+    )
+    import_max_objects: int = Field(
+        default=500_000, ge=1,
+        description="Objects (messages, lines, pages) one import may produce; the rest is one reject.",
+    )
+    import_max_ics_bytes: int = Field(
+        default=16 << 20, ge=1, description="One .ics file (parsed whole: icalendar needs ~30x its size)."
+    )
+    import_reject_sample_bytes: int = Field(
+        default=64 << 10, ge=0,
+        description="Bytes of an over-limit object kept with its reject (the whole file stays in the "
+        "import archive).",
+    )
+    ics_max_instances_per_series: int = Field(
+        default=1000, ge=1,
+        description="Instances of one recurring event kept in the calendar window; the rest are counted "
+        "on the rows as dropped.",
+    )
+    ics_max_rule_steps: int = Field(
+        default=200_000, ge=1,
+        description="Occurrences a recurrence rule may be walked through before the window; a longer walk "
+        "starts closer to the window along the rule's own steps, or the series is kept unexpanded.",
+    )
+    ics_max_expansion_seconds: float = Field(
+        default=10.0, gt=0,
+        description="Time budget for expanding the recurring series of one .ics file; series left over "
+        "are kept as one item each, flagged.",
+    )
+
     @field_validator("warehouse_storage_options", mode="before")
     @classmethod
     def _parse_options(cls, value: Any) -> Any:

@@ -51,14 +51,30 @@ def test_window_bounds_and_exdates(corpus: Path) -> None:
     assert starts == [dt.datetime(2013, 10, d, 16, tzinfo=UTC) for d in (4, 5, 18, 19)]
 
 
-def test_series_without_instance_in_window_is_kept_once(corpus: Path) -> None:
-    items, _, _, _ = read_and_normalize(_ics(corpus, "icalendar__calendars_rfc_7265_appendix_example_2_ical.ics"),
-                                        "ics", fetched_at=dt.datetime(2026, 1, 15, tzinfo=UTC))
-    assert items.height == 1
-    row = items.row(0, named=True)
-    assert row["external_id"] == "00959BC664CA650E933C892C@example.com"
-    assert row["occurred_at"] == dt.datetime(2006, 1, 2, 17, tzinfo=UTC)
-    assert meta(row)["rrule"] == "FREQ=DAILY;COUNT=5" and meta(row)["instances_in_window"] == 0
+def test_series_without_instance_in_window_is_filtered_and_counted(corpus: Path) -> None:
+    """The spec's calendar window applies to imports: a series with nothing in it gives no silver item."""
+    items, _, rejects, filtered = read_and_normalize(
+        _ics(corpus, "icalendar__calendars_rfc_7265_appendix_example_2_ical.ics"), "ics",
+        fetched_at=dt.datetime(2026, 1, 15, tzinfo=UTC))
+    assert items.is_empty() and not rejects
+    assert filtered == {"calendar_series_outside_window": 1}
+
+
+def test_single_events_outside_the_window_are_filtered_by_reason(tmp_path: Path) -> None:
+    fetched = dt.datetime(2026, 3, 10, 12, tzinfo=UTC)  # window: Mar 3 12:00 .. Mar 24 12:00
+    path = _write(tmp_path, "".join(
+        f"BEGIN:VEVENT\r\nUID:{uid}\r\nDTSTART:{start}\r\nDTEND:{end}\r\nSUMMARY:{uid}\r\nEND:VEVENT\r\n"
+        for uid, start, end in [
+            ("long-before", "20260101T090000Z", "20260101T100000Z"),
+            ("ends-in-window", "20260303T080000Z", "20260303T130000Z"),  # started before, still running
+            ("inside", "20260315T090000Z", "20260315T100000Z"),
+            ("just-after", "20260324T120001Z", "20260324T130000Z"),
+        ]) + "BEGIN:VEVENT\r\nUID:gone\r\nDTSTART:20250101T090000Z\r\nSTATUS:CANCELLED\r\nEND:VEVENT\r\n")
+    items, _, rejects, filtered = read_and_normalize(path, "ics", fetched_at=fetched)
+    assert not rejects
+    # a cancellation is a deletion, never filtered: it removes what an earlier import put in silver
+    assert sorted(items["external_id"]) == ["ends-in-window", "gone", "inside"]
+    assert filtered == {"calendar_outside_window": 2}
 
 
 def test_all_day_and_timezones(corpus: Path) -> None:
@@ -76,10 +92,11 @@ def test_all_day_and_timezones(corpus: Path) -> None:
             dt.datetime(2017, 5, 11, 16, 30, tzinfo=UTC),  # "(UTC-03:00) Brasília"
         "icalendar__calendars_alarm_thunderbird_future.ics": dt.datetime(2024, 10, 23, 14, tzinfo=UTC),
     }
-    for name, start in cases.items():
-        items, _, rejects, _ = read_and_normalize(_ics(corpus, name), "ics", fetched_at=fetched)
+    for name, start in cases.items():  # each read as if landed the day before its event
+        items, _, rejects, _ = read_and_normalize(_ics(corpus, name), "ics", fetched_at=start - dt.timedelta(days=1))
         assert not rejects and items["occurred_at"].to_list() == [start], name
-    fiji = read_and_normalize(_ics(corpus, "icalendar__calendars_pacific_fiji.ics"), "ics")[0].row(0, named=True)
+    fiji = read_and_normalize(_ics(corpus, "icalendar__calendars_pacific_fiji.ics"), "ics",
+                              fetched_at=dt.datetime(2014, 8, 27, tzinfo=UTC))[0].row(0, named=True)
     assert meta(fiji)["flags"] == ["duplicate_dtstart"]
 
 
@@ -141,23 +158,31 @@ def test_unparseable_and_empty_calendars_are_rejects(corpus: Path, tmp_path: Pat
 
 
 def test_missing_vtimezone_and_events_without_uid(corpus: Path) -> None:
-    items, _, rejects, _ = read_and_normalize(_ics(corpus, "icalendar__calendars_issue_722_missing_timezones.ics"),
-                                              "ics")
-    # event 1: Olson TZIDs without VTIMEZONE (RDATE series, nothing in the window -> one item);
-    # event 2: only a RECURRENCE-ID (its start); event 3: no start at all -> reject
-    assert items.height == 2 and len(rejects) == 1 and rejects[0].reason == "event has no usable DTSTART"
+    path = _ics(corpus, "icalendar__calendars_issue_722_missing_timezones.ics")
+    items, _, rejects, filtered = read_and_normalize(path, "ics", fetched_at=dt.datetime(2014, 8, 28, tzinfo=UTC))
+    # event 1: Olson TZIDs without VTIMEZONE (an RDATE series: its 2014 instance is in the window);
+    # event 2: only a RECURRENCE-ID, in 2019 (outside: filtered); event 3: no start at all -> reject
+    assert items.height == 1 and len(rejects) == 1 and rejects[0].reason == "event has no usable DTSTART"
+    assert filtered == {"calendar_outside_window": 1}
     first = items.filter(pl.col("title") == "an event with a custom tz name").row(0, named=True)
     assert first["occurred_at"] == dt.datetime(2014, 8, 29, 12, tzinfo=UTC)  # 08:00 New York
     assert first["ends_at"] == dt.datetime(2014, 8, 29, 15, tzinfo=UTC)  # 08:00 Los Angeles
     assert first["external_id"].startswith("sha256:")  # no UID: a stable hash of the event
-    again = read_and_normalize(_ics(corpus, "icalendar__calendars_issue_722_missing_timezones.ics"), "ics")[0]
+    again = read_and_normalize(path, "ics", fetched_at=dt.datetime(2014, 8, 28, tzinfo=UTC))[0]
     assert sorted(again["external_id"]) == sorted(items["external_id"])
+    moved = read_and_normalize(path, "ics", fetched_at=dt.datetime(2019, 3, 5, tzinfo=UTC))[0]
+    assert moved["occurred_at"].to_list() == [dt.datetime(2019, 3, 8, 23, tzinfo=UTC)]  # its RECURRENCE-ID
 
 
 def test_two_calendars_in_one_file_and_bare_vevent(corpus: Path) -> None:
-    items, _, _, _ = read_and_normalize(_ics(corpus, "icalendar__calendars_multiple_calendar_components.ics"), "ics")
-    assert sorted(items["title"].to_list()) == ["Boxing Day", "Christmas Day", "Christmas again!"]
+    items, _, _, filtered = read_and_normalize(
+        _ics(corpus, "icalendar__calendars_multiple_calendar_components.ics"), "ics",
+        fetched_at=dt.datetime(2003, 12, 20, tzinfo=UTC))
+    # three calendars in one file; "Boxing Day" is dated 2003-05-01 there, outside this window
+    assert sorted(items["title"].to_list()) == ["Christmas Day", "Christmas again!"]
+    assert filtered == {"calendar_outside_window": 1}
     bare, _, _, _ = read_and_normalize(
-        _ics(corpus, "icalendar__events_issue_101_icalendar_chokes_on_umlauts_in_organizer.ics"), "ics")
+        _ics(corpus, "icalendar__events_issue_101_icalendar_chokes_on_umlauts_in_organizer.ics"), "ics",
+        fetched_at=dt.datetime(2013, 4, 15, tzinfo=UTC))
     row = bare.row(0, named=True)
     assert row["author"] == "acme, ädmin" and "Location: im büro" in row["content"]

@@ -22,12 +22,17 @@ from yarn_assets.ingest.normalizers.slack import FILTERED_SUBTYPES
 UTC = dt.UTC
 
 
-def _accounted_per_job(h: IngestHarness, platform: str, jobs: dict[str, str]) -> None:
-    silver, rejects = h.silver(platform), h.rejects(platform)
+def _accounted_per_job(h: IngestHarness, platform: str, jobs: dict[str, str],
+                       filtered_only: set[str] = frozenset()) -> None:  # type: ignore[assignment]
+    """Every file is in silver or in rejects, or (``filtered_only``) in bronze and filtered on purpose."""
+    silver, rejects, bronze_rows = h.silver(platform), h.rejects(platform), h.bronze(platform)
     for name, job_id in jobs.items():
         assert h.job(job_id).status == "completed", name
         landed = silver.filter(pl.col("batch_id") == job_id).height
         rejected = rejects.filter(pl.col("batch_id") == job_id)
+        if name in filtered_only:
+            assert not landed and not rejected.height and bronze_rows.filter(pl.col("batch_id") == job_id).height
+            continue
         assert landed or rejected.height, f"{name} is neither in silver nor in rejects"
         assert all(r.strip() for r in rejected["reason"]), name
 
@@ -219,8 +224,15 @@ def test_ics_corpus_with_recurrences_in_the_window(ingest: IngestHarness, corpus
     fetched = (dt.datetime.now(UTC) - dt.timedelta(hours=1)).replace(minute=7, second=0, microsecond=0)
     files = sorted((corpus / "ics").iterdir())
     jobs = {p.name: ingest.register("u_cal", p, fetched_at=fetched) for p in files}
-    ingest.run("calendar")
-    _accounted_per_job(ingest, "calendar", jobs)
+    result = ingest.run("calendar")
+    # files whose events all lie outside the window around the landing time: bronze only, counted
+    landed = set(ingest.silver("calendar")["batch_id"]) | set(ingest.rejects("calendar")["batch_id"])
+    outside = {name for name, job in jobs.items() if job not in landed}
+    assert "icalendar__calendars_alarm_thunderbird_future.ics" in outside  # its one event is in 2024
+    _accounted_per_job(ingest, "calendar", jobs, filtered_only=outside)
+    mat = result.asset_materializations_for_node("silver__platform_content")[0]
+    filtered = mat.metadata["filtered"].value
+    assert filtered["calendar_outside_window"] + filtered["calendar_series_outside_window"] >= len(outside)
     silver, rejects = ingest.silver("calendar"), ingest.rejects("calendar")
     reasons = {name: rejects.filter(pl.col("batch_id") == job)["reason"].to_list() for name, job in jobs.items()}
     assert reasons["icalendar__calendars_bom_calendar.ics"] == ["calendar has no events (no VEVENT component)"]
@@ -238,8 +250,8 @@ def test_ics_corpus_with_recurrences_in_the_window(ingest: IngestHarness, corpus
     first = daily.row(0, named=True)
     assert first["content"].startswith(f"Daily Sync\nWhen: {expected[0].isoformat()} — ")
     assert "Location: Roadstar 16\n12764 Happyville\nDenmark" in first["content"]
-    single = silver.filter(pl.col("batch_id") == jobs["icalendar__calendars_alarm_thunderbird_future.ics"])
-    assert single["occurred_at"].to_list() == [dt.datetime(2024, 10, 23, 14, tzinfo=UTC)]  # Europe/London BST
+    # its event (2024-10-23) is outside today's window: bronze keeps it, silver does not
+    assert silver.filter(pl.col("batch_id") == jobs["icalendar__calendars_alarm_thunderbird_future.ics"]).is_empty()
     assert set(silver["expires_at"] - silver["fetched_at"]) == {dt.timedelta(days=2)}
     assert set(silver["fetched_at"]) == {fetched}
 

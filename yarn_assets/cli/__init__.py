@@ -23,7 +23,22 @@ COMMANDS = (
 )
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+class YarnnnCli(click.Group):
+    """The top-level group: the product's own validation errors become ``Error: …`` (exit 1).
+
+    Commands raise ``click`` errors for bad arguments (exit 2); a validation error raised deeper
+    (a service refusing a deliverable, an import refused…) is caught here once, so no command
+    needs its own try/except to avoid a traceback. Other exceptions are bugs and keep theirs.
+    """
+
+    def invoke(self, ctx: click.Context) -> object:
+        try:
+            return super().invoke(ctx)
+        except common.product_errors() as exc:
+            raise click.ClickException(str(exc)) from None
+
+
+@click.group(cls=YarnnnCli, context_settings={"help_option_names": ["-h", "--help"]})
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """yarnnn operator commands."""

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
+from typing import Any
 
 import click
 import dagster as dg
@@ -40,6 +42,58 @@ class CliState:
 
 
 pass_state = click.make_pass_decorator(CliState)
+
+
+class IsoDate(click.ParamType):
+    """A calendar date written ``YYYY-MM-DD`` (anything else is a usage error naming the format)."""
+
+    name = "YYYY-MM-DD"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> dt.date:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value).strip())
+        except ValueError:
+            self.fail(f"{value!r} is not a date in the format YYYY-MM-DD (e.g. 2026-03-12)", param, ctx)
+
+
+class UserId(click.ParamType):
+    """A user id in the documented character set (``control_plane.user_ids``)."""
+
+    name = "USER_ID"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> str:
+        from control_plane.user_ids import InvalidUserId, validate_user_id
+
+        try:
+            return validate_user_id(str(value))
+        except InvalidUserId as exc:
+            self.fail(str(exc), param, ctx)
+
+
+def product_errors() -> tuple[type[Exception], ...]:
+    """The product's own validation errors: shown as ``Error: <message>`` (exit 1), never a traceback.
+
+    Anything else (a bug) still raises with its traceback.
+    """
+    from control_plane.crypto import CredentialError
+    from control_plane.db import SchemaOutOfDate
+    from control_plane.user_ids import InvalidUserId
+    from resources.input_limits import LimitExceeded
+    from yarn_assets.deliverables.delivery.base import DestinationError
+    from yarn_assets.deliverables.schedule import ScheduleError
+    from yarn_assets.deliverables.service import DeliverableError
+    from yarn_assets.deliverables.sources import SourceError
+    from yarn_assets.ingest.import_jobs import ImportError_
+    from yarn_assets.ingest.readers.archive import UnreadableArchive
+    from yarn_assets.ingest.sync.connections import ConnectionError_
+    from yarn_assets.memory.user_context import InvalidAssertion
+    from yarn_assets.signals.manual import ManualTriggerRefused
+
+    return (SettingsError, SchemaOutOfDate, CredentialError, InvalidUserId, LimitExceeded, DestinationError,
+            ScheduleError, DeliverableError, SourceError, ImportError_, UnreadableArchive, ConnectionError_,
+            InvalidAssertion, ManualTriggerRefused)
 
 
 @contextmanager

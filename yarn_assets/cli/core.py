@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from control_plane import db
 from control_plane.models import ImportJob, User
-from yarn_assets.cli.common import CliState, pass_state, table
+from yarn_assets.cli.common import CliState, IsoDate, UserId, pass_state, table
 from yarn_assets.core.catalog import all_tables
 from yarn_assets.ingest import import_jobs
 
@@ -37,16 +37,22 @@ def users_group() -> None:
 
 
 @users_group.command("add")
-@click.argument("user_id")
+@click.argument("user_id", type=UserId())
 @click.option("--email", required=True)
 @click.option("--name", default=None)
 @click.option("--tier", type=click.Choice(TIERS), default="free", show_default=True)
 @click.option("--timezone", "tz", default="UTC", show_default=True)
 @pass_state
 def users_add(state: CliState, user_id: str, email: str, name: str | None, tier: str, tz: str) -> None:
-    """Add or update a user."""
+    """Add or update a user.
+
+    USER_ID: 1-64 characters, a letter or digit first, then letters, digits, '.', '_', '@' or '-'
+    (it names the user's inbox folder).
+    """
     from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+    if "@" not in email or any(c.isspace() for c in email.strip()):
+        raise click.BadParameter(f"{email!r} is not an email address", param_hint="--email")
     try:
         ZoneInfo(tz)
     except (ZoneInfoNotFoundError, ValueError):
@@ -78,27 +84,38 @@ def import_group() -> None:
 
 
 @import_group.command("add")
-@click.option("--user", "user_id", required=True)
+@click.option("--user", "user_id", required=True, type=UserId())
 @click.option("--provider", type=click.Choice(sorted(import_jobs.PROVIDER_PLATFORM)), default=None,
               help="Export type; guessed from the file when omitted.")
-@click.option("--date", "day", default=None, help="Ingest day (UTC, YYYY-MM-DD); default today.")
-@click.argument("paths", nargs=-1, required=True, type=click.Path(exists=True, path_type=Path))
+@click.option("--date", "day", type=IsoDate(), default=None, help="Ingest day (UTC, YYYY-MM-DD); default today.")
+@click.argument("paths", nargs=-1, required=True, type=click.Path(path_type=Path))
 @pass_state
-def import_add(state: CliState, user_id: str, provider: str | None, day: str | None, paths: tuple[Path, ...]) -> None:
-    """Register export files; the import sensor (or `yarnnn import run`) lands them."""
-    partition_date = dt.date.fromisoformat(day) if day else None
+def import_add(state: CliState, user_id: str, provider: str | None, day: dt.date | None,
+               paths: tuple[Path, ...]) -> None:
+    """Register export files or folders; the import sensor (or `yarnnn import run`) lands them.
+
+    Symlinks, devices, FIFOs and sockets are refused (also inside a folder), never read.
+    """
+    from resources.input_limits import InputLimits
+
     archive = state.settings.resolved_home / "imports"
+    limits = InputLimits.from_settings(state.settings)
+    failed: list[str] = []
     with state.session() as session:
         for path in paths:
-            try:
+            try:  # a refused path adds nothing to the session, so the others still register
                 job, created = import_jobs.register_import(
                     session, user_id=user_id, path=path, archive_root=archive, provider=provider,
-                    partition_date=partition_date,
+                    partition_date=day, limits=limits,
                 )
             except import_jobs.ImportError_ as exc:
-                raise click.ClickException(str(exc)) from None
+                failed.append(str(exc))
+                click.echo(f"refused: {exc}", err=True)
+                continue
             verb = "registered" if created else "already registered"
             click.echo(f"{verb}: {job.id} {job.provider} {path.name} -> partition {job.partition_date}|{job.platform}")
+    if failed:
+        raise click.ClickException(f"{len(failed)} of {len(paths)} path(s) refused")
 
 
 @import_group.command("list")

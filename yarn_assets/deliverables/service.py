@@ -30,7 +30,7 @@ from control_plane.models import (
 from yarn_assets.deliverables import schedule as sched
 from yarn_assets.deliverables.delivery.base import parse_destination
 from yarn_assets.deliverables.sources import normalize_sources
-from yarn_assets.deliverables.types import get_type
+from yarn_assets.deliverables.types import binding_of, get_type
 
 STATUSES = ("active", "paused", "archived")
 ORIGINS = ("user_configured", "analyst_suggested", "signal_emergent")
@@ -72,6 +72,25 @@ def _validate_recipient(recipient: dict[str, Any] | None) -> dict[str, Any]:
     return r
 
 
+def check_sources_fit(deliverable_type: str, sources: list[dict[str, Any]],
+                      type_config: dict[str, Any] | None = None) -> None:
+    """A platform-bound type reads one platform: a source of another one is refused, naming what fits.
+
+    (A ``slack_channel_digest`` with ``gmail:INBOX`` would otherwise be created and then read
+    nothing of what its user asked for.) Cross-platform, research and hybrid types take any platform.
+    """
+    dtype = get_type(deliverable_type)
+    primary = dtype.primary_platform
+    if binding_of(dtype.name, type_config) != "platform_bound" or primary is None:
+        return
+    wrong = [s for s in sources if s.get("platform") != primary]
+    if wrong:
+        shown = ", ".join(f"{s['platform']}:{s['resource_id']}" if s.get("resource_id") else str(s["platform"])
+                          for s in wrong)
+        raise DeliverableError(f"{dtype.name} reads {primary} only; {shown} does not fit "
+                               f"(allowed platforms: {primary})")
+
+
 def create_deliverable(
     session: Session,
     *,
@@ -93,7 +112,10 @@ def create_deliverable(
     """Validate and insert; ``next_run_at`` comes from the timezone-aware rule (or now, if ``run_now``)."""
     now = now or utcnow()
     user = _user(session, user_id)
-    dtype = get_type(deliverable_type)
+    try:
+        dtype = get_type(deliverable_type)
+    except ValueError as exc:
+        raise DeliverableError(str(exc)) from None
     if origin not in ORIGINS:
         raise DeliverableError(f"unknown origin {origin!r}")
     if not title.strip():
@@ -104,6 +126,7 @@ def create_deliverable(
         norm_sources = normalize_sources(sources)
     except ValueError as exc:
         raise DeliverableError(str(exc)) from None
+    check_sources_fit(dtype.name, norm_sources, type_config)
     d = Deliverable(
         user_id=user_id,
         title=title.strip()[:300],
@@ -141,7 +164,9 @@ def update_deliverable(session: Session, deliverable_id: str, *, now: dt.datetim
     user = _user(session, d.user_id)
     try:
         if "sources" in changes:
-            d.sources = normalize_sources(changes["sources"])
+            sources = normalize_sources(changes["sources"])
+            check_sources_fit(d.deliverable_type, sources, changes.get("type_config", d.type_config))
+            d.sources = sources
         if "destination" in changes:
             d.destination = parse_destination(changes["destination"]).as_dict()
         if "schedule" in changes:

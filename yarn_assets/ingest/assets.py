@@ -18,13 +18,14 @@ from dagster import AssetExecutionContext
 from control_plane.models import ImportJob, utcnow
 from io_managers.predicates import In, all_of
 from resources.control_plane import ControlPlane
+from resources.input_limits import InputLimits
 from resources.warehouse import Warehouse
 from yarn_assets.core.activity_log import ActivityEvent, write_events
 from yarn_assets.core.partitions import ingest_partitions
 from yarn_assets.core.tables import PLATFORM_CONTENT, REJECTS
 from yarn_assets.ingest import bronze, import_jobs, silver
 from yarn_assets.ingest.objects import RawObject, Reject
-from yarn_assets.ingest.readers import reader_for
+from yarn_assets.ingest.readers import reader_for, sample_bytes
 from yarn_assets.ingest.sources import BRONZE_IMPORTS, BRONZE_SOURCES, SILVER_CONTENT
 
 INGEST_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
@@ -52,10 +53,10 @@ def preview(df: pl.DataFrame, columns: list[str], n: int = 5) -> dg.MetadataValu
     return dg.MetadataValue.md("\n".join(lines))
 
 
-def _read_export(job: ImportJob) -> tuple[list[RawObject], list[Reject]]:
+def _read_export(job: ImportJob, limits: InputLimits) -> tuple[list[RawObject], list[Reject]]:
     objects: list[RawObject] = []
     rejects: list[Reject] = []
-    for out in reader_for(job.provider)(Path(job.stored_path)):
+    for out in reader_for(job.provider)(Path(job.stored_path), limits):
         (objects if isinstance(out, RawObject) else rejects).append(out)
     return objects, rejects
 
@@ -77,7 +78,7 @@ def _read_export(job: ImportJob) -> tuple[list[RawObject], list[Reject]]:
     ],
 )
 def bronze_imported_items(
-    context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane
+    context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane, input_limits: InputLimits
 ) -> dg.MaterializeResult:
     day, platform = partition_parts(context)
     ingest_date = dt.date.fromisoformat(day)
@@ -106,13 +107,13 @@ def bronze_imported_items(
             provider=job.provider, batch_id=job.id, fetched_at=fetched_at, run_id=run_id,
         )
         try:
-            objects, rejects = _read_export(job)
+            objects, rejects = _read_export(job, input_limits)
             if not objects and not rejects:
                 raise ValueError(f"no {job.provider} items found in {job.original_name}")
         except Exception as exc:  # the whole file is unreadable: keep it as a reject, land the rest
             detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
             reason = f"{job.provider} export unreadable: {detail}"
-            raw = Path(job.stored_path).read_bytes() if Path(job.stored_path).is_file() else b""
+            raw = sample_bytes(Path(job.stored_path), input_limits.import_reject_sample_bytes)
             bronze.write_batch(store, bronze.bronze_frame([], batch), batch)
             bronze.write_rejects(
                 store, bronze.reject_frame([Reject(reason=reason, raw=raw, location=job.original_name)],
@@ -229,7 +230,9 @@ def _dummy_batch(platform: str, ingest_date: dt.date) -> bronze.BatchInfo:
                           description="Every merged row belongs to the user of its bronze batch."),
     ],
 )
-def silver_platform_content(context: AssetExecutionContext, warehouse: Warehouse) -> dg.MaterializeResult:
+def silver_platform_content(
+    context: AssetExecutionContext, warehouse: Warehouse, input_limits: InputLimits
+) -> dg.MaterializeResult:
     day, platform = partition_parts(context)
     ingest_date = dt.date.fromisoformat(day)
     store = warehouse.store
@@ -237,7 +240,7 @@ def silver_platform_content(context: AssetExecutionContext, warehouse: Warehouse
     bronze_rows = bronze.scan_partition(store, platform, ingest_date)  # lazy: read batch by batch
     batch_cols = bronze_rows.select(["batch_id", "user_id", "provider", "fetched_at"]).unique("batch_id").collect()
     batch_meta = {row["batch_id"]: row for row in batch_cols.iter_rows(named=True)}
-    norm = silver.normalize_partition(bronze_rows)
+    norm = silver.normalize_partition(bronze_rows, input_limits)
     reject_frames = []
     for batch_id, rejects in norm.rejects.items():
         meta = batch_meta[batch_id]
@@ -269,6 +272,7 @@ def silver_platform_content(context: AssetExecutionContext, warehouse: Warehouse
             "users": len(norm.users),
             "by_content_type": dg.MetadataValue.json(dict(norm.by_type)),
             "filtered": dg.MetadataValue.json(dict(norm.filtered)),
+            "normalizer_stats": dg.MetadataValue.json(dict(norm.stats)),
             "files_scanned": merged.stats.files_scanned,
             "files_skipped": merged.stats.files_skipped,
             "commit_attempts": merged.stats.attempts,

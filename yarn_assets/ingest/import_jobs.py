@@ -2,20 +2,27 @@
 
 A file is copied into ``<home>/imports/<sha256>/`` when registered, so a replay of the partition
 (or a backfill after a parser fix) reads exactly the same bytes. The same file registered twice
-for the same user and provider is one job.
+for the same user and provider is one job. Only regular files and folders are registered: links,
+devices, FIFOs and sockets are refused without being opened (docs/OPERATIONS.md "Input limits").
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import hashlib
+import os
 import shutil
+import stat
+import tempfile
 from pathlib import Path
 
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from control_plane.models import ImportJob, User, utcnow
+from control_plane.user_ids import InvalidUserId, validate_user_id
+from resources.input_limits import InputLimits
 from yarn_assets.ingest.readers import PROVIDER_PLATFORM, detect_provider
 
 STALE_AFTER = dt.timedelta(minutes=10)
@@ -25,32 +32,122 @@ class ImportError_(ValueError):
     """A file cannot be registered (unknown user, unknown type, unreadable)."""
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
+CHUNK = 1 << 20
+
+
+def _kind(mode: int) -> str:
+    if stat.S_ISLNK(mode):
+        return "a symlink"
+    if stat.S_ISFIFO(mode):
+        return "a FIFO"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    if stat.S_ISBLK(mode) or stat.S_ISCHR(mode):
+        return "a device"
+    return "not a regular file"
+
+
+def _refused(name: str, mode: int) -> ImportError_:
+    return ImportError_(f"{name}: refused: {_kind(mode)} (only regular files and folders are imported; links, "
+                        "devices, FIFOs and sockets are never read or followed)")
+
+
+_NOFOLLOW = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
+
+
+def _copy_fd(fd: int, target: Path, h: hashlib._Hash) -> int:
+    """Copy an open regular file into ``target`` while hashing it; returns its size."""
+    os.set_blocking(fd, True)
+    size = 0
+    with os.fdopen(fd, "rb") as src, target.open("xb") as dst:
+        while chunk := src.read(CHUNK):
             h.update(chunk)
-    return h.hexdigest()
+            dst.write(chunk)
+            size += len(chunk)
+    return size
 
 
-def _archive(path: Path, archive_root: Path, digest: str) -> Path:
-    target_dir = archive_root / digest
-    target_dir.mkdir(parents=True, exist_ok=True)
-    target = target_dir / path.name
-    if path.is_dir():
-        if not target.exists():
-            shutil.copytree(path, target)
-    elif not target.exists():
-        shutil.copy2(path, target)
-    return target
+def _open_checked(name: str, dir_fd: int | None, shown: str) -> int:
+    """An fd of a regular file, opened without following a link (or blocking on a FIFO)."""
+    try:
+        fd = os.open(name, _NOFOLLOW, dir_fd=dir_fd)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise ImportError_(f"{shown}: refused: a symlink (links are never read or followed)") from None
+        raise ImportError_(f"{shown}: cannot be read ({exc.strerror})") from None
+    st = os.fstat(fd)
+    if not stat.S_ISREG(st.st_mode):
+        os.close(fd)
+        raise _refused(shown, st.st_mode)
+    return fd
 
 
-def _dir_sha256(path: Path) -> str:
+def _stage_file(path: Path, staging: Path) -> tuple[str, int]:
+    """Copy one regular file into ``staging`` (hashing it on the way); (sha256, size)."""
+    fd = _open_checked(str(path), None, path.name)
     h = hashlib.sha256()
-    for member in sorted(p for p in path.rglob("*") if p.is_file()):
-        h.update(str(member.relative_to(path)).encode())
-        h.update(member.read_bytes())
-    return h.hexdigest()
+    size = _copy_fd(fd, staging / path.name, h)
+    return h.hexdigest(), size
+
+
+def _stage_folder(path: Path, staging: Path) -> tuple[str, int]:
+    """Copy a folder export into ``staging`` through directory fds, refusing anything that is not a
+    regular file or folder (a link anywhere inside refuses the whole export, naming it).
+
+    The digest (relative path, then bytes, in path order) is computed from the staged copy, which
+    holds only what was checked."""
+    target_root = staging / path.name
+    target_root.mkdir()
+    files: list[str] = []
+    top = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
+    try:
+        for dirpath, dirnames, filenames, dirfd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
+            for name in [*dirnames, *filenames]:
+                rel = os.path.normpath(os.path.join(dirpath, name))
+                st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
+                if stat.S_ISDIR(st.st_mode):
+                    (target_root / rel).mkdir()
+                elif not stat.S_ISREG(st.st_mode):
+                    raise _refused(f"{path.name}/{rel}", st.st_mode)
+                else:
+                    fd = _open_checked(name, dirfd, f"{path.name}/{rel}")
+                    _copy_fd(fd, target_root / rel, hashlib.sha256())
+                    files.append(rel)
+    finally:
+        os.close(top)
+    h = hashlib.sha256()
+    size = 0
+    for rel in sorted(files, key=lambda r: r.split("/")):  # pathlib's order, as digests always were
+        h.update(rel.encode())
+        with (target_root / rel).open("rb") as fh:
+            while chunk := fh.read(CHUNK):
+                h.update(chunk)
+                size += len(chunk)
+    return h.hexdigest(), size
+
+
+def check_entry(path: Path, inbox: Path | None = None) -> os.stat_result:
+    """What ``path`` is, without following it: a regular file or folder, else ImportError_.
+
+    With ``inbox``: the entry must also resolve inside the inbox, on its filesystem, and a file
+    must have no second name (a hard link to a file elsewhere).
+    """
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        raise ImportError_(f"{path}: no such file") from None
+    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+        raise _refused(path.name, st.st_mode)
+    if inbox is not None:
+        real, root = os.path.realpath(path), os.path.realpath(inbox)
+        if os.path.commonpath([real, root]) != root:
+            raise ImportError_(f"{path.name}: refused: resolves outside the inbox ({real})")
+        if st.st_dev != os.stat(root).st_dev:
+            raise ImportError_(f"{path.name}: refused: on another filesystem than the inbox")
+        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
+            raise ImportError_(f"{path.name}: refused: a hard link (the same file has another name outside the "
+                               "inbox); copy the file instead")
+    return st
 
 
 def register_import(
@@ -61,30 +158,52 @@ def register_import(
     archive_root: Path,
     provider: str | None = None,
     partition_date: dt.date | None = None,
+    limits: InputLimits | None = None,
+    inbox: Path | None = None,
 ) -> tuple[ImportJob, bool]:
-    """Register ``path`` for ``user_id``; returns (job, created). Re-registering is a no-op."""
+    """Register ``path`` for ``user_id``; returns (job, created). Re-registering is a no-op.
+
+    ``path`` is copied into the archive through a descriptor opened without following links, so
+    what is hashed, stored and later read is the file that was checked (symlinks, devices, FIFOs
+    and sockets are refused, also inside a folder). ``inbox``: the entry came from the inbox and
+    must stay inside it (see :func:`check_entry`).
+    """
     path = Path(path)
-    if not path.exists():
-        raise ImportError_(f"{path}: no such file")
+    try:
+        validate_user_id(user_id)
+    except InvalidUserId as exc:
+        raise ImportError_(str(exc)) from None
+    st = check_entry(path, inbox)
     if session.get(User, user_id) is None:
         raise ImportError_(f"unknown user {user_id!r}; add it first (yarnnn users add)")
     try:
-        provider = provider or detect_provider(path)
+        provider = provider or detect_provider(path, limits)
     except ValueError as exc:
-        raise ImportError_(str(exc)) from exc
+        raise ImportError_(str(exc)) from None
     if provider not in PROVIDER_PLATFORM:
         raise ImportError_(f"unknown provider {provider!r}; known: {sorted(PROVIDER_PLATFORM)}")
-    digest = _dir_sha256(path) if path.is_dir() else _sha256(path)
-    existing = session.scalars(
-        select(ImportJob).where(
-            ImportJob.user_id == user_id, ImportJob.provider == provider, ImportJob.file_sha256 == digest
-        )
-    ).first()
-    if existing is not None:
-        return existing, False
-    stored = _archive(path, archive_root, digest)
+    archive_root.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=archive_root))
+    try:
+        if stat.S_ISDIR(st.st_mode):
+            digest, size = _stage_folder(path, staging)
+        else:
+            digest, size = _stage_file(path, staging)
+        existing = session.scalars(
+            select(ImportJob).where(
+                ImportJob.user_id == user_id, ImportJob.provider == provider, ImportJob.file_sha256 == digest
+            )
+        ).first()
+        if existing is not None:
+            return existing, False
+        target_dir = archive_root / digest
+        target_dir.mkdir(exist_ok=True)
+        stored = target_dir / path.name
+        if not os.path.lexists(stored):
+            os.rename(staging / path.name, stored)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
     day = partition_date or dt.datetime.now(dt.UTC).date()
-    size = sum(p.stat().st_size for p in path.rglob("*") if p.is_file()) if path.is_dir() else path.stat().st_size
     job = ImportJob(
         user_id=user_id,
         platform=PROVIDER_PLATFORM[provider],
@@ -101,35 +220,93 @@ def register_import(
     return job, True
 
 
-def scan_inbox(session: Session, inbox: Path, archive_root: Path) -> list[ImportJob]:
+def _real_dir(parent: Path, name: str) -> Path:
+    """``parent/name`` as a real folder: anything else squatting the name (a planted symlink) is moved aside."""
+    target = parent / name
+    try:
+        st = os.lstat(target)
+    except FileNotFoundError:
+        target.mkdir(exist_ok=True)
+        return _real_dir(parent, name)
+    if not stat.S_ISDIR(st.st_mode):
+        os.rename(target, parent / f"{name}.not-a-folder-{os.urandom(4).hex()}")
+        return _real_dir(parent, name)
+    return target
+
+
+def _write_new(folder: Path, name: str, text: str) -> None:
+    """Write ``folder/name`` without following anything planted at that name (write aside, then rename)."""
+    fd, tmp = tempfile.mkstemp(dir=folder, prefix=".tmp-")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.replace(tmp, folder / name)
+
+
+def _reject(folder: Path, entry: Path, reason: str) -> None:
+    """Move ``entry`` (never followed: a rename moves a link itself) into ``folder/_rejected``."""
+    rejected = _real_dir(folder, "_rejected")
+    name = entry.name if len(entry.name.encode()) <= 200 else entry.name.encode()[:200].decode(errors="ignore")
+    target = rejected / name
+    while os.path.lexists(target):
+        target = rejected / f"{name}.{os.urandom(3).hex()}"
+    os.rename(entry, target)
+    _write_new(rejected, f"{target.name}.error.txt", reason + "\n")
+
+
+def _remove(entry: Path) -> None:
+    if stat.S_ISDIR(os.lstat(entry).st_mode):
+        shutil.rmtree(entry)
+    else:
+        entry.unlink()
+
+
+def scan_inbox(session: Session, inbox: Path, archive_root: Path,
+               limits: InputLimits | None = None) -> list[ImportJob]:
     """Register files dropped into ``<inbox>/<user_id>/``; each file leaves the inbox once registered.
 
     A file that cannot be registered is moved to ``<inbox>/<user_id>/_rejected/`` with a
-    ``.error.txt`` beside it, so nothing is lost and nothing is retried forever.
+    ``.error.txt`` beside it, so nothing is lost and nothing is retried forever. Nothing is
+    followed: a user folder that is not a real folder or whose name is not a valid user id goes to
+    ``<inbox>/_rejected/``; symlinks, devices, FIFOs, sockets, hard links and entries resolving
+    outside the inbox (also inside a dropped folder) are refused without being opened.
     """
     created: list[ImportJob] = []
     if not inbox.exists():
         return created
-    for user_dir in sorted(p for p in inbox.iterdir() if p.is_dir() and not p.name.startswith(("_", "."))):
-        for entry in sorted(user_dir.iterdir()):
-            if entry.name.startswith((".", "_")) or entry.name.endswith(".partial"):
+    root = Path(os.path.realpath(inbox))
+    for user_name in sorted(os.listdir(root)):
+        if user_name.startswith(("_", ".")):
+            continue
+        user_dir = root / user_name
+        try:
+            mode = os.lstat(user_dir).st_mode
+        except FileNotFoundError:  # removed while we looked
+            continue
+        if stat.S_ISREG(mode):
+            continue  # a stray file beside the user folders: not ours to move
+        try:
+            if not stat.S_ISDIR(mode):
+                raise _refused(user_name, mode)
+            validate_user_id(user_name)
+        except (ImportError_, InvalidUserId) as exc:
+            _reject(root, user_dir, f"{exc} (the inbox holds one folder per user id)")
+            continue
+        for name in sorted(os.listdir(user_dir)):
+            if name.startswith((".", "_")) or name.endswith(".partial"):
                 continue
+            entry = user_dir / name
             try:
                 job, was_created = register_import(
-                    session, user_id=user_dir.name, path=entry, archive_root=archive_root
+                    session, user_id=user_name, path=entry, archive_root=archive_root, limits=limits, inbox=root,
                 )
             except ImportError_ as exc:
-                rejected = user_dir / "_rejected"
-                rejected.mkdir(exist_ok=True)
-                shutil.move(str(entry), rejected / entry.name)
-                (rejected / f"{entry.name}.error.txt").write_text(str(exc) + "\n")
+                if os.path.lexists(entry):  # (an entry removed meanwhile has nothing left to move)
+                    _reject(user_dir, entry, str(exc))
                 continue
             if was_created:
                 created.append(job)
-            if entry.is_dir():
-                shutil.rmtree(entry)
-            else:
-                entry.unlink()
+            if os.path.lexists(entry):
+                _remove(entry)
     return created
 
 

@@ -34,6 +34,7 @@ import polars_hash  # noqa: F401  (registers the ``chash`` expression namespace)
 
 from io_managers.delta_store import DeltaStore, MergeStats, partition_pin
 from io_managers.predicates import Eq, all_of
+from resources.input_limits import InputLimits
 from yarn_assets.core.tables import (
     BRONZE_ITEMS,
     CONTENT_MAX_CHARS,
@@ -68,6 +69,7 @@ class NormalizedPartition:
     skipped_expired_bodies: int = 0
     by_type: Counter[str] = field(default_factory=Counter)
     filtered: Counter[str] = field(default_factory=Counter)  # dropped on purpose (e.g. Slack joins)
+    stats: Counter[str] = field(default_factory=Counter)  # normalizer facts (e.g. ics_series_capped)
 
 
 def sha256_hex(expr: pl.Expr) -> pl.Expr:
@@ -103,7 +105,8 @@ def silver_rows(items: pl.DataFrame, meta: dict[str, Any]) -> pl.DataFrame:
     return PLATFORM_CONTENT.conform(out).select([*PLATFORM_CONTENT.schema, "is_deleted", "seq"])
 
 
-def normalize_partition(bronze_rows: pl.DataFrame | pl.LazyFrame) -> NormalizedPartition:
+def normalize_partition(bronze_rows: pl.DataFrame | pl.LazyFrame,
+                        limits: InputLimits | None = None) -> NormalizedPartition:
     """Normalize every batch of a bronze partition (pure apart from reading a lazy input).
 
     Given a ``LazyFrame`` (:func:`bronze.scan_partition`), batches are read one at a time, so the
@@ -115,8 +118,9 @@ def normalize_partition(bronze_rows: pl.DataFrame | pl.LazyFrame) -> NormalizedP
     window = workers()
 
     def collect(done: BatchResult) -> None:
-        batch_id, user_id, objects, skipped, rows, rejects, filtered = done
+        batch_id, user_id, objects, skipped, rows, rejects, filtered, stats = done
         result.filtered.update(filtered)
+        result.stats.update(stats)
         if objects:
             result.users.add(user_id)
         result.objects += objects
@@ -130,7 +134,7 @@ def normalize_partition(bronze_rows: pl.DataFrame | pl.LazyFrame) -> NormalizedP
     with ThreadPoolExecutor(max_workers=window, thread_name_prefix="batch") as pool:
         pending: deque[Future[BatchResult]] = deque()
         for batch_id, batch in _batches(bronze_rows):
-            pending.append(pool.submit(_normalize_batch, batch_id, batch))
+            pending.append(pool.submit(_normalize_batch, batch_id, batch, limits))
             while len(pending) >= window:
                 collect(pending.popleft().result())
         while pending:
@@ -140,22 +144,24 @@ def normalize_partition(bronze_rows: pl.DataFrame | pl.LazyFrame) -> NormalizedP
     return result
 
 
-BatchResult = tuple[str, str, int, int, pl.DataFrame, list[Reject], Counter[str]]
+BatchResult = tuple[str, str, int, int, pl.DataFrame, list[Reject], Counter[str], Counter[str]]
 
 
-def _normalize_batch(batch_id: str, batch: pl.DataFrame) -> BatchResult:
+def _normalize_batch(batch_id: str, batch: pl.DataFrame, limits: InputLimits | None = None) -> BatchResult:
     """One batch: objects with a body -> silver rows (with ``is_deleted``, ``seq``) and rejects."""
     expired = batch.get_column("body_expired_at").is_not_null()
     skipped = int(expired.sum())
     frame = batch.filter(~expired) if skipped else batch
     first = batch.row(0, named=True)
     if frame.is_empty():
-        return batch_id, first["user_id"], 0, skipped, empty_rows(), [], Counter()
+        return batch_id, first["user_id"], 0, skipped, empty_rows(), [], Counter(), Counter()
     meta = {k: first[k] for k in ("user_id", "platform", "source_kind", "connection_id", "ingest_date", "fetched_at")}
     meta["batch_id"] = batch_id
     filtered: Counter[str] = Counter()
-    rows, rejects = normalize_batch_frame(frame, finish=lambda items: silver_rows(items, meta), filtered=filtered)
-    return batch_id, first["user_id"], frame.height, skipped, rows, rejects, filtered
+    stats: Counter[str] = Counter()
+    rows, rejects = normalize_batch_frame(frame, finish=lambda items: silver_rows(items, meta), filtered=filtered,
+                                          limits=limits, stats=stats)
+    return batch_id, first["user_id"], frame.height, skipped, rows, rejects, filtered, stats
 
 
 def _batches(bronze_rows: pl.DataFrame | pl.LazyFrame) -> Iterator[tuple[str, pl.DataFrame]]:

@@ -23,6 +23,7 @@ from dagster import AssetExecutionContext
 from control_plane.models import Deliverable, ImportJob, User, UserContextHistory, utcnow
 from io_managers.predicates import Eq, In, Window, all_of
 from resources.control_plane import ControlPlane
+from resources.input_limits import InputLimits
 from resources.llm import LLMScope
 from resources.llm_batches import BatchRequest, LLMBatches
 from resources.warehouse import Warehouse
@@ -31,7 +32,7 @@ from yarn_assets.core.partitions import ingest_days
 from yarn_assets.ingest import bronze, import_jobs
 from yarn_assets.ingest.assets import preview
 from yarn_assets.ingest.objects import RawObject, Reject
-from yarn_assets.ingest.readers import reader_for
+from yarn_assets.ingest.readers import reader_for, sample_bytes
 from yarn_assets.memory import analysis, chat, digest, nightly, patterns, user_context
 from yarn_assets.memory.extraction import FactExtraction, SessionSummary
 from yarn_assets.memory.mailer import MemoryMailer
@@ -97,7 +98,7 @@ def _replace(store: Any, spec: Any, frame: pl.DataFrame, predicate: Any) -> int:
                                    description="Every chat import job of the day ended completed or failed.")],
 )
 def bronze_imported_chats(
-    context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane
+    context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane, input_limits: InputLimits
 ) -> dg.MaterializeResult:
     day, _, _ = _day(context)
     ingest_date = dt.date.fromisoformat(day)
@@ -124,13 +125,13 @@ def bronze_imported_chats(
         try:
             objects: list[RawObject] = []
             rejects: list[Reject] = []
-            for out in reader_for(job.provider)(Path(job.stored_path)):
+            for out in reader_for(job.provider)(Path(job.stored_path), input_limits):
                 (objects if isinstance(out, RawObject) else rejects).append(out)
             if not objects and not rejects:
                 raise ValueError(f"no chat lines found in {job.original_name}")
         except Exception as exc:  # the file is unreadable: keep it as a reject, the other jobs land
             reason = f"{job.provider} file unreadable: {traceback.format_exception_only(type(exc), exc)[-1].strip()}"
-            raw = Path(job.stored_path).read_bytes() if Path(job.stored_path).is_file() else b""
+            raw = sample_bytes(Path(job.stored_path), input_limits.import_reject_sample_bytes)
             store.replace(BRONZE_CHAT_ITEMS, BRONZE_CHAT_ITEMS.empty(), scope)
             unreadable = [Reject(reason=reason, raw=raw, location=job.original_name)]
             bronze.write_rejects(store, bronze.reject_frame(unreadable, stage="bronze", batch=batch,

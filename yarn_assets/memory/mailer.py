@@ -17,6 +17,7 @@ from pathlib import Path
 import dagster as dg
 from pydantic import Field
 
+from control_plane.user_ids import path_segment
 from resources.smtp import SmtpServer
 
 
@@ -61,7 +62,7 @@ class MemoryMailer(dg.ConfigurableResource):
         msg = self.build(to=to, subject=subject, text=text, html=html, idempotency_key=idempotency_key)
         message_id = str(msg["Message-ID"])
         if not self.smtp_host:
-            folder = Path(self.outbox_dir) / "mail" / user_id
+            folder = Path(self.outbox_dir) / "mail" / path_segment(user_id)
             folder.mkdir(parents=True, exist_ok=True)
             name = re.sub(r"[^A-Za-z0-9._-]", "_", message_id.strip("<>"))[:150] + ".eml"
             path = folder / name

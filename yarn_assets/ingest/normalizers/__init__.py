@@ -28,6 +28,7 @@ from typing import Any
 
 import polars as pl
 
+from resources.input_limits import DEFAULT_LIMITS, InputLimits
 from yarn_assets.ingest.objects import BronzeObject, ContentItem, Reject
 
 Normalizer = Callable[[BronzeObject, "BatchContext"], Iterable[ContentItem | Reject]]
@@ -67,6 +68,10 @@ class BatchContext:
     cache: dict[str, Any] = field(default_factory=dict)
     #: objects deliberately dropped (e.g. Slack system subtypes), by reason: not rejects, but counted
     filtered: Counter[str] = field(default_factory=Counter)
+    #: what bounds the normalizers (recurrence expansion); the defaults when the caller passes none
+    limits: InputLimits = field(default_factory=lambda: DEFAULT_LIMITS)
+    #: facts worth a metric that are not drops (e.g. ``ics_series_capped``, ``ics_series_not_expanded``)
+    stats: Counter[str] = field(default_factory=Counter)
 
     def of_type(self, *object_types: str) -> list[BronzeObject]:
         return [o for o in self.objects if o.object_type in object_types]
@@ -161,17 +166,22 @@ def normalize_batch_frame(
     frame: pl.DataFrame,
     finish: Callable[[pl.DataFrame], pl.DataFrame] | None = None,
     filtered: Counter[str] | None = None,
+    *,
+    limits: InputLimits | None = None,
+    stats: Counter[str] | None = None,
 ) -> tuple[pl.DataFrame, list[Reject]]:
     """Normalize the bronze rows of ONE batch: an items frame (ITEM_SCHEMA) and the rejects.
 
     ``finish`` (e.g. items -> silver rows) is applied to every part (object type, parallel chunk)
     before the parts are concatenated, so no part is copied to line it up with the others.
-    ``filtered`` (when given) receives the counts of objects the normalizers dropped on purpose.
+    ``filtered`` (when given) receives the counts of objects the normalizers dropped on purpose,
+    ``stats`` other counts worth a metric; ``limits`` (the ``input_limits`` resource) bound them.
     """
     from yarn_assets.ingest.bronze import to_objects
 
     _, per_frame = _registries()
-    ctx = BatchContext(to_objects(frame.filter(pl.col("object_type").is_in(list(CONTEXT_ONLY)))))
+    ctx = BatchContext(to_objects(frame.filter(pl.col("object_type").is_in(list(CONTEXT_ONLY)))),
+                       limits=limits or DEFAULT_LIMITS)
     done = finish or (lambda items: items)
     parts: list[pl.DataFrame] = []
     rejects: list[Reject] = []
@@ -190,6 +200,8 @@ def normalize_batch_frame(
         parts.append(done(items_frame(slow)))
     if filtered is not None:
         filtered.update(ctx.filtered)
+    if stats is not None:
+        stats.update(ctx.stats)
     if not parts:
         return done(pl.DataFrame(schema=ITEM_SCHEMA)), rejects
     # one contiguous chunk per batch: columns polars keeps as one value would otherwise be chunked

@@ -2,11 +2,16 @@
 
 Rules:
 
-* the window is the original's sync window around the landing time: ``[fetched_at - 7 d,
-  fetched_at + 14 d]``; each instance of a recurring series inside it is one item
-  (``external_id = UID/<instance start, UTC>``, the RECURRENCE-ID slot, so a moved instance stays
-  the same item); a series with no instance in the window is kept as ONE item for the series
-  (its rule in metadata), so nothing silently vanishes; single events are always kept;
+* the window is the spec's calendar window around the landing time, as for synced calendars:
+  ``[fetched_at - 7 d, fetched_at + 14 d]``. Events (and series) with nothing in it stay in bronze
+  but give no silver item; they are counted by reason in the batch's ``filtered`` counter
+  (``calendar_outside_window``, ``calendar_series_outside_window``), so nothing vanishes unseen.
+  Each instance of a recurring series inside it is one item (``external_id = UID/<instance
+  start, UTC>``, the RECURRENCE-ID slot, so a moved instance stays the same item);
+* expansion is bounded (``normalizers.recurrence``): at most ``ics_max_instances_per_series``
+  instances per series (the rest counted on the rows: ``instances_dropped``), a rule that would
+  walk too long before the window starts closer to it or is not expanded, and the file has a
+  time budget; a series that could not be expanded stays ONE item with ``expansion_error``;
 * times: TZID (with or without VTIMEZONE, Windows names included) -> UTC; floating times use the
   calendar's X-WR-TIMEZONE, else UTC, flagged ``floating_time``; all-day dates -> UTC midnight with
   ``all_day``; an unknown TZID is read as floating and flagged ``unknown_tzid``;
@@ -21,14 +26,17 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import icalendar
-import recurring_ical_events
 
+from resources.input_limits import DEFAULT_LIMITS, InputLimits
 from yarn_assets.ingest.mime import decode_bytes
+from yarn_assets.ingest.normalizers.recurrence import expand_series
 from yarn_assets.ingest.objects import BronzeObject, ContentItem, Reject
 
 WINDOW_BEFORE = dt.timedelta(days=7)
@@ -227,21 +235,37 @@ def _calendars(obj: BronzeObject) -> list[Any]:
     return calendars
 
 
-def _expand(calendar: Any, master: Any, overrides: list[Any], cal: _Calendar) -> list[Any]:
-    """Instances of one series inside the window (overrides and EXDATEs applied)."""
-    series = icalendar.Calendar()
-    for key in ("X-WR-TIMEZONE",):
-        if calendar.get(key):
-            series.add(key, calendar.get(key))
-    for tz in calendar.walk("VTIMEZONE"):
-        series.add_component(tz)
-    for event in (master, *overrides):
-        series.add_component(event)
-    query = recurring_ical_events.of(series, skip_bad_series=False)
-    return list(query.between(*cal.window))
+def _in_window(item: ContentItem, window: tuple[dt.datetime, dt.datetime]) -> bool:
+    start = item.occurred_at
+    if start is None:
+        return True
+    return start <= window[1] and (item.ends_at or start) >= window[0]
 
 
 def normalize_ics(obj: BronzeObject, ctx: object) -> Iterator[ContentItem | Reject]:
+    """Events of one calendar file inside its window; the rest stays in bronze and is counted.
+
+    ``ctx`` is the batch context: its ``limits`` bound recurrence expansion, its ``filtered``
+    counter gets events left out on purpose (``calendar_outside_window``,
+    ``calendar_series_outside_window``, ``calendar_instances_over_cap``) and its ``stats`` counter
+    the expansion facts (``ics_series_capped``, ``ics_instances_dropped``,
+    ``ics_series_not_expanded``, ``ics_series_start_moved``).
+    """
+    limits: InputLimits = getattr(ctx, "limits", None) or DEFAULT_LIMITS
+    filtered: Counter[str] = getattr(ctx, "filtered", Counter())
+    stats: Counter[str] = getattr(ctx, "stats", Counter())
+    budget_until = time.monotonic() + limits.ics_max_expansion_seconds
+    window = (obj.fetched_at - WINDOW_BEFORE, obj.fetched_at + WINDOW_AFTER)
+    for out in _normalize_ics(obj, limits, budget_until, filtered, stats):
+        if isinstance(out, ContentItem) and not out.is_deleted and not _in_window(out, window) \
+                and "expansion_error" not in out.metadata:
+            filtered["calendar_outside_window"] += 1
+            continue
+        yield out
+
+
+def _normalize_ics(obj: BronzeObject, limits: InputLimits, budget_until: float, filtered: Counter[str],
+                   stats: Counter[str]) -> Iterator[ContentItem | Reject]:
     try:
         calendars = _calendars(obj)
     except Exception as exc:  # icalendar raises ValueError and friends on broken files
@@ -263,10 +287,11 @@ def normalize_ics(obj: BronzeObject, ctx: object) -> Iterator[ContentItem | Reje
                 event.add("UID", uid)
             groups.setdefault(uid, []).append(event)
         for uid, events in groups.items():
-            yield from _series_items(calendar, uid, events, cal)
+            yield from _series_items(calendar, uid, events, cal, limits, budget_until, filtered, stats)
 
 
-def _series_items(calendar: Any, uid: str, events: list[Any], cal: _Calendar) -> Iterator[ContentItem | Reject]:
+def _series_items(calendar: Any, uid: str, events: list[Any], cal: _Calendar, limits: InputLimits,
+                  budget_until: float, filtered: Counter[str], stats: Counter[str]) -> Iterator[ContentItem | Reject]:
     masters = [e for e in events if e.get("RECURRENCE-ID") is None]
     overrides = [e for e in events if e.get("RECURRENCE-ID") is not None]
     master = masters[0] if masters else None
@@ -292,23 +317,27 @@ def _series_items(calendar: Any, uid: str, events: list[Any], cal: _Calendar) ->
         yield event_item(master, cal, uid=uid, external_id=uid)  # tombstone of the whole series
         return
     rule = master["RRULE"].to_ical().decode() if isinstance(master.get("RRULE"), icalendar.vRecur) else None
-    try:
-        instances = _expand(calendar, master, overrides, cal)
-        error = None
-    except Exception as exc:  # a broken rule: keep the series as one item, say why
-        instances, error = [], f"{type(exc).__name__}: {exc}"
-    for instance in instances:
+    expansion = expand_series(calendar, master, overrides, cal.window, limits, budget_until)
+    bounded = expansion.metadata(limits.ics_max_instances_per_series)
+    if expansion.dropped:
+        stats["ics_series_capped"] += 1
+        stats["ics_instances_dropped"] += expansion.dropped
+        filtered["calendar_instances_over_cap"] += expansion.dropped
+    if expansion.start_moved:
+        stats["ics_series_start_moved"] += 1
+    for instance in expansion.instances:
         flags: set[str] = set()
         rid_prop = instance.get("RECURRENCE-ID") or instance.get("DTSTART")
         rid, all_day = to_utc(rid_prop.dt, cal.default_tz, flags, rid_prop.params.get("TZID"))
         yield event_item(instance, cal, uid=uid, external_id=f"{uid}/{_slot(rid, all_day)}", flags=flags,
-                         extra={"recurring": True, "recurrence_id": _stamp(rid, all_day), "rrule": rule})
-    if not instances:
-        extra: dict[str, Any] = {"recurring": True, "instances_in_window": 0,
-                                 "window": [cal.window[0].isoformat(), cal.window[1].isoformat()]}
-        if error:
-            extra["expansion_error"] = error
-        yield event_item(master, cal, uid=uid, external_id=uid, extra=extra)
+                         extra={"recurring": True, "recurrence_id": _stamp(rid, all_day), "rrule": rule, **bounded})
+    if expansion.error:  # kept as one item, whatever its dates, so the operator sees why
+        stats["ics_series_not_expanded"] += 1
+        yield event_item(master, cal, uid=uid, external_id=uid, extra={
+            "recurring": True, "instances_in_window": None, "expansion_error": expansion.error,
+            "window": [cal.window[0].isoformat(), cal.window[1].isoformat()]})
+    elif not expansion.instances:
+        filtered["calendar_series_outside_window"] += 1
 
 
 NORMALIZERS = {"ics_calendar": normalize_ics}

@@ -1,6 +1,7 @@
 """RFC 5322 / MIME messages (mbox, .eml, Gmail API ``format=raw``) -> email items.
 
-``occurred_at`` is the Date header in UTC; when it is missing or invalid (hour 27 happens), the
+Messages from an mbox have their ``>From `` quoting undone before parsing (bronze keeps the bytes
+as written). ``occurred_at`` is the Date header in UTC; when it is missing or invalid (hour 27 happens), the
 topmost Received header, then the mbox envelope (``From `` line) date, so a message is still
 placed in time and its ``created_day`` stays stable across re-imports.
 """
@@ -8,6 +9,7 @@ placed in time and its ``created_day`` stays stable across re-imports.
 from __future__ import annotations
 
 import datetime as dt
+import re
 from collections.abc import Iterator
 
 from yarn_assets.ingest.mime import parse_message
@@ -27,8 +29,19 @@ def _context_date(value: object) -> dt.datetime | None:
     return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+#: mboxrd quotes a body line ``From `` as ``>From `` and ``>From `` as ``>>From ``; mboxo quotes once
+_FROM_QUOTED = re.compile(rb"^>(>*From )", re.MULTILINE)
+
+
+def unquote_mbox_from(raw: bytes) -> bytes:
+    """Undo mbox From-quoting: one ``>`` off every line that starts with ``>…>From `` (mboxrd; for
+    mboxo, which only ever adds one, the same rule gives the text back)."""
+    return _FROM_QUOTED.sub(rb"\1", raw) if b">From " in raw else raw
+
+
 def normalize_email(obj: BronzeObject, ctx: object) -> Iterator[ContentItem | Reject]:
-    parsed = parse_message(obj.raw)
+    # bronze keeps the bytes as written; the quoting is the mbox format's, not the author's text
+    parsed = parse_message(unquote_mbox_from(obj.raw) if obj.provider == "mbox" else obj.raw)
     if not parsed.has_headers:
         yield Reject(reason="not an RFC 5322 message: no header block", raw=obj.raw,
                      object_type=obj.object_type, external_id=obj.external_id)

@@ -8,17 +8,30 @@ the id the Calendar API uses), so the file stem is the resource id.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Iterator
 from pathlib import Path
 
+from resources.input_limits import DEFAULT_LIMITS, InputLimits
 from yarn_assets.ingest.objects import RawObject, Reject
+from yarn_assets.ingest.readers import sample_bytes
+from yarn_assets.ingest.readers.archive import open_regular
 
 _CALNAME = re.compile(rb"^X-WR-CALNAME[^:\r\n]*:(.*?)\r?$", re.MULTILINE)
 
 
-def read_ics(path: Path) -> Iterator[RawObject | Reject]:
-    raw = path.read_bytes()
+def read_ics(path: Path, limits: InputLimits | None = None) -> Iterator[RawObject | Reject]:
+    limits = limits or DEFAULT_LIMITS
+    cap = limits.import_max_ics_bytes
+    with open_regular(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        raw = fh.read(cap + 1) if size <= cap else b""
+    if size > cap or len(raw) > cap:
+        yield Reject(reason=f".ics file of {max(size, len(raw))} bytes exceeds {limits.named('import_max_ics_bytes')}; "
+                            "not read", raw=sample_bytes(path, limits.import_reject_sample_bytes), location=path.name,
+                     object_type="ics_calendar")
+        return
     if not raw.strip():
         yield Reject(reason="empty .ics file", raw=raw, location=path.name, object_type="ics_calendar")
         return

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import os
 import re
 from collections.abc import Iterator
 from email import message_from_bytes, policy
@@ -17,8 +18,11 @@ from email.parser import BytesHeaderParser
 from pathlib import Path
 from typing import Any
 
+from resources.input_limits import DEFAULT_LIMITS, InputLimits
 from yarn_assets.ingest.mime import decode_header_value, gmail_thread_id, split_labels
 from yarn_assets.ingest.objects import RawObject, Reject
+from yarn_assets.ingest.readers import sample_bytes
+from yarn_assets.ingest.readers.archive import open_regular
 
 #: Takeout label name (lower case) -> Gmail API label id; None = a state, not a place.
 SYSTEM_LABELS: dict[str, str | None] = {
@@ -118,8 +122,23 @@ def _message_object(raw: bytes, *, default_resource: tuple[str, str], context: d
     )
 
 
-def read_eml(path: Path) -> Iterator[RawObject | Reject]:
-    raw = path.read_bytes()
+def _too_big(path: Path, size: int, limit_name: str, limits: InputLimits, what: str) -> Reject:
+    return Reject(reason=f"{what} of {size} bytes exceeds {limits.named(limit_name)}; not read",
+                  raw=sample_bytes(path, limits.import_reject_sample_bytes), location=path.name,
+                  object_type="email_message")
+
+
+def read_eml(path: Path, limits: InputLimits | None = None) -> Iterator[RawObject | Reject]:
+    limits = limits or DEFAULT_LIMITS
+    with open_regular(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        if size > limits.import_max_message_bytes:
+            yield _too_big(path, size, "import_max_message_bytes", limits, "message file")
+            return
+        raw = fh.read(limits.import_max_message_bytes + 1)
+    if len(raw) > limits.import_max_message_bytes:  # grew while we looked
+        yield _too_big(path, len(raw), "import_max_message_bytes", limits, "message file")
+        return
     if not raw.strip():
         yield Reject(reason="empty message file", raw=raw, location=path.name, object_type="email_message")
         return
@@ -128,30 +147,47 @@ def read_eml(path: Path) -> Iterator[RawObject | Reject]:
 
 def is_envelope_line(line: bytes) -> bool:
     """A real mbox separator carries an asctime date ("From time to time" in a body does not)."""
-    return line.startswith(b"From ") and envelope_date(line.decode("ascii", errors="replace")) is not None
+    return line.startswith(b"From ") and envelope_date(line[:1024].decode("ascii", errors="replace")) is not None
 
 
-def iter_mbox(path: Path) -> Iterator[tuple[bytes, bytes]]:
-    """(From_ line, message bytes) per message; streams, so multi-GB Takeout files are fine.
+#: Lines are read in pieces of at most this many bytes (a file without newlines cannot fill memory).
+LINE_PIECE = 1 << 20
+
+
+def iter_mbox(path: Path, limits: InputLimits | None = None) -> Iterator[tuple[bytes, bytes, int]]:
+    """(From_ line, message bytes, message size) per message; streams, in bounded pieces.
 
     Unlike ``mailbox.mbox`` it splits only on ``From `` lines that carry an envelope date and
     follow a blank line, so an unescaped "From time to time" in a body stays in the body
-    (the mboxo ambiguity). Message bytes are kept as written (no ``>From`` unquoting).
+    (the mboxo ambiguity). Message bytes are kept as written (``>From`` unquoting is silver's job).
+    A message over ``import_max_message_bytes`` comes back as its first
+    ``import_reject_sample_bytes`` only, with its real size, and is never held whole.
     """
+    limits = limits or DEFAULT_LIMITS
+    cap, sample = limits.import_max_message_bytes, limits.import_reject_sample_bytes
     from_line: bytes | None = None
     lines: list[bytes] = []
+    size = 0
+    head = b""
     previous_blank = True
-    with path.open("rb") as fh:
-        for line in fh:
-            if previous_blank and is_envelope_line(line):
+    line_start = True
+    with open_regular(path) as fh:
+        while piece := fh.readline(LINE_PIECE):
+            if line_start and previous_blank and is_envelope_line(piece):
                 if from_line is not None:
-                    yield from_line, _strip_separator_blank(lines)
-                from_line, lines = line.rstrip(b"\r\n"), []
+                    yield from_line, (_strip_separator_blank(lines) if size <= cap else head), size
+                from_line, lines, size, head = piece.rstrip(b"\r\n")[:4096], [], 0, b""
             else:
-                lines.append(line)
-            previous_blank = line.strip() == b""
+                size += len(piece)
+                if size <= cap:
+                    lines.append(piece)
+                elif lines:  # over the cap: keep a sample, drop the rest as it streams by
+                    head = b"".join(lines)[:sample]
+                    lines = []
+            previous_blank = line_start and piece.strip() == b""
+            line_start = piece.endswith(b"\n")
     if from_line is not None:
-        yield from_line, _strip_separator_blank(lines)
+        yield from_line, (_strip_separator_blank(lines) if size <= cap else head), size
 
 
 def _strip_separator_blank(lines: list[bytes]) -> bytes:
@@ -161,19 +197,35 @@ def _strip_separator_blank(lines: list[bytes]) -> bytes:
     return b"".join(lines)
 
 
-def read_mbox(path: Path) -> Iterator[RawObject | Reject]:
-    with path.open("rb") as fh:
-        first = fh.readline()
+def read_mbox(path: Path, limits: InputLimits | None = None) -> Iterator[RawObject | Reject]:
+    limits = limits or DEFAULT_LIMITS
+    with open_regular(path) as fh:
+        size = os.fstat(fh.fileno()).st_size
+        first = fh.readline(LINE_PIECE)
+    if size > limits.import_max_total_bytes:
+        yield _too_big(path, size, "import_max_total_bytes", limits, "mbox file")
+        return
     if not is_envelope_line(first):
         yield Reject(reason="not an mbox file: the first line is not a 'From <sender> <date>' separator",
-                     raw=path.read_bytes(), location=path.name, object_type="email_message")
+                     raw=sample_bytes(path, limits.import_reject_sample_bytes), location=path.name,
+                     object_type="email_message")
         return
     label = path.stem
-    for index, (from_line, raw) in enumerate(iter_mbox(path)):
-        if not raw.strip():
-            yield Reject(reason="empty mbox entry", raw=from_line, location=f"{path.name}#{index}",
-                         object_type="email_message")
+    landed = 0
+    for index, (from_line, raw, msg_size) in enumerate(iter_mbox(path, limits)):
+        location = f"{path.name}#{index}"
+        if msg_size > limits.import_max_message_bytes:
+            yield Reject(reason=f"message of {msg_size} bytes exceeds {limits.named('import_max_message_bytes')}",
+                         raw=from_line + b"\n" + raw, location=location, object_type="email_message")
             continue
+        if not raw.strip():
+            yield Reject(reason="empty mbox entry", raw=from_line, location=location, object_type="email_message")
+            continue
+        if landed >= limits.import_max_objects:
+            yield Reject(reason=f"import stops at {limits.named('import_max_objects')} messages: message #{index} "
+                                "and the messages after it were not landed", location=location,
+                         object_type="email_message")
+            return
         context: dict[str, Any] = {"file": path.name, "index": index}
         envelope = envelope_date(from_line.decode("ascii", errors="replace"))
         if envelope is not None:
@@ -181,4 +233,5 @@ def read_mbox(path: Path) -> Iterator[RawObject | Reject]:
         takeout_id = re.match(rb"From (\d+)@xxx ", from_line)
         if takeout_id:  # Takeout: "From <X-GM-MSGID>@xxx ..." -> the API's hex message id
             context["gmail_id"] = format(int(takeout_id.group(1)), "x")
+        landed += 1
         yield _message_object(raw, default_resource=(f"label:{label}", label), context=context)

@@ -25,8 +25,9 @@ from collections.abc import Iterator
 from pathlib import Path, PurePosixPath
 from typing import Any
 
+from resources.input_limits import DEFAULT_LIMITS, InputLimits
 from yarn_assets.ingest.objects import RawObject, Reject
-from yarn_assets.ingest.readers.archive import Member, list_members
+from yarn_assets.ingest.readers.archive import MEMBER_ERRORS, ExportArchive, Member
 
 _ID = re.compile(r"^(?P<title>.*?)\s*(?P<id>[0-9a-f]{32})(?P<all>_all)?$", re.IGNORECASE)
 PAGE_TYPES = {".md": "notion_page_md", ".html": "notion_page_html"}
@@ -60,9 +61,17 @@ def _first_column(raw: bytes) -> set[str]:
     return {row[0].strip() for row in rows[1:] if row and row[0].strip()}
 
 
-def read_notion_export(path: Path) -> Iterator[RawObject | Reject]:
-    members, bad = list_members(path, expand_zips=True)
-    for location, reason in bad:
+def read_notion_export(path: Path, limits: InputLimits | None = None) -> Iterator[RawObject | Reject]:
+    limits = limits or DEFAULT_LIMITS
+    with ExportArchive(path, limits, expand_zips=True) as archive:
+        yield from _read(path, archive, limits)
+
+
+def _read(path: Path, archive: ExportArchive, limits: InputLimits) -> Iterator[RawObject | Reject]:
+    members = archive.members
+    sample = limits.import_reject_sample_bytes
+    landed = 0
+    for location, reason in archive.bad:
         yield Reject(reason=reason, location=location)
 
     manifest: list[dict[str, Any]] = []
@@ -84,6 +93,7 @@ def read_notion_export(path: Path) -> Iterator[RawObject | Reject]:
         else:
             attachments.setdefault(_folder_owner(member.parent), []).append(member.path)
         manifest.append({"path": member.path, "size": member.size, "role": role})
+    by_path = {entry["path"]: entry for entry in manifest}
 
     database_ids = set(databases)
     database_titles: dict[str, str] = {}
@@ -94,8 +104,13 @@ def read_notion_export(path: Path) -> Iterator[RawObject | Reject]:
         title = split_name(PurePosixPath(chosen.name).stem)[0]
         database_titles[db_id] = title
         if other is not None:
-            next(m for m in manifest if m["path"] == other.path)["role"] = "database_variant"
-        raw = chosen.read()
+            by_path[other.path]["role"] = "database_variant"
+        try:
+            raw = chosen.read()
+        except MEMBER_ERRORS as exc:
+            yield Reject(reason=f"database {exc}", raw=chosen.head(sample), location=chosen.path,
+                         object_type="notion_database_csv", external_id=db_id)
+            continue
         row_titles[db_id] = _first_column(raw)
         yield RawObject(
             object_type="notion_database_csv",
@@ -110,6 +125,18 @@ def read_notion_export(path: Path) -> Iterator[RawObject | Reject]:
     for member, title, page_id in pages:
         parent_id = _folder_owner(member.parent)
         external_id = page_id or "path:" + member.path
+        object_type = PAGE_TYPES[PurePosixPath(member.name).suffix.lower()]
+        if landed >= limits.import_max_objects:
+            yield Reject(reason=f"import stops at {limits.named('import_max_objects')} pages: {member.path} and "
+                                "the pages after it were not landed", location=member.path, object_type=object_type)
+            break
+        try:
+            raw = member.read()
+        except MEMBER_ERRORS as exc:
+            yield Reject(reason=f"page {exc}", raw=member.head(sample), location=member.path,
+                         object_type=object_type, external_id=external_id)
+            continue
+        landed += 1
         context: dict[str, Any] = {"path": member.path, "title": title, "parent_id": parent_id}
         if parent_id in database_ids:  # a database row's own page
             context["database_id"] = parent_id
@@ -118,9 +145,9 @@ def read_notion_export(path: Path) -> Iterator[RawObject | Reject]:
         if page_id and attachments.get(page_id):
             context["attachments"] = [PurePosixPath(p).name for p in attachments[page_id]]
         yield RawObject(
-            object_type=PAGE_TYPES[PurePosixPath(member.name).suffix.lower()],
+            object_type=object_type,
             external_id=external_id,
-            raw=member.read(),
+            raw=raw,
             resource_id=external_id,
             resource_name=title,
             context=context,

@@ -19,9 +19,11 @@ from typing import Any
 
 import msgspec
 
+from resources.input_limits import DEFAULT_LIMITS, InputLimits
 from yarn_assets.ingest.normalizers.slack import user_display_name
 from yarn_assets.ingest.objects import RawObject, Reject
-from yarn_assets.ingest.readers.archive import Member, list_members
+from yarn_assets.ingest.readers.archive import MEMBER_ERRORS, ExportArchive, Member
+from yarn_assets.ingest.readers.json_depth import json_deeper_than
 
 USER_FILES = {"users.json": "users", "org_users.json": "org_users"}
 CHANNEL_FILES = {"channels.json": "channel", "groups.json": "group", "dms.json": "dm", "mpims.json": "mpim"}
@@ -111,34 +113,54 @@ def _channel_index(objects: list[tuple[str, Any]], users: dict[str, str]) -> dic
     return index
 
 
-def read_slack_export(path: Path) -> Iterator[RawObject | Reject]:
-    members, bad = list_members(path)
-    for location, reason in bad:
+def _json(raw: bytes, limits: InputLimits) -> Any:
+    """Parse a workspace file (users.json…) within the depth limit; ValueError says why not."""
+    if json_deeper_than(raw, limits.import_max_json_depth):
+        raise ValueError(f"nested deeper than {limits.named('import_max_json_depth')}")
+    try:
+        return json.loads(raw.decode("utf-8-sig"))
+    except RecursionError:
+        raise ValueError("nested too deep for the JSON parser") from None
+
+
+def read_slack_export(path: Path, limits: InputLimits | None = None) -> Iterator[RawObject | Reject]:
+    limits = limits or DEFAULT_LIMITS
+    with ExportArchive(path, limits) as archive:
+        yield from _read(archive, limits)
+
+
+def _read(archive: ExportArchive, limits: InputLimits) -> Iterator[RawObject | Reject]:
+    sample = limits.import_reject_sample_bytes
+    members = archive.members
+    for location, reason in archive.bad:
         yield Reject(reason=reason, location=location)
     roots = _export_roots(members)
     channel_files: list[tuple[str, Any]] = []
     user_names: dict[str, str] = {}
     day_files: list[Member] = []
+    not_slack = "not part of a Slack export (expected a JSON file)"
 
     for member in members:
-        if member.parent not in roots:
-            if DAY_FILE.match(member.name):
-                day_files.append(member)
-            elif member.name.endswith(".json"):  # e.g. <channel>/canvas_in_the_conversation.json
-                yield RawObject("slack_export_meta", member.path, member.read(), context={"file": member.path})
-            else:
-                yield Reject(reason="not part of a Slack export (expected a JSON file)", raw=member.read(),
-                             location=member.path)
+        if member.parent not in roots and DAY_FILE.match(member.name):
+            day_files.append(member)
             continue
-        raw = member.read()
         if not member.name.endswith(".json"):
-            yield Reject(reason="not part of a Slack export (expected a JSON file)", raw=raw, location=member.path)
+            yield Reject(reason=not_slack, raw=member.head(sample), location=member.path)
             continue
         try:
-            data = json.loads(raw.decode("utf-8-sig"))
-        except (UnicodeDecodeError, ValueError) as exc:
-            yield Reject(reason=f"{member.name} is not valid JSON: {exc}", raw=raw, location=member.path,
+            raw = member.read()
+        except MEMBER_ERRORS as exc:
+            yield Reject(reason=f"{member.name}: {exc}", raw=member.head(sample), location=member.path,
                          object_type="slack_export_meta")
+            continue
+        if member.parent not in roots:  # e.g. <channel>/canvas_in_the_conversation.json
+            yield RawObject("slack_export_meta", member.path, raw, context={"file": member.path})
+            continue
+        try:
+            data = _json(raw, limits)
+        except (UnicodeDecodeError, ValueError) as exc:
+            yield Reject(reason=f"{member.name} is not valid JSON: {exc}", raw=raw[:sample] if len(raw) > sample
+                         else raw, location=member.path, object_type="slack_export_meta")
             continue
         if member.name in USER_FILES:
             for user in data if isinstance(data, list) else data.get("members", []) if isinstance(data, dict) else []:
@@ -154,25 +176,45 @@ def read_slack_export(path: Path) -> Iterator[RawObject | Reject]:
             yield RawObject("slack_export_meta", member.path, raw, context={"file": member.path})
 
     channels = _channel_index(channel_files, user_names)
+    landed = 0
     # Conversation folder, then day: the seq order is chronological per channel, so edits win.
     for member in sorted(day_files, key=lambda m: (m.parent, m.name)):
         folder = Path(member.parent).name
         facts = channels.get(folder) or {"channel_id": folder, "channel_name": folder, "channel_kind": "unknown"}
-        raw = member.read()
+        try:
+            raw = member.read()
+        except MEMBER_ERRORS as exc:
+            yield Reject(reason=f"day file {exc}", raw=member.head(sample), location=member.path,
+                         object_type="slack_message")
+            continue
         body = raw[3:] if raw.startswith(b"\xef\xbb\xbf") else raw
+        if json_deeper_than(body, limits.import_max_json_depth):
+            yield Reject(reason=f"day file nests deeper than {limits.named('import_max_json_depth')}",
+                         raw=raw[:sample], location=member.path, object_type="slack_message")
+            continue
         try:
             parts = _DAY_FILE.decode(body)
         except msgspec.ValidationError:  # valid JSON, but not an array
-            kind = type(json.loads(body)).__name__
+            kind = type(msgspec.json.decode(body)).__name__
             yield Reject(reason=f"day file is a JSON {kind}, expected an array of messages",
                          raw=raw, location=member.path, object_type="slack_message")
             continue
         except msgspec.DecodeError as exc:
-            yield Reject(reason=f"day file is not valid JSON: {exc}", raw=raw, location=member.path,
+            yield Reject(reason=f"day file is not valid JSON: {exc}", raw=raw[:sample], location=member.path,
                          object_type="slack_message")
             continue
+        except RecursionError:
+            yield Reject(reason="day file nests too deep for the JSON parser", raw=raw[:sample],
+                         location=member.path, object_type="slack_message")
+            continue
+        del raw, body  # the parts keep the buffer alive; the names need not
         context = {**facts, "file": member.path}
         for index, part in enumerate(parts):
+            if landed >= limits.import_max_objects:
+                yield Reject(reason=f"import stops at {limits.named('import_max_objects')} messages: "
+                                    f"{member.path} from message #{index} on and the day files after it were "
+                                    "not landed", location=member.path, object_type="slack_message")
+                return
             msg_raw = bytes(part)
             identity = _identity_fast(msg_raw)
             if identity is None:
@@ -183,6 +225,7 @@ def read_slack_export(path: Path) -> Iterator[RawObject | Reject]:
                     continue
                 identity = message_identity(message, msg_raw)
             external_id, tombstone = identity
+            landed += 1
             yield RawObject(
                 object_type="slack_message",
                 external_id=external_id,
