@@ -26,10 +26,10 @@ from resources.control_plane import ControlPlane
 from resources.llm import LLMScope
 from resources.llm_batches import BatchRequest, LLMBatches
 from resources.warehouse import Warehouse
+from yarn_assets.core import metadata as md
 from yarn_assets.core.activity_log import EVENT_TYPES, NOISE_EVENT_TYPES, ActivityEvent, read_events, write_events
 from yarn_assets.core.partitions import ingest_days
 from yarn_assets.ingest import bronze, import_jobs
-from yarn_assets.ingest.assets import preview
 from yarn_assets.ingest.objects import RawObject, Reject
 from yarn_assets.ingest.readers import reader_for
 from yarn_assets.memory import analysis, chat, digest, nightly, patterns, user_context
@@ -280,15 +280,14 @@ def silver_chat(context: AssetExecutionContext, warehouse: Warehouse, control_pl
         asset_key=SILVER_SESSIONS,
         metadata={**common, "sessions": merged.session_rows, "new": merged.sessions.inserted,
                   "updated": merged.sessions.updated, "events_written": inserted,
-                  "preview": preview(mine, ["user_id", "session_id", "session_day", "session_type",
-                                            "message_count", "user_message_count"])},
+                  "sessions_by_type": md.counts(mine, "session_type"), "columns": md.schema(mine)},
     )
     yield dg.MaterializeResult(
         asset_key=SILVER_MESSAGES,
         metadata={**common, "messages": merged.message_rows, "new": merged.messages.inserted,
                   "updated": merged.messages.updated, "from_imports": len(rows), "from_chat_app": len(app_rows),
                   "rejected": rejected,
-                  "preview": preview(frame, ["user_id", "session_id", "sequence", "role", "content"])},
+                  "messages_by_role": md.counts(frame, "role"), "columns": md.schema(frame)},
     )
     yield dg.AssetCheckResult(check_name="sessions_match_messages", asset_key=SILVER_SESSIONS,
                               passed=mismatched.is_empty(),
@@ -404,7 +403,7 @@ def memory_facts(
             "extraction_errors": len(errors), "events_written": inserted, "extractor": extractor,
             "tokens_per_user_night": (run.usage.total_tokens // users) if users else 0,
             **run.as_metadata(),
-            "preview": preview(frame, ["user_id", "key", "value", "source", "confidence", "decision", "reason"], n=10),
+            "facts_by_decision": md.counts(frame, "source", "decision"), "columns": md.schema(frame),
         },
         check_results=[
             dg.AssetCheckResult(check_name="extraction_succeeded", passed=not errors,
@@ -462,7 +461,7 @@ def session_summaries(
     return dg.MaterializeResult(
         metadata={"sessions_due": len(due), "summaries": len(rows), "written_back": written_back,
                   "errors": len(errors), "events_written": inserted, **run.as_metadata(),
-                  "preview": preview(frame, ["user_id", "session_id", "summary"])},
+                  "session_ids": md.ids(frame["session_id"] if frame.height else []), "columns": md.schema(frame)},
         check_results=[dg.AssetCheckResult(check_name="every_long_session_summarized", passed=not errors,
                                            severity=dg.AssetCheckSeverity.WARN,
                                            metadata={"failed_sessions": dg.MetadataValue.json(errors)})],
@@ -557,7 +556,7 @@ def activity_patterns(
         metadata={"users_evaluated": len(users), "patterns": int((keyed["source"] == "pattern").sum()),
                   "feedback": int((keyed["source"] == "feedback").sum()), "events_written": inserted,
                   "counts_by_user": dg.MetadataValue.json(counts_by_user),
-                  "preview": preview(keyed, ["user_id", "key", "value", "source", "decision"])},
+                  "patterns_by_decision": md.counts(keyed, "source", "decision"), "columns": md.schema(keyed)},
         check_results=[dg.AssetCheckResult(check_name="one_event_per_user", passed=bad == 0,
                                            metadata={"users": len(users), "violations": bad})],
     )
@@ -681,7 +680,7 @@ def deliverable_suggestions(
         "duplicates": int((frame["decision"] == "duplicate").sum()) if rows else 0,
         "emails": dg.MetadataValue.json(dict(emails)), "errors": dg.MetadataValue.json(errors),
         "events_written": inserted, **run.as_metadata(),
-        "preview": preview(frame, ["user_id", "stage", "deliverable_type", "confidence", "decision"]),
+        "suggestions_by_type": md.counts(frame, "stage", "deliverable_type", "decision"),
     })
 
 
