@@ -25,6 +25,7 @@ from io_managers.predicates import Eq, In, Window, all_of
 from resources.control_plane import ControlPlane
 from resources.llm import LLMScope
 from resources.llm_batches import BatchRequest, LLMBatches
+from resources.runtime import Runtime
 from resources.warehouse import Warehouse
 from yarn_assets.core import metadata as md
 from yarn_assets.core.activity_log import EVENT_TYPES, NOISE_EVENT_TYPES, ActivityEvent, read_events, write_events
@@ -97,21 +98,27 @@ def _replace(store: Any, spec: Any, frame: pl.DataFrame, predicate: Any) -> int:
                                    description="Every chat import job of the day ended completed or failed.")],
 )
 def bronze_imported_chats(
-    context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane
+    context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane, runtime: Runtime
 ) -> dg.MaterializeResult:
     day, _, _ = _day(context)
     ingest_date = dt.date.fromisoformat(day)
     store = warehouse.store
+    parents = import_jobs.retry_parents(context.run.tags)
     with control_plane.session() as session:
         jobs = import_jobs.jobs_in_partition(session, day, CHAT_PLATFORM)
-        claimed = [j.id for j in jobs if j.status == "pending" and import_jobs.claim(session, j.id, _run_id(context))]
+        claimed = [j.id for j in jobs
+                   if (j.status == "pending" or (j.status == "processing" and j.run_id in parents))
+                   and import_jobs.claim(session, j.id, _run_id(context), inherit_from=parents,
+                                         max_attempts=runtime.import_max_attempts)]
     with control_plane.session() as session:
         jobs = import_jobs.jobs_in_partition(session, day, CHAT_PLATFORM)
     if claimed:
         to_land, mode = [j for j in jobs if j.id in claimed], "new"
-    else:  # a replay: land everything again from the archived files, idempotently
+    elif import_jobs.is_replay(context.run.tags):  # a backfill: land everything again, idempotently
         to_land = [j for j in jobs if j.status in ("completed", "failed") and Path(j.stored_path).exists()]
         mode = "replay"
+    else:  # nothing pending (another run took it, or it is done)
+        to_land, mode = [], "nothing_pending"
     totals: Counter[str] = Counter()
     events: list[ActivityEvent] = []
     for job in to_land:
