@@ -238,4 +238,28 @@ def tables_cmd(state: CliState) -> None:
     click.echo(table(rows, ["table", "rows", "version", "location"]))
 
 
-GROUPS: list[click.Command] = [db_group, users_group, import_group, tables_cmd]
+@click.command("preview")
+@click.argument("table_name", metavar="TABLE")
+@click.option("--user", "user_id", required=True, help="Whose rows (a preview never mixes users).")
+@click.option("--date", "day", default=None, help="Only this day (YYYY-MM-DD) of the table's day partition.")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--columns", default=None, help="Comma-separated columns (default: the usual descriptive ones).")
+@pass_state
+def preview_cmd(state: CliState, table_name: str, user_id: str, day: str | None, limit: int,
+                columns: str | None) -> None:
+    """A few rows of one user's data, read from the current tables (run history keeps no item text)."""
+    from yarn_assets.core.preview import PreviewError, preview
+
+    try:
+        when = dt.date.fromisoformat(day) if day else None
+    except ValueError:
+        raise click.BadParameter(f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--date") from None
+    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    try:
+        frame = preview(state.store, table_name, user_id=user_id, day=when, limit=limit, columns=cols)
+    except PreviewError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(table(frame.to_dicts(), frame.columns) if frame.height else "(no rows)")
+
+
+GROUPS: list[click.Command] = [db_group, users_group, import_group, tables_cmd, preview_cmd]

@@ -249,7 +249,7 @@ def silver_platform_content(
     facts = batches.bronze_facts(store, platform, ingest_date)
     with control_plane.session() as session:
         todo = {b: facts[b] for b in batches.to_merge(session, platform, day, facts, full=replay)}
-        closed = batches.close_empty(session, platform, day, facts)
+        closed = batches.close_settled(session, platform, day, facts)
 
     norm = silver.NormalizedPartition(rows=silver.empty_rows())
     merged: silver.SilverMergeResult | None = None
@@ -278,7 +278,7 @@ def silver_platform_content(
             "batches_in_partition": len(facts),
             "batches_merged": len(todo),
             "batch_ids": md.ids(todo),
-            "empty_batches_closed": closed,
+            "settled_batches_closed": closed,
             "bronze_objects": norm.objects,
             "items": norm.rows.height,
             "new": merged.new if merged else 0,

@@ -21,7 +21,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Session
 
-from control_plane.models import BronzeBatch, utcnow
+from control_plane.models import BronzeBatch, ImportJob, utcnow
 from io_managers.delta_store import DeltaStore
 from io_managers.predicates import Eq, all_of
 from yarn_assets.core.tables import BRONZE_ITEMS
@@ -82,9 +82,13 @@ def record_landing(session: Session, batch: BatchInfo) -> None:
 
 
 def record_landed(session: Session, batch: BatchInfo, rows: int) -> None:
-    """The writer finished this batch's bronze rows (an empty batch has nothing to merge)."""
+    """The writer finished this batch's bronze rows (an empty batch has nothing to merge, and a sync
+    batch a concurrent silver run already merged in full is done too)."""
     now = utcnow()
-    status = "landed" if rows else "merged"
+    existing = session.get(BronzeBatch, batch.batch_id)
+    merged = (existing.merged_run_id, existing.merged_rows) if existing is not None else None
+    done = rows == 0 or merged == (batch.run_id, rows)
+    status = "merged" if done else "landed"
     values = {**_row(batch), "status": status, "writer_run_id": batch.run_id, "rows": rows, "landed_at": now}
     _upsert(session, values, {"status": status, "writer_run_id": batch.run_id, "rows": rows, "landed_at": now,
                               "error": None, "merge_requests": 0})
@@ -94,16 +98,19 @@ def to_merge(session: Session, platform: str, day: str, facts: dict[str, BronzeF
              full: bool = False) -> list[str]:
     """Batch ids of the partition whose bronze signature silver has not merged (all of them if ``full``).
 
-    A batch the catch-up gave up on (``failed``) is only merged again by a full replay.
+    An import batch whose job is still being landed (``pending``/``processing``) waits for it to
+    be ``landed``; a batch the catch-up gave up on (``failed``) is only merged again by a replay.
     """
+    landing_jobs = set(session.scalars(select(ImportJob.id).where(
+        ImportJob.id.in_(list(facts)), ImportJob.status.in_(("pending", "processing")))))
     if full:
-        return sorted(facts)
+        return sorted(b for b in facts if b not in landing_jobs)
     ledger = {b.batch_id: b for b in session.scalars(
         select(BronzeBatch).where(BronzeBatch.platform == platform, BronzeBatch.ingest_date == day))}
     out = []
     for batch_id, fact in facts.items():
         row = ledger.get(batch_id)
-        if row is not None and row.status == "failed":
+        if batch_id in landing_jobs or (row is not None and row.status == "failed"):
             continue
         if row is None or (row.merged_run_id, row.merged_rows) != fact.signature:
             out.append(batch_id)
@@ -132,16 +139,18 @@ def record_merged(session: Session, platform: str, day: str, merged: list[Bronze
                 row.status = "merged"
 
 
-def close_empty(session: Session, platform: str, day: str, facts: dict[str, BronzeFacts]) -> int:
-    """Landed batches of the partition with no bronze rows (e.g. a sync that died before its first
-    commit): nothing to merge, so they are closed rather than retried."""
-    rows = session.scalars(select(BronzeBatch).where(
-        BronzeBatch.platform == platform, BronzeBatch.ingest_date == day, BronzeBatch.status == "landed",
-        BronzeBatch.batch_id.not_in(list(facts) or [""])))
+def close_settled(session: Session, platform: str, day: str, facts: dict[str, BronzeFacts]) -> int:
+    """Landed batches of the partition with nothing left to merge: no bronze rows at all (a sync
+    that died before its first commit), or bronze rows silver already merged in full (a concurrent
+    silver run got there first). They are closed rather than retried."""
     n = 0
-    for row in rows:
-        row.status, row.merged_rows, row.merged_at = "merged", 0, utcnow()
-        n += 1
+    for row in session.scalars(select(BronzeBatch).where(
+            BronzeBatch.platform == platform, BronzeBatch.ingest_date == day, BronzeBatch.status == "landed")):
+        fact = facts.get(row.batch_id)
+        if fact is None or (row.merged_run_id, row.merged_rows) == fact.signature:
+            row.status, row.merged_at = "merged", row.merged_at or utcnow()
+            row.merged_rows = row.merged_rows if fact is not None else 0
+            n += 1
     return n
 
 
