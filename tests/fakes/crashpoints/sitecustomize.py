@@ -1,4 +1,5 @@
-"""Test-only: SIGKILL this process at a named point of the import path (``YARNNN_TEST_CRASH_AT``).
+"""Test-only: SIGKILL this process at a named point of the import path (``YARNNN_TEST_CRASH_AT``),
+or hold it at a barrier with other processes (``YARNNN_TEST_CLAIM_BARRIER``).
 
 A crash test puts this folder on ``PYTHONPATH`` of the subprocess it will see die, and names the
 point; the product function at that point is wrapped so the process kills itself with SIGKILL
@@ -11,6 +12,9 @@ before it, and any later process (the retry) runs normally. Points:
 * ``merge``         mid-merge: silver normalized the batches, the Delta merge has not committed
 * ``merge_commit``  right after silver's merge committed, before events and the ledger
 * ``events``        right after the import's activity events were written, before the ledger
+
+``YARNNN_TEST_CLAIM_BARRIER=<dir>:<n>`` makes the first import-job claim of the process wait
+until ``n`` processes have reached theirs, so concurrent imports really race for the same jobs.
 
 Never on any path outside the tests.
 """
@@ -90,5 +94,29 @@ def _install(point: str) -> None:
         raise ValueError(f"unknown crash point {point!r}")
 
 
+def _install_barrier(spec: str) -> None:
+    import time
+    from pathlib import Path
+
+    from yarn_assets.ingest import import_jobs
+
+    folder, _, count = spec.rpartition(":")
+    original_claim = import_jobs.claim
+    waited = []
+
+    def claim(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if not waited:
+            waited.append(True)
+            (Path(folder) / str(os.getpid())).touch()
+            deadline = time.monotonic() + 120
+            while len(list(Path(folder).iterdir())) < int(count) and time.monotonic() < deadline:
+                time.sleep(0.01)
+        return original_claim(*args, **kwargs)
+
+    import_jobs.claim = claim
+
+
 if _point:
     _install(_point)
+if os.environ.get("YARNNN_TEST_CLAIM_BARRIER"):
+    _install_barrier(os.environ["YARNNN_TEST_CLAIM_BARRIER"])
