@@ -109,10 +109,13 @@ def _job_row(j: ImportJob) -> dict[str, object]:
     r = j.result or {}
     reasons = r.get("reject_reasons") or []
     rejected = int(r.get("rejected", 0) or 0) + int(r.get("silver_rejected", 0) or 0)
+    def count(value: object) -> str:  # 0 is a count, not a blank
+        return "" if value is None or value == "" else str(value)
+
     return {"id": j.id[:8], "user": j.user_id, "provider": j.provider, "file": j.original_name,
-            "partition": f"{j.partition_date}|{j.platform}", "status": j.status, "attempts": j.attempts,
-            "landed": r.get("objects", ""), "items": r.get("items", ""), "rejected": rejected if r else "",
-            "why": (j.error or (reasons[0] if reasons else ""))[:80]}
+            "partition": f"{j.partition_date}|{j.platform}", "status": j.status, "attempts": str(j.attempts),
+            "landed": count(r.get("objects")), "items": count(r.get("items")),
+            "rejected": count(rejected if r else None), "why": (j.error or (reasons[0] if reasons else ""))[:80]}
 
 
 JOB_COLUMNS = ["id", "user", "provider", "file", "partition", "status", "attempts", "landed", "items", "rejected",

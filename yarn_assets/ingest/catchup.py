@@ -59,7 +59,7 @@ def plan(session: Session, instance: DagsterInstance | None, *, max_requests: in
             out.waiting += 1
             continue
         if row.status == "landing":  # its sync died mid-way: what it committed is the batch
-            row.status, row.landed_at = "landed", now
+            row.status, row.landed_at = "landed", row.updated_at  # the writer's last sign of life
             row.error = f"writer ended before finishing the batch ({why}); merging what it committed"
             out.writers_died += 1
         key = (row.ingest_date, row.platform)
