@@ -12,8 +12,12 @@ instance is the product's embedded ``dagster.yaml`` (LocalRunLauncher, run monit
 Every run of the instance must have been launched by a sensor or by the daemon's retry.
 """
 
+import contextlib
 import datetime as dt
+import os
 import shutil
+import signal
+import time
 from pathlib import Path
 
 import dagster as dg
@@ -128,4 +132,59 @@ def test_automation_and_crash_recovery_with_nobody_at_the_keyboard(tmp_path: Pat
     assert silver.height == MESSAGES + len(external) and silver.select("external_id").n_unique() == silver.height
     imported = store.read(BRONZE_ITEMS, columns=["batch_id", "seq"]).filter(pl.col("batch_id") == job.id)
     assert imported.height == MESSAGES and imported.n_unique() == MESSAGES
+    db.dispose_all()
+
+
+def test_after_a_host_crash_run_monitoring_fails_the_orphaned_run_and_the_daemon_converges(
+    tmp_path: Path, monkeypatch  # type: ignore[no-untyped-def]
+) -> None:
+    """Everything SIGKILLed at once while a run is mid-merge (code server included, so nobody is
+    left to notice): the run stays STARTED. On restart, run monitoring (LocalRunLauncher's worker
+    health check) marks it failed, and the daemon merges the batch without anyone clicking."""
+    home = tmp_path / "yarnnn_home"
+    monkeypatch.setenv("YARNNN_HOME", str(home))
+    settings = load_settings()
+    url = settings.resolved_control_plane_url
+    db.upgrade(url)
+    with db.session_scope(url) as s:
+        s.add(User(id="alice", email="alice@example.com", tier="pro"))
+    db.dispose_all()
+    key = ingest_key(dt.datetime.now(dt.UTC).date().isoformat(), "gmail")
+    marker = tmp_path / "stuck"
+    common = {"YARNNN_HOME": str(home), "YARNNN_EXECUTOR": "in_process"}
+    first = DagsterDev(repo=REPO, dagster_home=tmp_path / "dagster_home", instance_yaml=INSTANCE,
+                       env={**common, "PYTHONPATH": str(CRASH), "YARNNN_TEST_CRASH_AT": "merge",
+                            "YARNNN_TEST_CRASH_MODE": "hang", "YARNNN_TEST_CRASH_MARKER": str(marker)})
+    with first:
+        inbox = home / "inbox" / "alice"
+        inbox.mkdir(parents=True)
+        write_mbox(inbox / ".mail.mbox.partial", MESSAGES, dt.datetime.now(dt.UTC))
+        (inbox / ".mail.mbox.partial").rename(inbox / "mail.mbox")
+        deadline = time.monotonic() + 300
+        while not marker.exists() and time.monotonic() < deadline:  # the run reached the merge, and hangs there
+            time.sleep(0.5)
+        assert marker.exists(), first.log_tail()
+        for pid in sorted(first.track()):  # the host "crashes": every process at once, no shutdown path
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    with dg.DagsterInstance.from_config(str(tmp_path / "dagster_home")) as instance:
+        [orphan] = instance.get_runs()
+        assert orphan.status == dg.DagsterRunStatus.STARTED  # nobody left to say otherwise
+    with db.session_scope(url) as s:
+        assert s.query(ImportJob).one().status == "landed"
+
+    with DagsterDev(repo=REPO, dagster_home=tmp_path / "dagster_home", instance_yaml=INSTANCE, env=common) as second:
+        runs = second.wait_for_runs(lambda r: r.tags.get("dagster/partition") == key, count=2, timeout=400)
+        with dg.DagsterInstance.from_config(str(second.dagster_home)) as instance:
+            orphan = instance.get_run_by_id(orphan.run_id)
+            messages = [f"{e.user_message} {e.dagster_event.message if e.dagster_event else ''}"
+                        for e in instance.all_logs(orphan.run_id)]
+    assert orphan is not None and orphan.status == dg.DagsterRunStatus.FAILURE
+    assert any("run worker process" in m and "is gone" in m for m in messages), messages[-5:]  # run monitoring
+    assert dg.DagsterRunStatus.SUCCESS in {r.status for r in runs if r.run_id != orphan.run_id}
+    with db.session_scope(url) as s:
+        job = s.query(ImportJob).one()
+        assert (job.status, job.attempts, job.result["items"]) == ("completed", 1, MESSAGES), (job.status, job.error)
+    store = DeltaStore(settings.resolved_warehouse_root)
+    assert store.read(PLATFORM_CONTENT).height == MESSAGES
     db.dispose_all()

@@ -5,7 +5,8 @@ A crash test puts this folder on ``PYTHONPATH`` of the subprocess it will see di
 point; the product function at that point is wrapped so the process kills itself with SIGKILL
 (no cleanup, no ``finally``, exactly as ``kill -9`` or the OOM killer would). With
 ``YARNNN_TEST_CRASH_MARKER`` set to a path, the kill fires once: the marker is created just
-before it, and any later process (the retry) runs normally. Points:
+before it, and any later process (the retry) runs normally. With ``YARNNN_TEST_CRASH_MODE=hang``
+the process stops at the point instead, for a test that kills it (and its host) from outside. Points:
 
 * ``read``          mid-read: after half of the export's objects were read, before bronze
 * ``bronze_commit`` right after the bronze batch committed, before the job is marked landed
@@ -35,6 +36,10 @@ def _die() -> None:
             return  # already fired once
         os.write(fd, str(os.getpid()).encode())
         os.close(fd)
+    if os.environ.get("YARNNN_TEST_CRASH_MODE") == "hang":  # stay stuck here until killed from outside
+        import time
+
+        time.sleep(3600)
     os.kill(os.getpid(), signal.SIGKILL)
 
 
