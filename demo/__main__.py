@@ -12,29 +12,13 @@ import sys
 import warnings
 from pathlib import Path
 
-INSTANCE_YAML = """\
-# Embedded default instance: SQLite storage under this folder (see deploy/dagster.postgres.yaml).
-telemetry:
-  enabled: false
-concurrency:
-  runs:
-    max_concurrent_runs: 4
-    tag_concurrency_limits:
-      - key: "dagster/backfill"
-        limit: 2
-  pools:
-    default_limit: 2
-"""
-
 
 def _prepare_env() -> tuple[Path, Path]:
     home = Path(os.environ.setdefault("YARNNN_HOME", str(Path(".yarnnn").resolve()))).resolve()
     dagster_home = Path(os.environ.setdefault("DAGSTER_HOME", str(home / "dagster_home"))).resolve()
-    dagster_home.mkdir(parents=True, exist_ok=True)
-    cfg = dagster_home / "dagster.yaml"
-    if not cfg.exists():
-        cfg.write_text(INSTANCE_YAML)
-    return home, dagster_home
+    from yarn_assets.core.instance import ensure_instance_dir
+
+    return home, ensure_instance_dir(dagster_home)
 
 
 def main() -> int:

@@ -125,6 +125,21 @@ class YarnSettings(BaseSettings):
     operator_email: str | None = Field(default=None, description="Where run-failure alerts are mailed.")
     operator_slack_channel: str | None = None
 
+    # --- import lifecycle and crash recovery ------------------------------------------------------
+    import_max_attempts: int = Field(
+        default=3, ge=1,
+        description="Claims of one import job (the first try and the retries after a crash) before it is failed.",
+    )
+    import_stale_minutes: float = Field(
+        default=10.0, gt=0,
+        description="A processing import job or landing sync batch whose run is unknown to the instance is "
+        "presumed dead after this long (runs the instance knows are judged by their status).",
+    )
+    silver_max_catchup_runs: int = Field(
+        default=3, ge=1,
+        description="Catch-up runs requested to merge one bronze batch into silver before it is marked failed.",
+    )
+
     # --- operations ----------------------------------------------------------------------------
     operator_alerts: Literal["auto", "email", "slack", "both", "off"] = Field(
         default="auto",

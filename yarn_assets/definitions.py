@@ -9,6 +9,7 @@ import dagster as dg
 
 from resources.registry import build_resources
 from resources.settings import YarnSettings, load_settings
+from sensors.automation import automation_sensor
 from yarn_assets.deliverables.definitions import definitions as deliverables_definitions
 from yarn_assets.ingest.definitions import definitions as ingest_definitions
 from yarn_assets.memory.definitions import definitions as memory_definitions
@@ -43,6 +44,7 @@ def build_definitions(settings: YarnSettings) -> dg.Definitions:
         dg.Definitions(
             resources=build_resources(settings),
             executor=_executor(settings),
+            sensors=[automation_sensor],  # declarative automation runs without anyone switching it on
         ),
     )
     # cross-cutting policies, applied once over every domain's assets (DOP style)

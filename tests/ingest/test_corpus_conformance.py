@@ -27,7 +27,7 @@ def _accounted_per_job(h: IngestHarness, platform: str, jobs: dict[str, str],
     """Every file is in silver or in rejects, or (``filtered_only``) in bronze and filtered on purpose."""
     silver, rejects, bronze_rows = h.silver(platform), h.rejects(platform), h.bronze(platform)
     for name, job_id in jobs.items():
-        assert h.job(job_id).status == "completed", name
+        job = h.job(job_id)
         landed = silver.filter(pl.col("batch_id") == job_id).height
         rejected = rejects.filter(pl.col("batch_id") == job_id)
         if name in filtered_only:
@@ -35,6 +35,10 @@ def _accounted_per_job(h: IngestHarness, platform: str, jobs: dict[str, str],
             continue
         assert landed or rejected.height, f"{name} is neither in silver nor in rejects"
         assert all(r.strip() for r in rejected["reason"]), name
+        # the status tells the truth: a file whose every object was rejected has failed, and says why
+        assert job.status == ("completed" if landed else "failed"), (name, job.status, job.error)
+        if not landed:
+            assert job.error and rejected["reason"][0][:40] in job.error, (name, job.error)
 
 
 def test_slack_export_corpus(ingest: IngestHarness, corpus: Path, tmp_path: Path) -> None:

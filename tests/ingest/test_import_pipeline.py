@@ -33,8 +33,9 @@ def _register(settings, path: Path, user_id: str = "alice") -> str:  # type: ign
         return job.id
 
 
-def _materialize(resources, key: str) -> dg.ExecuteInProcessResult:  # type: ignore[no-untyped-def]
-    return dg.materialize([bronze_imported_items, silver_platform_content], partition_key=key, resources=resources)
+def _materialize(resources, key: str, tags: dict[str, str] | None = None) -> dg.ExecuteInProcessResult:  # type: ignore[no-untyped-def]
+    return dg.materialize([bronze_imported_items, silver_platform_content], partition_key=key, resources=resources,
+                          tags=tags)
 
 
 def _silver(store: DeltaStore) -> pl.DataFrame:
@@ -55,14 +56,29 @@ def test_mail_import_lands_and_replays_identically(settings, resources, store, c
     bronze_rows = store.read(BRONZE_ITEMS).height
     events = read_events(store, user_ids=["alice"]).height
 
-    again = _materialize(resources, key)  # a replay: re-landed from the archive, merged again
+    with db.session_scope(settings.resolved_control_plane_url) as s:
+        assert {j.status for j in s.query(ImportJob)} == {"completed"}  # silver merged every landing
+    versions = (store.version(BRONZE_ITEMS), store.version(PLATFORM_CONTENT))
+
+    again = _materialize(resources, key)  # nothing pending: nothing re-read, nothing re-normalized
     meta = again.asset_materializations_for_node("bronze__imported_items")[0].metadata
-    assert meta["mode"].value == "replay"
+    assert meta["mode"].value == "nothing_pending" and meta["import_jobs"].value == 0
+    smeta = again.asset_materializations_for_node("silver__platform_content")[0].metadata
+    assert smeta["batches_merged"].value == 0 and smeta["batches_in_partition"].value == 3
+    assert (store.version(BRONZE_ITEMS), store.version(PLATFORM_CONTENT)) == versions
+
+    replay = _materialize(resources, key, tags={"yarnnn/replay": "full"})  # a parser fix: re-land, merge again
+    meta = replay.asset_materializations_for_node("bronze__imported_items")[0].metadata
+    assert meta["mode"].value == "replay" and meta["import_jobs"].value == 3
+    smeta = replay.asset_materializations_for_node("silver__platform_content")[0].metadata
+    assert smeta["mode"].value == "replay" and smeta["batches_merged"].value == 3
     assert _silver(store).equals(first)
     assert store.read(BRONZE_ITEMS).height == bronze_rows
     assert read_events(store, user_ids=["alice"]).height == events
-    checks = {c.check_name: c.passed for c in again.get_asset_check_evaluations()}
+    checks = {c.check_name: c.passed for c in replay.get_asset_check_evaluations()}
     assert checks == {"import_jobs_settled": True, "no_duplicate_keys": True, "users_match_bronze": True}
+    with db.session_scope(settings.resolved_control_plane_url) as s:
+        assert {j.status for j in s.query(ImportJob)} == {"completed"}
 
 
 def test_unreadable_file_is_kept_as_a_reject_and_the_rest_lands(settings, resources, store, corpus, tmp_path) -> None:  # type: ignore[no-untyped-def]

@@ -21,8 +21,9 @@ DAY = "2026-11-20"
 T = dt.datetime(2026, 11, 18, 9, 0, tzinfo=dt.UTC)
 
 
-def _ingest(resources, day: str = DAY) -> dg.ExecuteInProcessResult:  # type: ignore[no-untyped-def]
-    result = dg.materialize([bronze_imported_chats, silver_chat], partition_key=day, resources=resources)
+def _ingest(resources, day: str = DAY, replay: bool = False) -> dg.ExecuteInProcessResult:  # type: ignore[no-untyped-def]
+    result = dg.materialize([bronze_imported_chats, silver_chat], partition_key=day, resources=resources,
+                            tags={"yarnnn/replay": "full"} if replay else None)
     assert result.success
     return result
 
@@ -79,7 +80,7 @@ def test_jsonl_import_lands_with_rejects_and_replays_identically(settings, cp, s
 
     before = (*_silver(store), store.read(BRONZE_CHAT_ITEMS).sort("seq"), store.read(REJECTS).sort("location"),
               read_events(store).sort("event_id").drop("run_id"))
-    _ingest(res)  # a replay lands the archived file again
+    _ingest(res, replay=True)  # a replay lands the archived file again
     after = (*_silver(store), store.read(BRONZE_CHAT_ITEMS).sort("seq"), store.read(REJECTS).sort("location"),
              read_events(store).sort("event_id").drop("run_id"))
     for a, b in zip(before, after, strict=True):
@@ -103,7 +104,7 @@ def test_a_session_continued_in_a_later_import_keeps_its_day(settings, cp, store
     assert sessions["message_count"][0] == 3 and sessions["user_message_count"][0] == 3
     assert set(messages["session_day"]) == {"2026-11-18"}
     assert messages.filter(pl.col("sequence") == 1)["content"][0] == "m1 edited"  # the later version wins
-    _ingest(res, "2026-11-19")  # replaying the older import does not regress the edit
+    _ingest(res, "2026-11-19", replay=True)  # replaying the older import does not regress the edit
     assert _silver(store)[1].filter(pl.col("sequence") == 1)["content"][0] == "m1 edited"
 
 

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import click
+import dagster as dg
 import polars as pl
 from sqlalchemy import select
 
@@ -118,56 +121,124 @@ def import_add(state: CliState, user_id: str, provider: str | None, day: dt.date
         raise click.ClickException(f"{len(failed)} of {len(paths)} path(s) refused")
 
 
+def _job_row(j: ImportJob) -> dict[str, object]:
+    """One job as `import list` / `import run` show it: counts, attempts, first reject reason."""
+    r = j.result or {}
+    reasons = r.get("reject_reasons") or []
+    rejected = int(r.get("rejected", 0) or 0) + int(r.get("silver_rejected", 0) or 0)
+    def count(value: object) -> str:  # 0 is a count, not a blank
+        return "" if value is None or value == "" else str(value)
+
+    return {"id": j.id[:8], "user": j.user_id, "provider": j.provider, "file": j.original_name,
+            "partition": f"{j.partition_date}|{j.platform}", "status": j.status, "attempts": str(j.attempts),
+            "landed": count(r.get("objects")), "items": count(r.get("items")),
+            "rejected": count(rejected if r else None), "why": (j.error or (reasons[0] if reasons else ""))[:80]}
+
+
+JOB_COLUMNS = ["id", "user", "provider", "file", "partition", "status", "attempts", "landed", "items", "rejected",
+               "why"]
+
+
 @import_group.command("list")
-@click.option("--status", default=None)
+@click.option("--status", type=click.Choice(["pending", "processing", "landed", "completed", "failed"]), default=None)
+@click.option("--reasons", is_flag=True, help="Also print every job's first reject reasons in full.")
 @pass_state
-def import_list(state: CliState, status: str | None) -> None:
+def import_list(state: CliState, status: str | None, reasons: bool) -> None:
+    """Import jobs with their counts: landed = objects in bronze, items = rows in silver, rejected = both stages."""
     with state.session() as session:
         q = select(ImportJob).order_by(ImportJob.created_at)
         if status:
             q = q.where(ImportJob.status == status)
-        rows = [
-            {"id": j.id[:8], "user": j.user_id, "provider": j.provider, "file": j.original_name,
-             "partition": f"{j.partition_date}|{j.platform}", "status": j.status,
-             "objects": (j.result or {}).get("objects", ""), "error": (j.error or "")[:60]}
-            for j in session.scalars(q)
-        ]
-    click.echo(table(rows, ["id", "user", "provider", "file", "partition", "status", "objects", "error"]))
+        jobs = list(session.scalars(q))
+        rows = [_job_row(j) for j in jobs]
+        details = [(j.id[:8], (j.result or {}).get("reject_reasons") or []) for j in jobs]
+    click.echo(table(rows, JOB_COLUMNS))
+    if reasons:
+        for job_id, why in details:
+            for reason in why:
+                click.echo(f"{job_id}  {reason}")
+
+
+@contextmanager
+def _recorded_instance(state: CliState) -> Iterator[dg.DagsterInstance]:
+    """DAGSTER_HOME's instance, else the embedded one under <home>/dagster_home: CLI runs are recorded,
+    so the next `import run` (or the daemon) can tell a run this process left behind from a live one."""
+    import os
+
+    from yarn_assets.core.instance import ensure_instance_dir
+
+    if os.environ.get("DAGSTER_HOME"):
+        yield dg.DagsterInstance.get()
+        return
+    home = ensure_instance_dir(state.settings.resolved_home / "dagster_home")
+    with dg.DagsterInstance.from_config(str(home)) as inst:
+        yield inst
 
 
 @import_group.command("run")
 @pass_state
 def import_run(state: CliState) -> None:
-    """Land every pending import job now, in this process (what the sensor does via the daemon)."""
-    from yarn_assets.cli.common import dagster_instance, quiet_run_config
-    from yarn_assets.core.partitions import ingest_key
-    from yarn_assets.definitions import build_definitions
+    """Land pending import jobs and merge unmerged bronze batches now, in this process.
 
-    with state.session() as session:
-        pending = sorted(import_jobs.pending_by_partition(session))
-    if not pending:
-        click.echo("no pending import jobs")
-        return
-    job = build_definitions(state.settings).resolve_job_def("ingest_job")
-    with dagster_instance() as instance:
-        for day, platform in pending:
+    What the daemon does with import_jobs_sensor and silver_catchup_sensor: jobs of runs that
+    died go back to pending (up to the attempt limit), then every pending (day, platform) gets a
+    bronze+silver run and every partition with batches no live run will merge a silver run.
+    """
+    from yarn_assets.cli.common import quiet_run_config
+    from yarn_assets.core.partitions import ingest_key
+    from yarn_assets.core.runs import host_tags
+    from yarn_assets.core.tables import PLATFORMS
+    from yarn_assets.definitions import build_definitions
+    from yarn_assets.ingest import catchup
+    from yarn_assets.ingest.sources import SILVER_CONTENT
+
+    settings = state.settings
+    stale = dt.timedelta(minutes=settings.import_stale_minutes)
+    with _recorded_instance(state) as instance:
+        with state.session() as session:
+            reset, failed = import_jobs.reset_dead(session, instance, max_attempts=settings.import_max_attempts,
+                                                   stale_after=stale)
+            plan = catchup.plan(session, instance, max_requests=settings.silver_max_catchup_runs, stale_after=stale)
+            pending = sorted(k for k in import_jobs.pending_by_partition(session) if k[1] in PLATFORMS)
+        for job_id in reset:
+            click.echo(f"job {job_id[:8]}: its run died; pending again")
+        for job_id in failed:
+            click.echo(f"job {job_id[:8]}: failed after its last attempt")
+        for batch_id, reason in plan.failed.items():
+            click.echo(f"batch {batch_id[:24]}: {reason}")
+        catch_up = sorted(k for k in plan.partitions if k not in pending and k[1] in PLATFORMS)
+        if not pending and not catch_up:
+            click.echo("no pending import jobs" + (f" ({plan.waiting} batch(es) owned by live runs)"
+                                                   if plan.waiting else ""))
+            return
+        job = build_definitions(settings).resolve_job_def("ingest_job")
+        runs = [(k, None) for k in pending] + [(k, [SILVER_CONTENT]) for k in catch_up]
+        for (day, platform), selection in runs:
             result = job.execute_in_process(
                 instance=instance, partition_key=ingest_key(day, platform), run_config=quiet_run_config(),
-                tags={"yarnnn/trigger": "cli"}, raise_on_error=False,
+                asset_selection=selection, tags={"yarnnn/trigger": "cli", **host_tags()}, raise_on_error=False,
             )
-            click.echo(f"{day}|{platform}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
+            what = "silver catch-up" if selection else "import"
+            click.echo(f"{day}|{platform} {what}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
+    with state.session() as session:
+        keys = {f"{d}|{p}" for (d, p), _ in runs}
+        rows = [_job_row(j) for j in session.scalars(select(ImportJob).order_by(ImportJob.created_at))
+                if f"{j.partition_date}|{j.platform}" in keys]
+    click.echo(table(rows, JOB_COLUMNS))
 
 
 @import_group.command("retry")
 @click.argument("job_id")
 @pass_state
 def import_retry(state: CliState, job_id: str) -> None:
-    """Put a failed job back to pending."""
+    """Put a failed job back to pending, with a fresh attempt budget."""
     with state.session() as session:
         job = session.scalars(select(ImportJob).where(ImportJob.id.startswith(job_id))).first()
         if job is None:
             raise click.ClickException(f"no import job {job_id}")
-        job.status, job.error, job.progress = "pending", None, 0
+        if job.status in ("processing", "landed"):
+            raise click.ClickException(f"job {job.id} is {job.status}: a run is working on it")
+        job.status, job.error, job.progress, job.attempts = "pending", None, 0, 0
     click.echo(f"job {job.id} pending again")
 
 
@@ -187,4 +258,28 @@ def tables_cmd(state: CliState) -> None:
     click.echo(table(rows, ["table", "rows", "version", "location"]))
 
 
-GROUPS: list[click.Command] = [db_group, users_group, import_group, tables_cmd]
+@click.command("preview")
+@click.argument("table_name", metavar="TABLE")
+@click.option("--user", "user_id", required=True, help="Whose rows (a preview never mixes users).")
+@click.option("--date", "day", default=None, help="Only this day (YYYY-MM-DD) of the table's day partition.")
+@click.option("--limit", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option("--columns", default=None, help="Comma-separated columns (default: the usual descriptive ones).")
+@pass_state
+def preview_cmd(state: CliState, table_name: str, user_id: str, day: str | None, limit: int,
+                columns: str | None) -> None:
+    """A few rows of one user's data, read from the current tables (run history keeps no item text)."""
+    from yarn_assets.core.preview import PreviewError, preview
+
+    try:
+        when = dt.date.fromisoformat(day) if day else None
+    except ValueError:
+        raise click.BadParameter(f"{day!r} is not a date (YYYY-MM-DD)", param_hint="--date") from None
+    cols = [c.strip() for c in columns.split(",") if c.strip()] if columns else None
+    try:
+        frame = preview(state.store, table_name, user_id=user_id, day=when, limit=limit, columns=cols)
+    except PreviewError as exc:
+        raise click.ClickException(str(exc)) from None
+    click.echo(table(frame.to_dicts(), frame.columns) if frame.height else "(no rows)")
+
+
+GROUPS: list[click.Command] = [db_group, users_group, import_group, tables_cmd, preview_cmd]

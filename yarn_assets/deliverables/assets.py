@@ -107,6 +107,15 @@ def deliverable_versions(
     yield dg.MaterializeResult(metadata=_metadata(outcome), check_results=checks)
 
 
+#: Source fields that name or quote content (channel/page titles, API error text): kept out of run history.
+_CONTENT_FIELDS = ("resource_name", "last_error", "label")
+
+
+def _ids_only(raw: str | None) -> list[dict]:
+    """A sources JSON column (list of dicts) without the fields that can carry titles or text."""
+    return [{k: v for k, v in entry.items() if k not in _CONTENT_FIELDS} for entry in json.loads(raw or "[]")]
+
+
 def _metadata(o: RunOutcome) -> dict:
     row = o.row or {}
     steps = [s.as_dict() for s in o.steps]
@@ -126,8 +135,8 @@ def _metadata(o: RunOutcome) -> dict:
         "cost_usd": dg.MetadataValue.float(float(row.get("cost_usd") or 0.0)),
         "items_in_prompt": int(row.get("items_in_prompt") or 0),
         "items_retained": o.retained,
-        "sources_used": dg.MetadataValue.json(json.loads(row.get("sources_used") or "[]")),
-        "source_snapshot": dg.MetadataValue.json(json.loads(row.get("source_snapshot") or "[]")),
+        "sources_used": dg.MetadataValue.json(_ids_only(row.get("sources_used"))),
+        "source_snapshot": dg.MetadataValue.json(_ids_only(row.get("source_snapshot"))),
         "stale_sources": dg.MetadataValue.json(json.loads(row.get("stale_sources") or "[]")),
         "steps": dg.MetadataValue.json(steps),
         "step_ms": dg.MetadataValue.json({s["name"]: s["ms"] for s in steps}),
@@ -135,7 +144,7 @@ def _metadata(o: RunOutcome) -> dict:
         "destination": dg.MetadataValue.json(json.loads(row.get("destination") or "{}")),
         "wall_ms": dg.MetadataValue.float(round(o.wall_ms, 1)),
         "next_run_at": o.next_run_at.isoformat() if o.next_run_at else "-",
-        "preview": dg.MetadataValue.md((row.get("final_content") or f"_{o.reason or 'no content'}_")[:3000]),
+        "content_chars": len(row.get("final_content") or ""),
     }
     if o.reason:
         md["reason"] = o.reason

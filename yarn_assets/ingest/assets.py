@@ -1,8 +1,13 @@
 """Ingest assets: export files -> bronze raw objects -> silver platform_content.
 
-Both assets are partitioned by (ingest day × platform). Bronze lands the import jobs of its
-partition; silver re-reads that bronze partition (whatever wrote it: imports or syncs) and merges.
-Re-materializing either is idempotent, so a backfill is always safe.
+Both assets are partitioned by (ingest day × platform). Bronze lands the import jobs its run
+claimed; silver normalizes and merges the partition's bronze batches it has not merged yet (the
+``bronze_batches`` ledger, :mod:`yarn_assets.ingest.batches`), whatever wrote them: imports or
+syncs. So an import costs what its batch costs, a run that claimed nothing does nothing, and a
+batch left unmerged by a crash is merged by the next silver run of its partition (the catch-up
+sensor requests one). A replay run (a backfill, or the tag ``yarnnn/replay: full``) re-lands
+every job of the partition and re-normalizes every batch, idempotently: that is the path after
+a parser fix.
 """
 
 
@@ -14,21 +19,32 @@ from typing import Any
 import dagster as dg
 import polars as pl
 from dagster import AssetExecutionContext
+from sqlalchemy import select
 
 from control_plane.models import ImportJob, utcnow
 from io_managers.predicates import In, all_of
 from resources.control_plane import ControlPlane
 from resources.input_limits import InputLimits
+from resources.runtime import Runtime
 from resources.warehouse import Warehouse
+from yarn_assets.core import metadata as md
 from yarn_assets.core.activity_log import ActivityEvent, write_events
 from yarn_assets.core.partitions import ingest_partitions
 from yarn_assets.core.tables import PLATFORM_CONTENT, REJECTS
-from yarn_assets.ingest import bronze, import_jobs, silver
+from yarn_assets.ingest import batches, bronze, import_jobs, silver
 from yarn_assets.ingest.objects import RawObject, Reject
 from yarn_assets.ingest.readers import reader_for, sample_bytes
 from yarn_assets.ingest.sources import BRONZE_IMPORTS, BRONZE_SOURCES, SILVER_CONTENT
 
 INGEST_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
+
+#: Silver follows any update of a bronze partition it was not materialized with (e.g. a bronze-only
+#: backfill, or a sync run that failed after landing part of its data), in any day partition.
+SILVER_AUTOMATION = (
+    dg.AutomationCondition.any_deps_updated().since_last_handled()
+    & ~dg.AutomationCondition.any_deps_in_progress()
+    & ~dg.AutomationCondition.in_progress()
+).with_label("bronze_updated")
 
 
 def partition_parts(context: AssetExecutionContext) -> tuple[str, str]:
@@ -38,19 +54,6 @@ def partition_parts(context: AssetExecutionContext) -> tuple[str, str]:
         return dims["date"], dims["platform"]
     day, platform = str(key).split("|")
     return day, platform
-
-
-def preview(df: pl.DataFrame, columns: list[str], n: int = 5) -> dg.MetadataValue:
-    cols = [c for c in columns if c in df.columns]
-    if df.is_empty() or not cols:
-        return dg.MetadataValue.md("_no rows_")
-    head = df.select(cols).head(n).with_columns(
-        [pl.col(c).cast(pl.Utf8).str.slice(0, 60).str.replace_all(r"[|\n\r]", " ") for c in cols]
-    )
-    lines = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
-    for row in head.iter_rows():
-        lines.append("| " + " | ".join("" if v is None else str(v) for v in row) + " |")
-    return dg.MetadataValue.md("\n".join(lines))
 
 
 def _read_export(job: ImportJob, limits: InputLimits) -> tuple[list[RawObject], list[Reject]]:
@@ -74,99 +77,66 @@ def _read_export(job: ImportJob, limits: InputLimits) -> tuple[list[RawObject], 
     ),
     check_specs=[
         dg.AssetCheckSpec("import_jobs_settled", asset=BRONZE_IMPORTS,
-                          description="Every import job of the partition ended completed or failed."),
+                          description="Every import job the run took ended landed or failed."),
     ],
 )
 def bronze_imported_items(
-    context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane, input_limits: InputLimits
+    context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane, runtime: Runtime,
+    input_limits: InputLimits,
 ) -> dg.MaterializeResult:
     day, platform = partition_parts(context)
     ingest_date = dt.date.fromisoformat(day)
     store = warehouse.store
     run_id = context.run.run_id
+    tags = context.run.tags
+    parents = import_jobs.retry_parents(tags)
     with control_plane.session() as session:
         jobs = import_jobs.jobs_in_partition(session, day, platform)
-        claimed = [j.id for j in jobs if j.status == "pending" and import_jobs.claim(session, j.id, run_id)]
+        claimed = [
+            j.id for j in jobs
+            if (j.status == "pending" or (j.status == "processing" and j.run_id in parents))
+            and import_jobs.claim(session, j.id, run_id, inherit_from=parents, max_attempts=runtime.import_max_attempts)
+        ]
     with control_plane.session() as session:
         jobs = import_jobs.jobs_in_partition(session, day, platform)
+        for j in jobs:
+            session.expunge(j)
     if claimed:
-        to_land = [j for j in jobs if j.id in claimed]
-        mode = "new"
-    else:  # a replay (manual re-materialization or backfill): land everything again, idempotently
-        to_land = [j for j in jobs if j.status in ("completed", "failed") and Path(j.stored_path).exists()]
+        to_land, mode = [j for j in jobs if j.id in claimed], "new"
+    elif import_jobs.is_replay(tags):  # a parser fix: land every job again, idempotently
+        to_land = [j for j in jobs if j.status in ("landed", "completed", "failed") and Path(j.stored_path).exists()]
         mode = "replay"
+    else:  # nothing pending (another run took it, or it is done): nothing to re-read
+        to_land, mode = [], "nothing_pending"
 
-    totals = {"jobs": 0, "objects": 0, "rejected": 0, "failed_jobs": 0, "bytes": 0}
-    events: list[ActivityEvent] = []
-    landed_frames: list[pl.DataFrame] = []
+    totals = {"jobs": 0, "objects": 0, "rejected": 0, "failed_jobs": 0, "bytes": 0, "events": 0}
+    landed_types: dict[str, int] = {}
     for job in to_land:
         totals["jobs"] += 1
-        fetched_at = _landing_time(job)
-        batch = bronze.BatchInfo(
-            user_id=job.user_id, platform=platform, ingest_date=ingest_date, source_kind="import",
-            provider=job.provider, batch_id=job.id, fetched_at=fetched_at, run_id=run_id,
-        )
-        try:
-            objects, rejects = _read_export(job, input_limits)
-            if not objects and not rejects:
-                raise ValueError(f"no {job.provider} items found in {job.original_name}")
-        except Exception as exc:  # the whole file is unreadable: keep it as a reject, land the rest
-            detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            reason = f"{job.provider} export unreadable: {detail}"
-            raw = sample_bytes(Path(job.stored_path), input_limits.import_reject_sample_bytes)
-            bronze.write_batch(store, bronze.bronze_frame([], batch), batch)
-            bronze.write_rejects(
-                store, bronze.reject_frame([Reject(reason=reason, raw=raw, location=job.original_name)],
-                                           stage="bronze", batch=batch, rejected_at=fetched_at),
-                stage="bronze", platform=platform, ingest_date=ingest_date, batch_ids=[job.id],
-            )
-            _finish(control_plane, job.id, status="failed", error=reason,
-                    result={"objects": 0, "rejected": 1, "fetched_at": fetched_at.isoformat()})
-            totals["failed_jobs"] += 1
-            totals["rejected"] += 1
-            events.append(_event(job, "import_failed", f"Import of {job.original_name} failed: {reason}",
-                                 {"error": reason}, fetched_at))
-            context.log.error(f"import job {job.id} ({job.original_name}) failed: {reason}")
-            continue
-        frame = bronze.bronze_frame(objects, batch)
-        bronze.write_batch(store, frame, batch)
-        bronze.write_rejects(
-            store, bronze.reject_frame(rejects, stage="bronze", batch=batch, rejected_at=fetched_at),
-            stage="bronze", platform=platform, ingest_date=ingest_date, batch_ids=[job.id],
-        )
-        landed_frames.append(frame)
-        totals["objects"] += len(objects)
-        totals["rejected"] += len(rejects)
-        totals["bytes"] += int(frame["raw_size"].sum() or 0)
-        result = {
-            "objects": len(objects),
-            "rejected": len(rejects),
-            "object_types": dict(frame.group_by("object_type").len().iter_rows()) if len(objects) else {},
-            "fetched_at": fetched_at.isoformat(),
-        }
-        _finish(control_plane, job.id, status="completed", error=None, result=result)
-        events.append(_event(
-            job, "import_completed",
-            f"Imported {len(objects)} {platform} objects from {job.original_name}"
-            + (f" ({len(rejects)} rejected)" if rejects else ""),
-            {"platform": platform, "provider": job.provider, **result}, fetched_at,
-        ))
-    inserted_events = write_events(store, events, run_id=run_id)
+        outcome = _land(context, store, control_plane, job, platform, ingest_date, run_id, input_limits)
+        totals["objects"] += outcome["objects"]
+        totals["rejected"] += outcome["rejected"]
+        totals["bytes"] += outcome.get("bytes", 0)
+        totals["events"] += outcome.get("events", 0)
+        totals["failed_jobs"] += int(outcome["failed"])
+        for k, v in outcome.get("object_types", {}).items():
+            landed_types[k] = landed_types.get(k, 0) + v
 
     with control_plane.session() as session:
+        mine = {j.id for j in to_land}
         unsettled = [j.id for j in import_jobs.jobs_in_partition(session, day, platform)
-                     if j.status in ("pending", "processing") and j.id in {x.id for x in to_land}]
-    sample = pl.concat(landed_frames) if landed_frames else bronze.bronze_frame([], _dummy_batch(platform, ingest_date))
+                     if j.id in mine and j.status in ("pending", "processing")]
     return dg.MaterializeResult(
         metadata={
             "mode": mode,
             "import_jobs": totals["jobs"],
+            "job_ids": md.ids(j.id for j in to_land),
             "objects": totals["objects"],
+            "object_types": dg.MetadataValue.json(landed_types),
             "rejected": totals["rejected"],
             "failed_jobs": totals["failed_jobs"],
             "raw_bytes": totals["bytes"],
-            "events_written": inserted_events,
-            "preview": preview(sample, ["user_id", "object_type", "resource_name", "external_id", "raw_size"]),
+            "events_written": totals["events"],
         },
         check_results=[
             dg.AssetCheckResult(
@@ -177,24 +147,66 @@ def bronze_imported_items(
     )
 
 
+def _land(context: AssetExecutionContext, store: Any, control_plane: ControlPlane, job: ImportJob, platform: str,
+          ingest_date: dt.date, run_id: str, limits: InputLimits) -> dict[str, Any]:
+    """Read one export and land it as its bronze batch; the job ends ``landed`` or ``failed``.
+
+    Order matters for crash recovery: the bronze commit comes first, then (one control-plane
+    transaction) the job's ``landed`` status and the batch's ledger row. A crash in between
+    leaves the job ``processing``; its retry re-lands the same batch (a replace, never a duplicate).
+    """
+    fetched_at = _landing_time(job)
+    batch = bronze.BatchInfo(
+        user_id=job.user_id, platform=platform, ingest_date=ingest_date, source_kind="import",
+        provider=job.provider, batch_id=job.id, fetched_at=fetched_at, run_id=run_id,
+    )
+    try:
+        objects, rejects = _read_export(job, limits)
+        if not objects and not rejects:
+            raise ValueError(f"no {job.provider} items found in {job.original_name}")
+    except Exception as exc:  # the whole file is unreadable: keep it as a reject, land the rest
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        reason = f"{job.provider} export unreadable: {detail}"
+        raw = sample_bytes(Path(job.stored_path), limits.import_reject_sample_bytes)
+        objects, rejects = [], [Reject(reason=reason, raw=raw, location=job.original_name)]
+    if objects:
+        frame = bronze.bronze_frame(objects, batch)
+        bronze.write_batch(store, frame, batch)
+    else:
+        frame = None
+        bronze.write_batch(store, bronze.bronze_frame([], batch), batch)  # clears an earlier landing
+    bronze.write_rejects(
+        store, bronze.reject_frame(rejects, stage="bronze", batch=batch, rejected_at=fetched_at),
+        stage="bronze", platform=platform, ingest_date=ingest_date, batch_ids=[job.id],
+    )
+    reasons = import_jobs.reject_summary(rejects)
+    result: dict[str, Any] = {
+        "objects": len(objects), "rejected": len(rejects), "reject_reasons": reasons,
+        "fetched_at": fetched_at.isoformat(),
+    }
+    if frame is None:  # nothing landed: the job has failed, and says why
+        error = reasons[0] if len(rejects) == 1 and "unreadable" in reasons[0] else (
+            f"every object of {job.original_name} was rejected ({len(rejects)}): {reasons[0]}")
+        written = write_events(store, [_event(job, "import_failed", f"Import of {job.original_name} failed: {error}",
+                                              {"error": error, "rejected": len(rejects)}, fetched_at)], run_id=run_id)
+        with control_plane.session() as session:
+            import_jobs.mark_failed(session, job.id, error, result)
+        context.log.error(f"import job {job.id} ({job.original_name}) failed: {error}")
+        return {"objects": 0, "rejected": len(rejects), "failed": True, "events": written}
+    result["object_types"] = dict(frame.group_by("object_type").len().iter_rows())
+    with control_plane.session() as session:
+        import_jobs.mark_landed(session, job.id, run_id, result)
+        batches.record_landed(session, batch, rows=frame.height)
+    return {"objects": len(objects), "rejected": len(rejects), "failed": False,
+            "bytes": int(frame["raw_size"].sum() or 0), "object_types": result["object_types"]}
+
+
 def _landing_time(job: ImportJob) -> dt.datetime:
-    """First landing time of the job; replays reuse it so bronze and silver come out identical."""
+    """First landing time of the job; retries and replays reuse it so bronze and silver come out identical."""
     previous = (job.result or {}).get("fetched_at")
     if previous:
         return dt.datetime.fromisoformat(previous)
     return (job.started_at or utcnow()).astimezone(dt.UTC)
-
-
-def _finish(control_plane: ControlPlane, job_id: str, *, status: str, error: str | None,
-            result: dict[str, Any]) -> None:
-    with control_plane.session() as session:
-        job = session.get(ImportJob, job_id)
-        assert job is not None
-        job.status = status
-        job.error = error
-        job.progress = 100
-        job.result = result
-        job.completed_at = utcnow()
 
 
 def _event(job: ImportJob, event_type: str, summary: str, metadata: dict[str, Any],
@@ -206,10 +218,6 @@ def _event(job: ImportJob, event_type: str, summary: str, metadata: dict[str, An
     )
 
 
-def _dummy_batch(platform: str, ingest_date: dt.date) -> bronze.BatchInfo:
-    return bronze.BatchInfo("", platform, ingest_date, "import", "", "", utcnow())
-
-
 @dg.asset(
     key=SILVER_CONTENT,
     partitions_def=ingest_partitions,
@@ -218,10 +226,11 @@ def _dummy_batch(platform: str, ingest_date: dt.date) -> bronze.BatchInfo:
     kinds={"deltalake", "polars"},
     owners=["team:data-platform"],
     retry_policy=INGEST_RETRY,
-    automation_condition=dg.AutomationCondition.eager(),
+    automation_condition=SILVER_AUTOMATION,
     description=(
         "One current row per item (user, platform, source, external id): plain text, UTC times, content "
-        "hash, TTL by platform and the retained flag. Merged from one bronze (day, platform) partition."
+        "hash, TTL by platform and the retained flag. Merges the bronze batches of one (day, platform) "
+        "partition it has not merged yet (all of them in a replay run)."
     ),
     check_specs=[
         dg.AssetCheckSpec("no_duplicate_keys", asset=SILVER_CONTENT,
@@ -231,59 +240,123 @@ def _dummy_batch(platform: str, ingest_date: dt.date) -> bronze.BatchInfo:
     ],
 )
 def silver_platform_content(
-    context: AssetExecutionContext, warehouse: Warehouse, input_limits: InputLimits
+    context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane, input_limits: InputLimits
 ) -> dg.MaterializeResult:
     day, platform = partition_parts(context)
     ingest_date = dt.date.fromisoformat(day)
     store = warehouse.store
+    run_id = context.run.run_id
+    replay = import_jobs.is_replay(context.run.tags)
     now = dt.datetime.now(dt.UTC)
-    bronze_rows = bronze.scan_partition(store, platform, ingest_date)  # lazy: read batch by batch
-    batch_cols = bronze_rows.select(["batch_id", "user_id", "provider", "fetched_at"]).unique("batch_id").collect()
-    batch_meta = {row["batch_id"]: row for row in batch_cols.iter_rows(named=True)}
-    norm = silver.normalize_partition(bronze_rows, input_limits)
-    reject_frames = []
-    for batch_id, rejects in norm.rejects.items():
-        meta = batch_meta[batch_id]
-        info = bronze.BatchInfo(user_id=meta["user_id"], platform=platform, ingest_date=ingest_date,
-                                source_kind="", provider=meta["provider"], batch_id=batch_id,
-                                fetched_at=meta["fetched_at"], run_id=context.run.run_id)
-        reject_frames.append(bronze.reject_frame(rejects, stage="silver", batch=info, rejected_at=meta["fetched_at"]))
-    rejected = sum(len(r) for r in norm.rejects.values())
-    rejects_frame = pl.concat(reject_frames) if reject_frames else REJECTS.empty()
-    bronze.write_rejects(
-        store, rejects_frame,
-        stage="silver", platform=platform, ingest_date=ingest_date, batch_ids=list(batch_meta),
-    )
+    facts = batches.bronze_facts(store, platform, ingest_date)
+    with control_plane.session() as session:
+        todo = {b: facts[b] for b in batches.to_merge(session, platform, day, facts, full=replay)}
+        closed = batches.close_settled(session, platform, day, facts)
 
-    merged = silver.merge_platform_content(store, norm.rows, now=now)
-    checks = _silver_checks(store, norm.rows, batch_meta)
+    norm = silver.NormalizedPartition(rows=silver.empty_rows())
+    merged: silver.SilverMergeResult | None = None
+    if todo:  # read, normalize and merge only these batches (lazily, one batch at a time)
+        rows = bronze.scan_partition(store, platform, ingest_date).filter(pl.col("batch_id").is_in(list(todo)))
+        norm = silver.normalize_partition(rows, input_limits)
+        reject_frames = []
+        for batch_id, rejects in norm.rejects.items():
+            fact = todo[batch_id]
+            info = bronze.BatchInfo(user_id=fact.user_id, platform=platform, ingest_date=ingest_date,
+                                    source_kind=fact.source_kind, provider=fact.provider, batch_id=batch_id,
+                                    fetched_at=fact.fetched_at, run_id=run_id)
+            reject_frames.append(bronze.reject_frame(rejects, stage="silver", batch=info, rejected_at=fact.fetched_at))
+        bronze.write_rejects(
+            store, pl.concat(reject_frames) if reject_frames else REJECTS.empty(),
+            stage="silver", platform=platform, ingest_date=ingest_date, batch_ids=list(todo),
+        )
+        merged = silver.merge_platform_content(store, norm.rows, now=now)
+    jobs = _settle_imports(store, control_plane, platform, day, todo, norm, run_id)
+
+    checks = _silver_checks(store, norm.rows, todo)
+    stats = merged.stats if merged else None
     return dg.MaterializeResult(
         metadata={
+            "mode": "replay" if replay else "incremental",
+            "batches_in_partition": len(facts),
+            "batches_merged": len(todo),
+            "batch_ids": md.ids(todo),
+            "settled_batches_closed": closed,
             "bronze_objects": norm.objects,
             "items": norm.rows.height,
-            "new": merged.new,
-            "updated": merged.updated,
-            "deleted": merged.deleted,
-            "unchanged": merged.unchanged,
-            "rejected": rejected,
-            "skipped_expired": merged.skipped_expired,
-            "skipped_tombstoned": merged.skipped_tombstoned,
+            "new": merged.new if merged else 0,
+            "updated": merged.updated if merged else 0,
+            "deleted": merged.deleted if merged else 0,
+            "unchanged": merged.unchanged if merged else 0,
+            "rejected": sum(len(r) for r in norm.rejects.values()),
+            "skipped_expired": merged.skipped_expired if merged else 0,
+            "skipped_tombstoned": merged.skipped_tombstoned if merged else 0,
             "skipped_expired_bodies": norm.skipped_expired_bodies,
             "users": len(norm.users),
+            "import_jobs_completed": jobs["completed"],
+            "import_jobs_failed": jobs["failed"],
             "by_content_type": dg.MetadataValue.json(dict(norm.by_type)),
             "filtered": dg.MetadataValue.json(dict(norm.filtered)),
             "normalizer_stats": dg.MetadataValue.json(dict(norm.stats)),
-            "files_scanned": merged.stats.files_scanned,
-            "files_skipped": merged.stats.files_skipped,
-            "commit_attempts": merged.stats.attempts,
+            "files_scanned": stats.files_scanned if stats else 0,
+            "files_skipped": stats.files_skipped if stats else 0,
+            "commit_attempts": stats.attempts if stats else 0,
             "table_version": store.version(PLATFORM_CONTENT) or 0,
-            "preview": preview(norm.rows, ["user_id", "content_type", "resource_name", "author", "title", "content"]),
+            "columns": md.schema(norm.rows, list(PLATFORM_CONTENT.schema)),
         },
         check_results=checks,
     )
 
 
-def _silver_checks(store: Any, rows: pl.DataFrame, batch_meta: dict[str, dict[str, Any]]) -> list[dg.AssetCheckResult]:
+def _settle_imports(store: Any, control_plane: ControlPlane, platform: str, day: str,
+                    todo: dict[str, batches.BronzeFacts], norm: silver.NormalizedPartition,
+                    run_id: str) -> dict[str, int]:
+    """After the merge committed: the import jobs whose landing was merged end ``completed`` (or
+    ``failed`` when every object was rejected), with their events; then the ledger records the
+    merged signatures. Events go first (idempotent): a crash before the ledger commit only means
+    the batch is merged once more (a no-op) and its event is not written twice."""
+    items = dict(norm.rows.group_by("batch_id").len().iter_rows()) if norm.rows.height else {}
+    with control_plane.session() as session:
+        jobs = list(session.scalars(select(ImportJob).where(ImportJob.id.in_(list(todo)))))
+        for j in jobs:
+            session.expunge(j)
+    done: dict[str, tuple[str, str | None, dict[str, Any]]] = {}
+    events: list[ActivityEvent] = []
+    for job in jobs:
+        if job.status != "landed" or job.run_id != todo[job.id].run_id:
+            continue  # not this landing (a replay is re-landing it), or already settled
+        result = dict(job.result or {})
+        n_items, silver_rejects = int(items.get(job.id, 0)), norm.rejects.get(job.id, [])
+        reasons = (result.get("reject_reasons") or []) + import_jobs.reject_summary(silver_rejects)
+        rejected = int(result.get("rejected", 0)) + len(silver_rejects)
+        result.update(items=n_items, silver_rejected=len(silver_rejects), reject_reasons=reasons[:3])
+        when = dt.datetime.fromisoformat(result["fetched_at"]) if result.get("fetched_at") else utcnow()
+        if n_items == 0 and rejected:
+            error = f"every object of {job.original_name} was rejected ({rejected}): {reasons[0]}"
+            done[job.id] = ("failed", error, result)
+            events.append(_event(job, "import_failed", f"Import of {job.original_name} failed: {error}",
+                                 {"error": error, "rejected": rejected}, when))
+        else:
+            done[job.id] = ("completed", None, result)
+            events.append(_event(
+                job, "import_completed",
+                f"Imported {n_items} {platform} items from {job.original_name}"
+                + (f" ({rejected} rejected)" if rejected else ""),
+                {"platform": platform, "provider": job.provider, "objects": result.get("objects", 0),
+                 "items": n_items, "rejected": rejected}, when,
+            ))
+    write_events(store, events, run_id=run_id)
+    with control_plane.session() as session:
+        batches.record_merged(session, platform, day, list(todo.values()))
+        now = utcnow()
+        for job_id, (status, error, result) in done.items():
+            job = session.get(ImportJob, job_id)
+            if job is not None and job.status == "landed":
+                job.status, job.error, job.result, job.progress, job.completed_at = status, error, result, 100, now
+    statuses = [status for status, _, _ in done.values()]
+    return {"completed": statuses.count("completed"), "failed": statuses.count("failed")}
+
+
+def _silver_checks(store: Any, rows: pl.DataFrame, todo: dict[str, batches.BronzeFacts]) -> list[dg.AssetCheckResult]:
     if rows.is_empty():
         return [
             dg.AssetCheckResult(check_name="no_duplicate_keys", passed=True, metadata={"rows_checked": 0}),
@@ -293,9 +366,9 @@ def _silver_checks(store: Any, rows: pl.DataFrame, batch_meta: dict[str, dict[st
                  In("created_day", rows["created_day"].unique().to_list()))
     keys = store.read(PLATFORM_CONTENT, pin, columns=[*silver.KEY, "batch_id"])
     dupes = keys.group_by(silver.KEY).len().filter(pl.col("len") > 1)
-    mine = keys.filter(pl.col("batch_id").is_in(list(batch_meta)))
+    mine = keys.filter(pl.col("batch_id").is_in(list(todo)))
     expected = pl.DataFrame(
-        {"batch_id": list(batch_meta), "expected_user": [m["user_id"] for m in batch_meta.values()]},
+        {"batch_id": list(todo), "expected_user": [f.user_id for f in todo.values()]},
         schema={"batch_id": pl.Utf8, "expected_user": pl.Utf8},
     )
     wrong = mine.join(expected, on="batch_id").filter(pl.col("user_id") != pl.col("expected_user"))
@@ -310,6 +383,7 @@ def _silver_checks(store: Any, rows: pl.DataFrame, batch_meta: dict[str, dict[st
 ingest_job = dg.define_asset_job(
     "ingest_job",
     selection=dg.AssetSelection.assets(BRONZE_IMPORTS, SILVER_CONTENT),
-    description="Import jobs of one (day, platform) into bronze, then silver. Backfill with "
-    "`dagster job backfill -j ingest_job --partitions 2026-11-20|slack,...`.",
+    description="Pending import jobs of one (day, platform) into bronze, then silver. A backfill "
+    "(`dagster job backfill -j ingest_job --partitions 2026-11-20|slack,...`) or the run tag "
+    '`yarnnn/replay: full` re-lands and re-normalizes the whole partition (after a parser fix).',
 )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dagster as dg
 
 from sensors.import_jobs import import_jobs_sensor
+from sensors.silver_catchup import silver_catchup_sensor
 from yarn_assets.ingest.assets import bronze_imported_items, ingest_job, silver_platform_content
 from yarn_assets.ingest.sync.definitions import definitions as sync_definitions
 
@@ -14,7 +15,7 @@ def definitions() -> dg.Definitions:
         dg.Definitions(
             assets=[bronze_imported_items, silver_platform_content],
             jobs=[ingest_job],
-            sensors=[import_jobs_sensor],
+            sensors=[import_jobs_sensor, silver_catchup_sensor],
         ),
         sync_definitions(),
     )

@@ -4,6 +4,12 @@ A file is copied into ``<home>/imports/<sha256>/`` when registered, so a replay 
 (or a backfill after a parser fix) reads exactly the same bytes. The same file registered twice
 for the same user and provider is one job. Only regular files and folders are registered: links,
 devices, FIFOs and sockets are refused without being opened (docs/OPERATIONS.md "Input limits").
+
+Lifecycle: ``pending`` -> ``processing`` (claimed by a run; every claim is an attempt) ->
+``landed`` (its bronze batch committed) -> ``completed`` (silver merged it; set by the silver
+step). ``failed`` when the file is unreadable, when every object in it was rejected, or when its
+runs died ``max_attempts`` times (the reason says which). A dead run's job goes back to
+``pending`` (:func:`reset_dead`); nothing is retried forever.
 """
 
 from __future__ import annotations
@@ -15,17 +21,22 @@ import os
 import shutil
 import stat
 import tempfile
+from collections.abc import Iterable, Mapping
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import select, update
+from dagster import DagsterInstance
+from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.orm import Session
 
 from control_plane.models import ImportJob, User, utcnow
 from control_plane.user_ids import InvalidUserId, validate_user_id
 from resources.input_limits import InputLimits
+from yarn_assets.core.runs import run_state
 from yarn_assets.ingest.readers import PROVIDER_PLATFORM, detect_provider
 
-STALE_AFTER = dt.timedelta(minutes=10)
+REPLAY_TAG = "yarnnn/replay"
+BACKFILL_TAG = "dagster/backfill"
 
 
 class ImportError_(ValueError):
@@ -310,15 +321,37 @@ def scan_inbox(session: Session, inbox: Path, archive_root: Path,
     return created
 
 
-def reset_stale(session: Session, now: dt.datetime | None = None) -> int:
-    """Jobs stuck in ``processing`` for over 10 minutes go back to ``pending`` (the original's rule)."""
+def reset_dead(session: Session, instance: DagsterInstance | None, *, max_attempts: int,
+               stale_after: dt.timedelta, now: dt.datetime | None = None) -> tuple[list[str], list[str]]:
+    """``processing`` jobs whose run is dead go back to ``pending``, or to ``failed`` once they have
+    had ``max_attempts`` claims; returns (reset ids, failed ids).
+
+    A run the Dagster instance knows is judged by its status and its worker's health
+    (:func:`yarn_assets.core.runs.run_state`): a live run is never reset, however long it takes;
+    a run unknown to the instance is presumed dead after ``stale_after`` without progress.
+    """
     now = now or utcnow()
-    result = session.execute(
-        update(ImportJob)
-        .where(ImportJob.status == "processing", ImportJob.started_at < now - STALE_AFTER)
-        .values(status="pending", progress=0, updated_at=now)
-    )
-    return int(result.rowcount or 0)  # type: ignore[attr-defined]
+    reset: list[str] = []
+    failed: list[str] = []
+    for job in list(session.scalars(select(ImportJob).where(ImportJob.status == "processing"))):
+        state, why = run_state(instance, job.run_id, since=job.updated_at, stale_after=stale_after, now=now)
+        if state == "alive":
+            continue
+        attempt = f"attempt {job.attempts} of {max_attempts} died ({why})"
+        cond = [ImportJob.id == job.id, ImportJob.status == "processing", ImportJob.run_id == job.run_id]
+        if job.attempts >= max_attempts:
+            values = {"status": "failed", "error": f"gave up after {job.attempts} attempts: {attempt}",
+                      "completed_at": now}
+            target = failed
+        else:
+            values = {"status": "pending", "progress": 0, "error": None,
+                      "progress_details": {**(job.progress_details or {}), "last_attempt": attempt}}
+            target = reset
+        done = session.execute(update(ImportJob).where(*cond).values(updated_at=now, **values)
+                               .execution_options(synchronize_session=False))
+        if done.rowcount:  # type: ignore[attr-defined]
+            target.append(job.id)
+    return reset, failed
 
 
 def pending_by_partition(session: Session) -> dict[tuple[str, str], list[ImportJob]]:
@@ -329,14 +362,68 @@ def pending_by_partition(session: Session) -> dict[tuple[str, str], list[ImportJ
     return grouped
 
 
-def claim(session: Session, job_id: str, run_id: str) -> bool:
-    """Atomically move a pending job to processing for this run; False if someone else has it."""
+def claim(session: Session, job_id: str, run_id: str, *, inherit_from: Iterable[str] = (),
+          max_attempts: int | None = None) -> bool:
+    """Atomically take a job for this run; False if someone else has it.
+
+    A ``pending`` job is taken; so is a ``processing`` job held by a run this run re-executes
+    (``inherit_from``: Dagster's parent/root run ids of a retry), since that run died. Every claim
+    counts an attempt; a job at ``max_attempts`` is left for the reset to fail with the reason.
+    """
+    held = [r for r in inherit_from if r]
+    takeable = ImportJob.status == "pending"
+    if held:
+        takeable = or_(takeable, and_(ImportJob.status == "processing", ImportJob.run_id.in_(held)))
+    cond = [ImportJob.id == job_id, takeable]
+    if max_attempts is not None:
+        cond.append(ImportJob.attempts < max_attempts)
+    now = utcnow()
     result = session.execute(
         update(ImportJob)
-        .where(ImportJob.id == job_id, ImportJob.status == "pending")
-        .values(status="processing", run_id=run_id, started_at=utcnow(), progress=0, error=None)
+        .where(*cond)
+        .values(status="processing", run_id=run_id, started_at=func.coalesce(ImportJob.started_at, now),
+                progress=0, error=None, attempts=ImportJob.attempts + 1, updated_at=now)
+        .execution_options(synchronize_session=False)
     )
     return bool(result.rowcount)  # type: ignore[attr-defined]
+
+
+def mark_landed(session: Session, job_id: str, run_id: str, result: dict[str, Any]) -> None:
+    """Bronze committed this job's batch (silver has not merged it yet)."""
+    job = session.get(ImportJob, job_id)
+    assert job is not None
+    now = utcnow()
+    job.status, job.error, job.progress, job.result, job.run_id, job.landed_at = (
+        "landed", None, 50, result, run_id, now)
+
+
+def mark_failed(session: Session, job_id: str, error: str, result: dict[str, Any]) -> None:
+    job = session.get(ImportJob, job_id)
+    assert job is not None
+    job.status, job.error, job.progress, job.result, job.completed_at = "failed", error, 100, result, utcnow()
+
+
+def is_replay(tags: Mapping[str, str]) -> bool:
+    """A run asked to re-land and re-normalize its whole partition: a backfill (parser fix) or the
+    explicit ``yarnnn/replay: full`` tag. Any other run lands only what is pending."""
+    return tags.get(REPLAY_TAG) == "full" or BACKFILL_TAG in tags
+
+
+def retry_parents(tags: Mapping[str, str]) -> list[str]:
+    """Run ids whose jobs a Dagster re-execution (run retry) may take over."""
+    return [t for t in (tags.get("dagster/parent_run_id"), tags.get("dagster/root_run_id")) if t]
+
+
+def reject_summary(rejects: Iterable[Any], limit: int = 3) -> list[str]:
+    """The first distinct reject reasons (shortened), for the job's record and `yarnnn import list`."""
+    seen: list[str] = []
+    for r in rejects:
+        reason = " ".join(str(r.reason).split())[:200]
+        if reason not in seen:
+            seen.append(reason)
+            if len(seen) >= limit:
+                break
+    return seen
 
 
 def jobs_in_partition(session: Session, day: str, platform: str) -> list[ImportJob]:

@@ -26,11 +26,12 @@ from resources.control_plane import ControlPlane
 from resources.input_limits import InputLimits
 from resources.llm import LLMScope
 from resources.llm_batches import BatchRequest, LLMBatches
+from resources.runtime import Runtime
 from resources.warehouse import Warehouse
+from yarn_assets.core import metadata as md
 from yarn_assets.core.activity_log import EVENT_TYPES, NOISE_EVENT_TYPES, ActivityEvent, read_events, write_events
 from yarn_assets.core.partitions import ingest_days
 from yarn_assets.ingest import bronze, import_jobs
-from yarn_assets.ingest.assets import preview
 from yarn_assets.ingest.objects import RawObject, Reject
 from yarn_assets.ingest.readers import reader_for, sample_bytes
 from yarn_assets.memory import analysis, chat, digest, nightly, patterns, user_context
@@ -98,21 +99,28 @@ def _replace(store: Any, spec: Any, frame: pl.DataFrame, predicate: Any) -> int:
                                    description="Every chat import job of the day ended completed or failed.")],
 )
 def bronze_imported_chats(
-    context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane, input_limits: InputLimits
+    context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane, runtime: Runtime,
+    input_limits: InputLimits,
 ) -> dg.MaterializeResult:
     day, _, _ = _day(context)
     ingest_date = dt.date.fromisoformat(day)
     store = warehouse.store
+    parents = import_jobs.retry_parents(context.run.tags)
     with control_plane.session() as session:
         jobs = import_jobs.jobs_in_partition(session, day, CHAT_PLATFORM)
-        claimed = [j.id for j in jobs if j.status == "pending" and import_jobs.claim(session, j.id, _run_id(context))]
+        claimed = [j.id for j in jobs
+                   if (j.status == "pending" or (j.status == "processing" and j.run_id in parents))
+                   and import_jobs.claim(session, j.id, _run_id(context), inherit_from=parents,
+                                         max_attempts=runtime.import_max_attempts)]
     with control_plane.session() as session:
         jobs = import_jobs.jobs_in_partition(session, day, CHAT_PLATFORM)
     if claimed:
         to_land, mode = [j for j in jobs if j.id in claimed], "new"
-    else:  # a replay: land everything again from the archived files, idempotently
+    elif import_jobs.is_replay(context.run.tags):  # a backfill: land everything again, idempotently
         to_land = [j for j in jobs if j.status in ("completed", "failed") and Path(j.stored_path).exists()]
         mode = "replay"
+    else:  # nothing pending (another run took it, or it is done)
+        to_land, mode = [], "nothing_pending"
     totals: Counter[str] = Counter()
     events: list[ActivityEvent] = []
     for job in to_land:
@@ -281,15 +289,14 @@ def silver_chat(context: AssetExecutionContext, warehouse: Warehouse, control_pl
         asset_key=SILVER_SESSIONS,
         metadata={**common, "sessions": merged.session_rows, "new": merged.sessions.inserted,
                   "updated": merged.sessions.updated, "events_written": inserted,
-                  "preview": preview(mine, ["user_id", "session_id", "session_day", "session_type",
-                                            "message_count", "user_message_count"])},
+                  "sessions_by_type": md.counts(mine, "session_type"), "columns": md.schema(mine)},
     )
     yield dg.MaterializeResult(
         asset_key=SILVER_MESSAGES,
         metadata={**common, "messages": merged.message_rows, "new": merged.messages.inserted,
                   "updated": merged.messages.updated, "from_imports": len(rows), "from_chat_app": len(app_rows),
                   "rejected": rejected,
-                  "preview": preview(frame, ["user_id", "session_id", "sequence", "role", "content"])},
+                  "messages_by_role": md.counts(frame, "role"), "columns": md.schema(frame)},
     )
     yield dg.AssetCheckResult(check_name="sessions_match_messages", asset_key=SILVER_SESSIONS,
                               passed=mismatched.is_empty(),
@@ -405,7 +412,7 @@ def memory_facts(
             "extraction_errors": len(errors), "events_written": inserted, "extractor": extractor,
             "tokens_per_user_night": (run.usage.total_tokens // users) if users else 0,
             **run.as_metadata(),
-            "preview": preview(frame, ["user_id", "key", "value", "source", "confidence", "decision", "reason"], n=10),
+            "facts_by_decision": md.counts(frame, "source", "decision"), "columns": md.schema(frame),
         },
         check_results=[
             dg.AssetCheckResult(check_name="extraction_succeeded", passed=not errors,
@@ -463,7 +470,7 @@ def session_summaries(
     return dg.MaterializeResult(
         metadata={"sessions_due": len(due), "summaries": len(rows), "written_back": written_back,
                   "errors": len(errors), "events_written": inserted, **run.as_metadata(),
-                  "preview": preview(frame, ["user_id", "session_id", "summary"])},
+                  "session_ids": md.ids(frame["session_id"] if frame.height else []), "columns": md.schema(frame)},
         check_results=[dg.AssetCheckResult(check_name="every_long_session_summarized", passed=not errors,
                                            severity=dg.AssetCheckSeverity.WARN,
                                            metadata={"failed_sessions": dg.MetadataValue.json(errors)})],
@@ -558,7 +565,7 @@ def activity_patterns(
         metadata={"users_evaluated": len(users), "patterns": int((keyed["source"] == "pattern").sum()),
                   "feedback": int((keyed["source"] == "feedback").sum()), "events_written": inserted,
                   "counts_by_user": dg.MetadataValue.json(counts_by_user),
-                  "preview": preview(keyed, ["user_id", "key", "value", "source", "decision"])},
+                  "patterns_by_decision": md.counts(keyed, "source", "decision"), "columns": md.schema(keyed)},
         check_results=[dg.AssetCheckResult(check_name="one_event_per_user", passed=bad == 0,
                                            metadata={"users": len(users), "violations": bad})],
     )
@@ -682,7 +689,7 @@ def deliverable_suggestions(
         "duplicates": int((frame["decision"] == "duplicate").sum()) if rows else 0,
         "emails": dg.MetadataValue.json(dict(emails)), "errors": dg.MetadataValue.json(errors),
         "events_written": inserted, **run.as_metadata(),
-        "preview": preview(frame, ["user_id", "stage", "deliverable_type", "confidence", "decision"]),
+        "suggestions_by_type": md.counts(frame, "stage", "deliverable_type", "decision"),
     })
 
 

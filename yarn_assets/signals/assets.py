@@ -21,7 +21,7 @@ from resources.control_plane import ControlPlane
 from resources.llm import LLM, LLMScope
 from resources.signal_policy import SignalPolicy
 from resources.warehouse import Warehouse
-from yarn_assets.ingest.assets import preview
+from yarn_assets.core import metadata as md
 from yarn_assets.ingest.sources import SILVER_CONTENT
 from yarn_assets.signals.actions import dedup_window
 from yarn_assets.signals.processing import HourSpec, Policy, run_hour
@@ -137,8 +137,8 @@ def signal_passes(
             "items_total": int(summaries["items_total"].sum() or 0) if summaries.height else 0,
             "failed_passes": dg.MetadataValue.json([{"user": p.user_id, "pass": p.pass_name, "error": p.error}
                                                     for p in failed]),
-            "preview": preview(summaries, ["user_id", "pass", "items_total", "new_items", "status", "skip_reason",
-                                           "engine", "llm_calls", "cost_usd"], n=10),
+            "passes_by_status": md.counts(summaries, "pass", "status", "skip_reason"),
+            "columns": md.schema(summaries),
         },
         check_results=_summary_checks(summaries, failed),
     )
@@ -158,8 +158,8 @@ def signal_passes(
             "deliverables_triggered": int(executed.filter(pl.col("action_type") == "trigger_existing").height),
             "replayed": sum(p.replayed for p in result.passes),
             "events_written": events_written,
-            "preview": preview(actions, ["user_id", "pass", "action_type", "deliverable_type", "signal_ref",
-                                         "confidence", "disposition", "reason"], n=10),
+            "actions_by_type": md.counts(actions, "action_type", "deliverable_type", "disposition"),
+            "columns": md.schema(actions),
         },
         check_results=_action_checks(control_plane, actions),
     )

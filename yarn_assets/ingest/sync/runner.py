@@ -25,7 +25,7 @@ from control_plane.models import PlatformConnection, SyncRegistry, User, utcnow
 from io_managers.delta_store import DeltaStore
 from yarn_assets.core.activity_log import ActivityEvent
 from yarn_assets.core.tables import BRONZE_ITEMS, REJECTS
-from yarn_assets.ingest import bronze
+from yarn_assets.ingest import batches, bronze
 from yarn_assets.ingest.sync import cursors, landscape
 from yarn_assets.ingest.sync.budget import RateBudget
 from yarn_assets.ingest.sync.calls import ApiCaller, RetrySettings
@@ -176,6 +176,8 @@ def _sync(env: SyncEnv, outcome: ConnectionOutcome, creds: dict[str, Any], tier:
             last_beat[0] = utcnow()
 
     caller = ApiCaller(platform, outcome.label, budget, env.retry, heartbeat=heartbeat)
+    landing: bronze.BatchInfo | None = None
+    seq = 0
     try:
         api = open_api(platform, caller, creds, env.client_config, outcome.label)
         fetcher = make_fetcher(platform, api, env.limits.get(platform))
@@ -194,6 +196,9 @@ def _sync(env: SyncEnv, outcome: ConnectionOutcome, creds: dict[str, Any], tier:
             fetched_at=now, run_id=env.run_id, connection_id=outcome.connection_id,
         )
         outcome.batch_id = batch.batch_id
+        with env.session() as s:  # silver's ledger: this batch is landing (rows appear resource by resource)
+            batches.record_landing(s, batch)
+        landing = batch
         seq = 0
         for resource in selected:
             try:
@@ -245,6 +250,9 @@ def _sync(env: SyncEnv, outcome: ConnectionOutcome, creds: dict[str, Any], tier:
                 "; ".join(f"{k}: {v}" for k, v in outcome.failed_resources.items()) or None))
             conn.last_error_at = now if conn.last_error else None
     finally:
+        if landing is not None:  # what it appended is what the batch holds (a killed process stays "landing")
+            with env.session() as s:
+                batches.record_landed(s, landing, rows=seq)
         outcome.requests = caller.stats.requests
         outcome.retries = caller.stats.retries
         outcome.rate_limited = caller.stats.rate_limited

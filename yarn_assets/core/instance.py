@@ -1,0 +1,50 @@
+"""The embedded Dagster instance (SQLite under ``DAGSTER_HOME``) used by the demo, the CLI and laptops.
+
+Production uses ``deploy/dagster.postgres.yaml``; both carry the same crash-recovery settings:
+run monitoring with :class:`yarn_assets.core.runs.LocalRunLauncher` (a run whose worker died is
+marked failed) and ``run_retries`` (such a run is re-executed once; a failing asset is retried by
+its own ``RetryPolicy``, not here).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+INSTANCE_YAML = """\
+# Embedded default instance: SQLite storage under this folder (see deploy/dagster.postgres.yaml).
+telemetry:
+  enabled: false
+concurrency:
+  runs:
+    max_concurrent_runs: 4
+    tag_concurrency_limits:
+      - key: "dagster/backfill"
+        limit: 2
+  pools:
+    default_limit: 2
+# runs launched by the daemon go through a launcher that can tell a dead run worker from a slow one
+run_launcher:
+  module: yarn_assets.core.runs
+  class: LocalRunLauncher
+# a run whose worker died (kill -9, OOM, restart) is marked failed (which alerts) ...
+run_monitoring:
+  enabled: true
+  start_timeout_seconds: 180
+  cancel_timeout_seconds: 180
+  max_resume_run_attempts: 0
+  poll_interval_seconds: 30
+# ... and re-executed once from the failed step; a failing asset is retried by its RetryPolicy instead
+run_retries:
+  enabled: true
+  max_retries: 1
+  retry_on_asset_or_op_failure: false
+"""
+
+
+def ensure_instance_dir(dagster_home: Path) -> Path:
+    """Create ``dagster_home`` with the embedded ``dagster.yaml`` unless one is already there."""
+    dagster_home.mkdir(parents=True, exist_ok=True)
+    cfg = dagster_home / "dagster.yaml"
+    if not cfg.exists():
+        cfg.write_text(INSTANCE_YAML)
+    return dagster_home
