@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import time
 from pathlib import Path
 
 ENV_DAYS = "YARNNN_TEST_CLOCK_SHIFT_DAYS"
@@ -43,15 +42,14 @@ def requested_days(option: float | None) -> float:
 def start(days: float) -> dt.datetime:
     """Shift this process (ticking) and every Python subprocess it starts; returns the shifted now."""
     global _traveller
-    import time_machine
+    from tests.fakes.shifted_clock import yarnnn_testclock
 
     seconds = days * 86400.0
     os.environ[CHILD_ENV] = repr(seconds)
     paths = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep) if p]
     if str(SITE_DIR) not in paths:
         os.environ["PYTHONPATH"] = os.pathsep.join([str(SITE_DIR), *paths])
-    _traveller = time_machine.travel(time.time() + seconds, tick=True)
-    _traveller.start()
+    _traveller = yarnnn_testclock.shift(seconds)
     return dt.datetime.now(dt.UTC)
 
 

@@ -3,7 +3,7 @@
 This folder goes on ``PYTHONPATH``; Python imports ``sitecustomize`` at start-up, so the clock
 moves before any code of the process runs. Two offsets compose (seconds, ticking from the real
 clock; time-machine patches ``time.time``, ``datetime.now`` and friends; monotonic clocks, and so
-sleeps and timeouts, are untouched):
+sleeps and timeouts, are untouched; gRPC keeps the real clock, see ``yarnnn_testclock``):
 
 - ``TEST_CLOCK_SHIFT_SECONDS``: every process. Set by ``tests/conftest.py`` when the suite runs
   with the clock shifted (``YARNNN_TEST_CLOCK_SHIFT_DAYS`` / ``--clock-shift-days``), so a
@@ -36,8 +36,6 @@ def _offset() -> float:
 
 _seconds = _offset()
 if _seconds:
-    import time
+    import yarnnn_testclock
 
-    import time_machine
-
-    time_machine.travel(time.time() + _seconds, tick=True).start()
+    yarnnn_testclock.shift(_seconds)
