@@ -30,16 +30,29 @@ def pytest_configure(config: pytest.Config) -> None:
     """Start the clock shift before collection, so module-level ``now()`` reads are shifted too."""
     days = clock_shift.requested_days(config.getoption("clock_shift_days"))
     if days:
-        config.stash[_SHIFTED_NOW] = clock_shift.start(days)
+        config.stash[_SHIFTED_NOW] = (days, clock_shift.start(days))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
     clock_shift.stop()
 
 
+def _shift_note(config: pytest.Config) -> str | None:
+    shift = config.stash.get(_SHIFTED_NOW, None)
+    if shift is None:
+        return None
+    days, now = shift
+    return f"clock shifted {days:+g} d: the suite started at {now:%Y-%m-%d %H:%M} UTC (ticking, every process)"
+
+
 def pytest_report_header(config: pytest.Config) -> str | None:
-    now = config.stash.get(_SHIFTED_NOW, None)
-    return f"clock shifted: every process runs at {now:%Y-%m-%d %H:%M} UTC (ticking)" if now else None
+    return _shift_note(config)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    note = _shift_note(config)
+    if note:  # -q hides the header; a shifted run says so at the end too
+        terminalreporter.write_line(note)
 
 
 @pytest.fixture(autouse=True)
