@@ -1,4 +1,6 @@
-"""Shared fixtures: an isolated yarnnn home per test, the shared corpus, a real PostgreSQL."""
+"""Shared fixtures: an isolated yarnnn home per test, the shared corpus, a real PostgreSQL; and the
+suite-wide clock shift (``YARNNN_TEST_CLOCK_SHIFT_DAYS=N`` or ``--clock-shift-days N``: every test,
+and every Python process it starts, runs N days in the future; see ``tests/fakes/clock_shift.py``)."""
 
 from __future__ import annotations
 
@@ -9,11 +11,48 @@ from pathlib import Path
 
 import pytest
 
+from tests.fakes import clock_shift
+
+_SHIFTED_NOW = pytest.StashKey["object"]()
 REPO = Path(__file__).resolve().parents[1]
 SHARED = Path(os.environ.get("YARNNN_SHARED_DIR", REPO.parent / "shared"))
 CORPUS = SHARED / "corpus"
 
 _SCRUB = ("ANTHROPIC_API_KEY", "YARNNN_")
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption("--clock-shift-days", type=float, default=None, metavar="N",
+                     help=f"run the suite with the wall clock moved N days ahead (env {clock_shift.ENV_DAYS})")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Start the clock shift before collection, so module-level ``now()`` reads are shifted too."""
+    days = clock_shift.requested_days(config.getoption("clock_shift_days"))
+    if days:
+        config.stash[_SHIFTED_NOW] = (days, clock_shift.start(days))
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    clock_shift.stop()
+
+
+def _shift_note(config: pytest.Config) -> str | None:
+    shift = config.stash.get(_SHIFTED_NOW, None)
+    if shift is None:
+        return None
+    days, now = shift
+    return f"clock shifted {days:+g} d: the suite started at {now:%Y-%m-%d %H:%M} UTC (ticking, every process)"
+
+
+def pytest_report_header(config: pytest.Config) -> str | None:
+    return _shift_note(config)
+
+
+def pytest_terminal_summary(terminalreporter, exitstatus: int, config: pytest.Config) -> None:  # type: ignore[no-untyped-def]
+    note = _shift_note(config)
+    if note:  # -q hides the header; a shifted run says so at the end too
+        terminalreporter.write_line(note)
 
 
 @pytest.fixture(autouse=True)

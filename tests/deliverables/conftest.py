@@ -11,9 +11,17 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import pytest
+import time_machine
 
-from tests.deliverables.helpers import add_user
+from tests.deliverables.helpers import NOW, add_user
 from tests.fakes.smtp import SmtpServer
+
+
+@pytest.fixture(autouse=True)
+def _clock_at_now() -> Iterator[None]:
+    """One clock per test: it starts at ``helpers.NOW`` and ticks, for the test and the code it runs."""
+    with time_machine.travel(NOW, tick=True):
+        yield
 
 
 @pytest.fixture

@@ -14,7 +14,19 @@ from control_plane.models import User
 from io_managers.delta_store import DeltaStore
 from yarn_assets.core.tables import PLATFORM_CONTENT, TTL, created_day
 
-NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+def last_noon() -> dt.datetime:
+    """The latest 12:00 UTC not after the clock (the real one, or the suite's shifted one)."""
+    now = dt.datetime.now(dt.UTC)
+    noon = now.replace(hour=12, minute=0, second=0, microsecond=0)
+    return noon if noon <= now else noon - dt.timedelta(days=1)
+
+
+#: The moment every deliverables test starts at: ``conftest`` moves the clock here (ticking) for the
+#: whole test, so sample content dated from NOW and the code's own ``datetime.now()`` agree. Derived
+#: from the clock rather than fixed, so the suite's shifted runs move it too; noon keeps the
+#: time-of-day logic (schedules, "today" in Paris or New York) the same on every run.
+NOW = last_noon()
 
 
 def item(user_id: str, platform: str, resource_id: str, external_id: str, content: str, *,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from zoneinfo import ZoneInfo
 
 import dagster as dg
 import polars as pl
@@ -96,7 +97,8 @@ def test_a_run_closes_its_request_and_advances_the_schedule(workspace, store, re
         service.request_generation(s, did, "manual")
     out = run_deliverable(run_resources(), deliverable_id=did, run_id="r1", trigger="manual", now=NOW)
     assert out.status == "delivered"
-    assert out.next_run_at == dt.datetime(2026, 11, 24, 8, 0, tzinfo=dt.UTC)  # 09:00 in Paris
+    paris_nine = dt.datetime.combine(NOW.date() + dt.timedelta(days=1), dt.time(9), ZoneInfo("Europe/Paris"))
+    assert out.next_run_at == paris_nine.astimezone(dt.UTC)  # NOW is 12:00 UTC, past 09:00 in Paris
     with db.session_scope(workspace) as s:
         req = s.scalars(select(DeliverableRunRequest)).one()
         assert (req.status, req.run_id) == ("completed", "r1")

@@ -34,7 +34,8 @@ class FakeNotion(LoopbackServer):
         self.failing: set[str] = set()
         self.max_page = 100
         self._n = 0
-        self._clock = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+        # Notion's edit clock: a month back from now (whole minutes, as Notion reports them), then ticking
+        self._clock = dt.datetime.now(dt.UTC).replace(second=0, microsecond=0) - dt.timedelta(days=30)
         self._page_template = corpus.notion_cassette("notionsdkpy__test_iterate_paginated_api.yaml")[0]
         blocks = [b for b in corpus.notion_blocks() if isinstance(b, dict)]
         blocks += [b for b in corpus.notion_cassette("notionsdkpy__test_iterate_paginated_api.yaml")

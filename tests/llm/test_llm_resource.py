@@ -196,7 +196,8 @@ def test_budget_is_enforced_before_the_call(control_plane, api) -> None:
         for user in ("free_user", "odd_user", "pro_user"):
             s.add(LlmUsage(user_id=user, task="signals", model="m", input_tokens=49_000, output_tokens=900,
                            usage_date=today))
-        s.add(LlmUsage(user_id="free_user", task="signals", model="m", input_tokens=10**6, usage_date="2020-01-01"))
+        yesterday = (dt.date.fromisoformat(today) - dt.timedelta(days=1)).isoformat()  # another day's budget
+        s.add(LlmUsage(user_id="free_user", task="signals", model="m", input_tokens=10**6, usage_date=yesterday))
         s.add(LlmUsage(user_id="starter_user", task="signals", model="offline-rules", offline=True,
                        input_tokens=10**6, usage_date=today))
     llm = online(control_plane, api)

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 import dagster as dg
 import pytest
+import time_machine
 
 from control_plane import db
 from control_plane.models import User
@@ -17,7 +18,17 @@ from resources.control_plane import ControlPlane
 from tests.fakes.smtp import SmtpServer
 from yarn_assets.ingest import import_jobs
 
+#: The memory tests describe one calendar week (Monday 2026-11-16 to Monday 2026-11-23): weekdays,
+#: ISO weeks, local digest hours in Paris and New York. Their clock is frozen here (ticking) for the
+#: whole module, fixtures included, so the code's own ``datetime.now()`` (record times, which
+#: partitions exist) and the week's fixed dates never disagree, whatever the real date.
 NOW = dt.datetime(2026, 11, 23, 12, 0, tzinfo=dt.UTC)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _clock_in_the_week() -> Iterator[None]:
+    with time_machine.travel(NOW, tick=True):
+        yield
 
 
 @pytest.fixture

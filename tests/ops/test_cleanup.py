@@ -22,10 +22,11 @@ from yarn_assets.ingest.readers.mail import read_eml, read_mbox
 from yarn_assets.ops import cleanup
 from yarn_assets.ops.assets import content_cleanup
 
-T0 = dt.datetime(2026, 1, 1, 10, tzinfo=dt.UTC)  # gmail TTL 30 d -> expires 2026-01-31 10:00
-T1 = dt.datetime(2026, 1, 20, 10, tzinfo=dt.UTC)  # expires 2026-02-19 10:00
-HOUR = "2026-02-01-00:00"  # cutoff = 2026-02-01 01:00 UTC
-CUTOFF = dt.datetime(2026, 2, 1, 1, tzinfo=dt.UTC)
+# Relative to the clock (the suite's shifted runs move them): the cleanup hour is long past.
+T0 = (dt.datetime.now(dt.UTC) - dt.timedelta(days=90)).replace(hour=10, minute=0, second=0, microsecond=0)
+T1 = T0 + dt.timedelta(days=19)  # gmail TTL 30 d: T0's mails expire at T0 + 30 d, T1's are live at the cutoff
+CUTOFF = T0 + dt.timedelta(days=30, hours=15)  # the end of the cleanup hour, 15 h after T0's mails expired
+HOUR = (CUTOFF - dt.timedelta(hours=1)).strftime("%Y-%m-%d-%H:00")
 
 
 def _objects(corpus: Path, names: list[str]) -> list[RawObject]:
@@ -213,7 +214,7 @@ def test_housekeeping_on_a_fresh_warehouse_succeeds_and_creates_nothing(settings
     from yarn_assets.definitions import build_definitions
 
     defs = build_definitions(settings)
-    for job, key in (("content_cleanup_job", HOUR), ("table_maintenance_job", "2026-02-01"),
+    for job, key in (("content_cleanup_job", HOUR), ("table_maintenance_job", CUTOFF.date().isoformat()),
                      ("warehouse_checks_job", None)):
         result = defs.resolve_job_def(job).execute_in_process(partition_key=key)
         assert result.success and all(e.passed for e in result.get_asset_check_evaluations())

@@ -12,12 +12,13 @@ from yarn_assets.core.catalog import all_tables
 from yarn_assets.core.tables import ACTIVITY_LOG
 from yarn_assets.ops.assets import table_maintenance
 
-DAY = "2026-11-20"
+YESTERDAY = dt.datetime.now(dt.UTC).replace(hour=0, minute=0, second=0, microsecond=0) - dt.timedelta(days=1)
+DAY = YESTERDAY.date().isoformat()  # the daily partition the maintenance run covers
 
 
 def _many_small_commits(store: DeltaStore, n: int = 6) -> None:
     for i in range(n):
-        when = dt.datetime(2026, 11, 20, i, tzinfo=dt.UTC)
+        when = YESTERDAY + dt.timedelta(hours=i)
         write_events(store, [ActivityEvent(user_id="alice", event_type="chat_session", summary=f"session {i}",
                                            idempotency_key=f"s{i}", created_at=when)])
 

@@ -6,7 +6,8 @@ version lands in the outbox — with nobody launching anything.
 The signal schedule ticks at hh:02, so the server's daemon runs on a shifted wall clock
 (``tests/fakes/shifted_clock``): it starts LEAD seconds before the next full hour, the import
 lands (in real time) in the hour before it, and the daemon's hh:02 tick processes that hour a few
-real minutes later. The run workers keep the real clock: every timestamp they write is real.
+real minutes later. The run workers keep the test's clock (the real one, or the suite's shifted one,
+which the daemon's offset adds to).
 """
 
 from __future__ import annotations

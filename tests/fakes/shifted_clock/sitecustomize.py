@@ -1,26 +1,41 @@
-"""Test-only: shift the wall clock of the Dagster daemon of a ``dagster dev`` under test.
+"""Test-only: move the wall clock of every Python process a test starts (and its descendants).
 
-A test that must watch an hourly schedule tick puts this folder on ``PYTHONPATH`` and sets
-``TEST_CLOCK_OFFSET_SECONDS``. The daemon process (``python -m dagster._daemon``) then moves its
-wall clock forward by that offset at start-up and lets it tick (time-machine patches ``time.time``
-and ``datetime.now``; monotonic clocks, and so sleeps and timeouts, are untouched): its scheduler
-fires the ``hh:02`` tick a few real minutes after start. Every other process (webserver, code
-server, the run workers that compute and write the data) keeps the real clock, so what the runs
-record is real time. Never on any path outside the tests.
+This folder goes on ``PYTHONPATH``; Python imports ``sitecustomize`` at start-up, so the clock
+moves before any code of the process runs. Two offsets compose (seconds, ticking from the real
+clock; time-machine patches ``time.time``, ``datetime.now`` and friends; monotonic clocks, and so
+sleeps and timeouts, are untouched; gRPC keeps the real clock, see ``yarnnn_testclock``):
+
+- ``TEST_CLOCK_SHIFT_SECONDS``: every process. Set by ``tests/conftest.py`` when the suite runs
+  with the clock shifted (``YARNNN_TEST_CLOCK_SHIFT_DAYS`` / ``--clock-shift-days``), so a
+  ``dagster dev`` under test, its daemon, code server and run workers, and every CLI subprocess
+  read the same shifted clock as the pytest process.
+- ``TEST_CLOCK_OFFSET_SECONDS``: only the Dagster daemon of a ``dagster dev`` under test
+  (``python -m dagster._daemon``), on top of the shift. A test that must watch an hourly schedule
+  tick sets it so the scheduler fires the ``hh:02`` tick a few real minutes after start, while the
+  run workers keep the (shifted) clock of the test.
+
+Never on any path outside the tests.
 """
 
 import os
 
-_offset = os.environ.get("TEST_CLOCK_OFFSET_SECONDS")
-if _offset:
-    try:
-        with open("/proc/self/cmdline", "rb") as _f:
-            _argv = _f.read().split(b"\0")
-    except OSError:
-        _argv = []
-    if b"dagster._daemon" in _argv:
-        import time
 
-        import time_machine
+def _offset() -> float:
+    total = float(os.environ.get("TEST_CLOCK_SHIFT_SECONDS") or 0)
+    daemon_only = os.environ.get("TEST_CLOCK_OFFSET_SECONDS")
+    if daemon_only:
+        try:
+            with open("/proc/self/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            argv = []
+        if b"dagster._daemon" in argv:
+            total += float(daemon_only)
+    return total
 
-        time_machine.travel(time.time() + float(_offset), tick=True).start()
+
+_seconds = _offset()
+if _seconds:
+    import yarnnn_testclock
+
+    yarnnn_testclock.shift(_seconds)
