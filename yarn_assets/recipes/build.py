@@ -237,10 +237,13 @@ def _run_with_policy(context: dg.OpExecutionContext, b: _Build, node: Node, scop
             context.log.warning(f"step {node.id} attempt {attempt}/{step.retry_policy.max_attempts} failed "
                                 f"({type(exc).__name__}: {exc}); retrying in {wait:g}s")
             raise dg.RetryRequested(max_retries=step.retry_policy.max_attempts - 1, seconds_to_wait=wait) from exc
+        message = f"{type(exc).__name__}: {exc}"[:1000]
         handled = step.on_error is not None and (step.on_error.continue_on_failure or step.on_error.fallback_step)
         if not handled:
-            raise
-        message = f"{type(exc).__name__}: {exc}"[:1000]
+            # the step's own policy decided: no further retry by the op's RetryPolicy
+            raise dg.Failure(description=f"step {node.id} failed after {attempt} attempt(s): {message}",
+                             metadata={"attempts": attempt, "error_type": type(exc).__name__},
+                             allow_retries=False) from exc
         context.log.error(f"step {node.id} failed after {attempt} attempt(s): {message}; handled by on_error")
         return None, message, ms
 
@@ -323,7 +326,10 @@ def _input_op(b: _Build, upstream: list[dg.AssetKey]) -> dg.OpDefinition:
     recipe = b.recipe
 
     def compute(context: dg.OpExecutionContext, inputs: Mapping[str, Any]) -> Any:
-        values = coerce_inputs(recipe, context.op_config.get("inputs") or {})
+        try:
+            values = coerce_inputs(recipe, context.op_config.get("inputs") or {})
+        except InputError as exc:
+            raise dg.Failure(description=str(exc), allow_retries=False) from None
         yield dg.Output(envelope(INPUT, "ok", values), "result",
                         metadata={"inputs": ", ".join(sorted(values)), "now": values["now"]})
 

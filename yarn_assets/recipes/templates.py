@@ -24,7 +24,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-TEMPLATE = re.compile(r"\{\{\s*(.*?)\s*\}\}", re.DOTALL)
+TEMPLATE = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
 _IDENT = r"[A-Za-z_][A-Za-z0-9_]*"
 _SEGMENT = re.compile(rf"\.({_IDENT})|\[(\*|\d+)\]")
 _ROOT = re.compile(_IDENT)
