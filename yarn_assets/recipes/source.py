@@ -56,6 +56,10 @@ def _construct(node: yaml.Node, loc: Loc, positions: dict[Loc, tuple[int, int]],
         raise SourceError(f"the recipe nests deeper than {max_depth} levels (recipe_max_yaml_depth)",
                           node.start_mark.line + 1, node.start_mark.column + 1)
     positions[loc] = (node.start_mark.line + 1, node.start_mark.column + 1)
+    expected = {yaml.MappingNode: "tag:yaml.org,2002:map", yaml.SequenceNode: "tag:yaml.org,2002:seq"}.get(type(node))
+    if expected is not None and node.tag != expected:
+        raise SourceError(f"unsupported YAML: tag {node.tag!r} (only plain YAML data is accepted)",
+                          node.start_mark.line + 1, node.start_mark.column + 1)
     if len(positions) > MAX_NODES:  # aliases can expand a small file into a huge tree
         raise SourceError(f"the recipe expands to more than {MAX_NODES:,} YAML nodes (aliases?)")
     if isinstance(node, yaml.MappingNode):

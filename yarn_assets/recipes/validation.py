@@ -167,7 +167,7 @@ def _schema(source: RecipeSource, report: Report) -> dsl.Recipe | None:
     except ValidationError as exc:
         for err in exc.errors():
             loc = tuple(err.get("loc", ()))
-            pos = source.position(loc)
+            pos = source.position((*loc, "type") if err.get("type") == "unknown_step_type" else loc)
             message = err.get("msg", "invalid")
             if err.get("type") == "unknown_step_type" and isinstance(err.get("input"), Mapping):
                 message = f"{message} (got '{err['input'].get('type')}')"
@@ -381,8 +381,10 @@ def estimate_step(step: dsl.LLMFlowStep, policy: BudgetPolicy) -> tuple[int, int
     if step.estimate is not None:
         inp, out = step.estimate.input_tokens, step.estimate.output_tokens
         task = step.task
-    elif step.flow is not None and step.flow in registry.FLOWS:
-        flow = registry.FLOWS[step.flow]
+    elif step.flow is not None:
+        flow = registry.FLOWS.get(step.flow)
+        if flow is None:  # reported by the registry level
+            return 0, 0, policy.models.get("generation", "claude-sonnet-4-6")
         inp, out, task = flow.estimate_input_tokens, flow.estimate_output_tokens, flow.task
     else:
         assert step.prompt is not None
