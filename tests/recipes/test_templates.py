@@ -59,7 +59,7 @@ def test_recursion_from_and_or_fallbacks() -> None:
     assert resolve({"or": ["{{collect_twitter2.profile}}", "{{collect_twitter.profile.bio}}",
                            "{{step2.image_url}}"]}, SCOPE) == "https://img/2.png"
     assert resolve({"or": ["{{nope.x}}", []]}, SCOPE) == []
-    with pytest.raises(NoAlternative, match="Step 'nope' not found.*Step 'nada' not found"):
+    with pytest.raises(NoAlternative, match=r"Step 'nope' not found.*Step 'nada' not found"):
         resolve({"or": ["{{nope.x}}", "{{nada.y}}"]}, SCOPE)
 
 
@@ -82,7 +82,7 @@ def test_error_messages_name_what_exists() -> None:
     with pytest.raises(NotAnArray, match=r"Cannot apply \[\*\] to non-array at 'collect_twitter.username'.*a string"):
         resolve("{{collect_twitter.username[*]}}", SCOPE)
 
-    with pytest.raises(TemplateSyntaxError, match="expected '.field'"):
+    with pytest.raises(TemplateSyntaxError, match=r"expected '\.field'"):
         resolve("{{collect_twitter..x}}", SCOPE)
 
 

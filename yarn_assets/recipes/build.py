@@ -453,8 +453,13 @@ def _result_op(b: _Build) -> dg.OpDefinition:
 
 
 def build_definitions(recipe: dsl.Recipe, plan: Plan, *, source_text: str = "",
-                      metadata: Mapping[str, Any] | None = None) -> dg.Definitions:
-    """The recipe's asset (graph of step ops), its asset checks and its job."""
+                      metadata: Mapping[str, Any] | None = None,
+                      executor: dg.ExecutorDefinition | None = None) -> dg.Definitions:
+    """The recipe's asset (graph of step ops), its asset checks and its job.
+
+    The job runs steps in parallel processes (spawn) with the recipe's ``max_parallel`` limits;
+    ``executor`` replaces that (tests and dry runs use the in-process executor).
+    """
     key = asset_key(recipe)
     activated_by: dict[str, list[str]] = defaultdict(list)
     for n in plan.nodes.values():
@@ -534,7 +539,7 @@ def build_definitions(recipe: dsl.Recipe, plan: Plan, *, source_text: str = "",
                   "steps": len(plan.nodes), **dict(metadata or {})},
         tags={"yarnnn/recipe": recipe.pipeline_id},
     )(compose)
-    executor = dg.multiprocess_executor.configured({
+    executor = executor or dg.multiprocess_executor.configured({
         "max_concurrent": max([4, *parallel.values()]),
         "start_method": {"spawn": {}},
         "tag_concurrency_limits": [{"key": PARALLEL_TAG, "value": tag, "limit": limit}
@@ -560,3 +565,16 @@ def _upstream_assets(plan: Plan) -> list[dg.AssetKey]:
             if k not in keys:
                 keys.append(k)
     return keys
+
+
+def replay_options(recipe: dsl.Recipe, run_id: str, instance: dg.DagsterInstance,
+                   from_step: str | None = None) -> dg.ReexecutionOptions:
+    """Re-execution of ``run_id``: from its failure, or from ``from_step`` and everything after it.
+
+    Steps that are not re-executed are not run again: their stored outputs (``recipe_io_manager``,
+    keyed by the parent run) feed the steps that are.
+    """
+    if from_step is None:
+        return dg.ReexecutionOptions.from_failure(run_id, instance)
+    graph = asset_key(recipe).to_python_identifier()
+    return dg.ReexecutionOptions(parent_run_id=run_id, step_selection=[f"{graph}.{op_name(recipe, from_step)}*"])
