@@ -38,14 +38,23 @@ def test_killed_run_resumes_from_the_interrupted_step(tmp_path, monkeypatch) -> 
     marker.write_text("hold")
     path = tmp_path / "recipe.yaml"
     path.write_text(recipe(f"""
-        - {{id: a, type: function, method: test.echo, inputs: {{value: "{{{{input.word}}}}", counter: "{counters['a']}"}}}}
-        - {{id: b, type: function, method: test.echo, inputs: {{value: "{{{{a.value}}}}-b", counter: "{counters['b']}"}}}}
+        - id: a
+          type: function
+          method: test.echo
+          inputs: {{value: "{{{{input.word}}}}", counter: "{counters['a']}"}}
+        - id: b
+          type: function
+          method: test.echo
+          inputs: {{value: "{{{{a.value}}}}-b", counter: "{counters['b']}"}}
         - id: c
           type: function
           method: test.hang
           depends_on: [b]
           inputs: {{counter: "{counters['c']}", started: "{started}", marker: "{marker}"}}
-        - {{id: d, type: function, method: test.echo, inputs: {{value: "{{{{b.value}}}}+{{{{c.done}}}}", counter: "{counters['d']}"}}}}
+        - id: d
+          type: function
+          method: test.echo
+          inputs: {{value: "{{{{b.value}}}}+{{{{c.done}}}}", counter: "{counters['d']}"}}
         """, extra="inputs:\n  word: {type: string, required: true}\n"))
     report = validate_file(path)
     assert report.ok, report.text()
