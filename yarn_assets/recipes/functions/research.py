@@ -145,11 +145,7 @@ PLAN_SYSTEM = ("You plan web research for a deliverable. Return 1-3 precise sear
                "academic papers would help.")
 
 
-class PlanAnswer(ResearchPlan):
-    """Search terms for the web and whether academic papers (arXiv) are relevant."""
-
-
-@recipe_flow("research.plan", output=PlanAnswer, task="generation", estimate_input_tokens=150,
+@recipe_flow("research.plan", output=ResearchPlan, task="generation", estimate_input_tokens=150,
              estimate_output_tokens=400)
 def plan(rt: StepRuntime, *, request: dict[str, Any]) -> FlowCall:
     """Plan web research for a deliverable: 1-3 queries and whether papers help (the built-in's plan step)."""
@@ -158,7 +154,7 @@ def plan(rt: StepRuntime, *, request: dict[str, Any]) -> FlowCall:
               f"Recipient: {inp.recipient_label}")
     call = FlowCall(
         system=PLAN_SYSTEM, prompt=prompt, max_tokens=400,
-        offline=lambda: PlanAnswer(search_terms=offline_plan_terms(inp), academic=inp.dtype.name == "research_brief"),
+        offline=lambda: ResearchPlan(search_terms=offline_plan_terms(inp), academic=inp.dtype.name == "research_brief"),
         post=lambda answer: {"search_terms": [t.strip() for t in answer.search_terms if t.strip()][:3],
                              "academic": bool(answer.academic)},
     )
