@@ -51,7 +51,8 @@ def _delivered_text(settings, row: dict) -> str:  # type: ignore[no-untyped-def]
 def _research_pair(workspace: str, now: dt.datetime, focus: str) -> tuple[str, str]:
     kwargs = {"type_config": {"focus": focus}, "title": "Research: ranking", "now": now,
               "recipient_context": {"name": "Alice", "role": "search lead"}}
-    return create(workspace, "alice", "research_brief", **kwargs), create(workspace, "alice", "research_brief", **kwargs)
+    first = create(workspace, "alice", "research_brief", **kwargs)
+    return first, create(workspace, "alice", "research_brief", **kwargs)
 
 
 def test_research_recipe_writes_what_the_builtin_strategy_writes_offline(workspace, store, settings) -> None:  # type: ignore[no-untyped-def]
