@@ -105,3 +105,41 @@ def test_killed_run_resumes_from_the_interrupted_step(tmp_path, monkeypatch) -> 
             assert again.success
         assert _steps(instance, again.run_id, dg.DagsterEventType.STEP_START) == ["b", "c", "d", "result"]
         assert [_lines(counters[s]) for s in "abcd"] == [1, 2, 3, 2]
+
+
+@pytest.mark.slow
+def test_cli_replays_a_shipped_recipe_from_a_step_without_delivering_twice(workspace, store, settings,  # type: ignore[no-untyped-def]
+                                                                            tmp_path, monkeypatch) -> None:
+    import datetime as dt
+
+    from click.testing import CliRunner
+    from sqlalchemy import select
+
+    from control_plane import db
+    from control_plane.models import DeliverableDelivery, DeliverableVersion
+    from tests.deliverables.helpers import create, sample_content, seed_silver
+    from yarn_assets.cli import main
+    from yarn_assets.recipes.jobs import reconstructable
+
+    now = dt.datetime.now(dt.UTC).replace(microsecond=0)
+    seed_silver(store, sample_content("alice", now))
+    did = create(workspace, "alice", "research_brief", type_config={"focus": "vector search"}, now=now)
+    home = tmp_path / "dagster_home"
+    home.mkdir()
+    monkeypatch.setenv("DAGSTER_HOME", str(home))
+    report = validate_file(REPO / "yarn_assets" / "defs" / "recipes" / "research_email" / "recipe.yaml")
+    with dg.DagsterInstance.get() as instance:
+        config = build.run_config(report.recipe, {"deliverable_id": did, "now": now.isoformat()})
+        with dg.execute_job(reconstructable("research_email", True), instance=instance, run_config=config) as first:
+            assert first.success
+            run_id = first.run_id
+    out = CliRunner().invoke(main, ["recipes", "replay", "research_email", run_id, "--from", "compose", "--in-process"])
+    assert out.exit_code == 0, out.output
+    assert "success; steps run: compose, publish, result, store" in out.output
+    with db.session_scope(workspace) as session:
+        versions = list(session.scalars(select(DeliverableVersion).where(DeliverableVersion.deliverable_id == did)))
+        deliveries = list(session.scalars(select(DeliverableDelivery).where(DeliverableDelivery.deliverable_id == did)))
+    assert len(versions) == 1 and versions[0].status == "delivered"  # the replay resumed the same version
+    assert [(d.status, d.attempts) for d in deliveries] == [("sent", 1)]  # and the outbox did not send it again
+    bad = CliRunner().invoke(main, ["recipes", "replay", "research_email", run_id, "--from", "nope"])
+    assert bad.exit_code == 1 and "recipe research_email has no step 'nope'" in bad.output

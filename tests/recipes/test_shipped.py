@@ -208,3 +208,25 @@ def test_dg_check_defs_validates_the_whole_code_location() -> None:
                          capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
     assert "All definitions loaded successfully." in out.stdout + out.stderr
+
+
+def test_shipped_recipes_dry_run_on_sample_data() -> None:
+    from click.testing import CliRunner
+
+    from yarn_assets.cli import main
+
+    research = CliRunner().invoke(main, ["recipes", "validate", str(RESEARCH), "--dry-run", "--width", "200"])
+    assert research.exit_code == 0, research.output
+    assert "valid (research_email: 11 steps, 2 LLM call(s)" in research.output
+    lines = {line.split()[0]: line.split()[1] for line in research.output.splitlines()
+             if line.startswith("  ") and len(line.split()) > 1}
+    assert lines["papers"] == "skipped" and lines["store_empty"] == "skipped"
+    assert all(lines[s] == "ok" for s in ("request", "gather", "plan", "search", "compose", "store", "publish"))
+    assert '"model": "offline-rules"' in research.output
+
+    digest = CliRunner().invoke(main, ["recipes", "validate", str(DIGEST), "--dry-run"])
+    assert digest.exit_code == 0, digest.output
+    lines = {line.split()[0]: line.split()[1] for line in digest.output.splitlines()
+             if line.startswith("  ") and len(line.split()) > 1}
+    assert lines["per_project"] == "ok" and lines["coverage"] == "ok" and lines["publish"] == "ok"
+    assert lines["quiet"] == "skipped"

@@ -86,3 +86,47 @@ def recipes_list(state: CliState) -> None:
                      "max_cost_usd": f"{est.cost_usd:.4f}" if est else "-",
                      "file": str(path.relative_to(DEFS_DIR.parents[2]))})
     click.echo(table(rows, ["recipe", "steps", "valid", "llm_calls", "max_cost_usd", "file"]))
+
+
+@recipes_group.command("replay")
+@click.argument("pipeline_id")
+@click.argument("run_id")
+@click.option("--from", "from_step", default=None, help="Re-execute from this step and everything after it "
+              "(default: the recipe's replay.replay_from_step, else from the run's failure).")
+@click.option("--in-process", is_flag=True, help="Run the re-executed steps in this process (no step subprocesses).")
+@pass_state
+def recipes_replay(state: CliState, pipeline_id: str, run_id: str, from_step: str | None, in_process: bool) -> None:
+    """Re-execute RUN_ID of a recipe, reusing the stored outputs of the steps that are not re-run."""
+    import os
+
+    import dagster as dg
+
+    from yarn_assets.recipes import build
+    from yarn_assets.recipes.jobs import recipe_path, reconstructable
+    from yarn_assets.recipes.validation import validate_file
+
+    if not os.environ.get("DAGSTER_HOME"):
+        raise click.ClickException("DAGSTER_HOME is not set: replays re-execute runs of the Dagster instance")
+    state.settings  # noqa: B018 - fail early on a bad configuration
+    report = validate_file(recipe_path(pipeline_id), _policy(state))
+    if not report.ok or report.recipe is None:
+        raise click.ClickException(report.text())
+    recipe = report.recipe
+    start = from_step or recipe.replay.replay_from_step
+    if start is not None and (report.plan is None or start not in report.plan.nodes):
+        raise click.ClickException(f"recipe {pipeline_id} has no step {start!r}")
+    with dg.DagsterInstance.get() as instance:
+        if instance.get_run_by_id(run_id) is None:
+            raise click.ClickException(f"no run {run_id} in the instance at {os.environ['DAGSTER_HOME']}")
+        try:
+            options = build.replay_options(recipe, run_id, instance, from_step=start)
+        except dg.DagsterInvariantViolationError as exc:
+            raise click.ClickException(str(exc)) from None
+        with dg.execute_job(reconstructable(pipeline_id, in_process), instance=instance,
+                            reexecution_options=options) as result:
+            started = sorted({e.step_key.rsplit(".", 1)[-1].removeprefix(f"{recipe.pipeline_id}__")
+                              for e in result.all_events if e.event_type_value == "STEP_START" and e.step_key})
+            click.echo(f"run {result.run_id} (re-execution of {run_id}{' from ' + start if start else ''}): "
+                       f"{'success' if result.success else 'failure'}; steps run: {', '.join(started)}")
+            if not result.success:
+                raise click.ClickException("the re-execution failed")
