@@ -12,6 +12,7 @@ from typing import Any
 import dagster as dg
 
 from io_managers.delta_io_manager import DeltaPolarsIOManager
+from io_managers.json_steps import JsonStepIOManager
 from resources.control_plane import ControlPlane
 from resources.credentials import CredentialVault
 from resources.input_limits import InputLimits
@@ -20,6 +21,7 @@ from resources.llm_batches import LLMBatches
 from resources.maintenance import Maintenance
 from resources.notifier import Notifier
 from resources.platform_clients import PlatformClients
+from resources.recipes import RecipeLimits
 from resources.runtime import Runtime
 from resources.search import WebSearch
 from resources.settings import YarnSettings
@@ -102,6 +104,10 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
         ),
         "search": build_search(settings),
         "delivery": build_delivery(settings),
+        "recipe_io_manager": JsonStepIOManager(base_dir=str(home / "recipe_steps"),
+                                               max_bytes=settings.recipe_max_output_bytes),
+        "recipe_limits": RecipeLimits(max_rows=settings.recipe_max_rows, max_loop_items=settings.recipe_max_loop_items,
+                                      max_wait_minutes=settings.recipe_max_wait_minutes),
     }
 
 

@@ -223,6 +223,15 @@ class YarnSettings(BaseSettings):
         "are kept as one item each, flagged.",
     )
 
+    # --- recipes (declarative pipelines) --------------------------------------------------------
+    recipe_max_file_bytes: int = Field(default=262_144, ge=1024, description="Largest recipe YAML file accepted.")
+    recipe_max_yaml_depth: int = Field(default=32, ge=4, description="Deepest nesting of a recipe YAML file.")
+    recipe_max_steps: int = Field(default=200, ge=1, description="Most steps in one recipe, nested ones included.")
+    recipe_max_rows: int = Field(default=5000, ge=1, description="Most rows one read_asset/data_transform step reads.")
+    recipe_max_loop_items: int = Field(default=200, ge=1, description="Most items one loop step iterates over.")
+    recipe_max_output_bytes: int = Field(default=5_000_000, ge=1024, description="Largest stored step output (JSON).")
+    recipe_max_wait_minutes: float = Field(default=60.0, gt=0, description="Longest a wait_for_asset step waits.")
+
     @field_validator("warehouse_storage_options", mode="before")
     @classmethod
     def _parse_options(cls, value: Any) -> Any:

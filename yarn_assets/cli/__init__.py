@@ -20,6 +20,7 @@ COMMANDS = (
     ("yarn_assets.cli.deliverables", "deliverables_group"),
     ("yarn_assets.cli.memory", "memory_group"),
     ("yarn_assets.cli.ops", "OPS_COMMANDS"),
+    ("yarn_assets.cli.recipes", "recipes_group"),
 )
 
 

@@ -1,0 +1,1 @@
+"""The dg defs folder: component instances declared in YAML (recipes under ``recipes/<name>/``)."""

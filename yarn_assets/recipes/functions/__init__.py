@@ -1,0 +1,1 @@
+"""Built-in functions and flows recipes may call (registered on import by ``registry.load``)."""
