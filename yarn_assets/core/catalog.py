@@ -12,6 +12,7 @@ TABLE_MODULES = (
     "yarn_assets.signals.tables",
     "yarn_assets.deliverables.tables",
     "yarn_assets.memory.tables",
+    "yarn_assets.people.tables",
 )
 
 
