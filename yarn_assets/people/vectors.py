@@ -187,6 +187,23 @@ def sweep_orphans(store: DeltaStore, pairs: Iterable[tuple[str, str]]) -> int:
     return deleted
 
 
+def delete_items(store: DeltaStore, items: pl.DataFrame) -> int:
+    """Delete the vectors of these items (columns user_id, platform, created_day, resource_id, external_id):
+    the TTL cleanup calls it with the silver rows it is about to delete."""
+    if items.is_empty() or not store.exists(CONTENT_VECTORS):
+        return 0
+    keyed = items.select("platform", "created_day", item_key_expr(
+        pl.col("user_id"), pl.col("platform"), pl.col("resource_id"), pl.col("external_id")).alias("item_key"))
+    deleted = 0
+    for start in range(0, keyed.height, KEYS_PER_COMMIT):
+        part = keyed.slice(start, KEYS_PER_COMMIT)
+        scope = all_of(_pin(part.select("platform", "created_day").unique().iter_rows()),
+                       In("item_key", part["item_key"].to_list()))
+        assert scope is not None
+        deleted += store.delete(CONTENT_VECTORS, scope)
+    return deleted
+
+
 def delete_user(store: DeltaStore, user_id: str) -> int:
     """Every vector of one user (account deletion)."""
     return store.delete(CONTENT_VECTORS, Eq("user_id", user_id)) if store.exists(CONTENT_VECTORS) else 0
