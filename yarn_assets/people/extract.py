@@ -217,6 +217,7 @@ def _headers(batch: _Batch, it: dict[str, Any], msg: Any, context: dict[str, Any
     seq = int(it["seq"])
     if msg is not None:
         senders = _addresses(msg, "From") or _addresses(msg, "Sender")
+        list_sender = next((a for _, a in _addresses(msg, "Sender")), None)
         to, cc, bcc = _addresses(msg, "To"), _addresses(msg, "Cc"), _addresses(msg, "Bcc")
         delivered = _addresses(msg, "Delivered-To") + _addresses(msg, "X-Original-To")
         headers = {h: _header(msg, h) for h in _BULK_HEADERS}
@@ -224,6 +225,7 @@ def _headers(batch: _Batch, it: dict[str, Any], msg: Any, context: dict[str, Any
     else:
         senders = [("", it["author_id"])] if it["author_id"] else []
         to, cc, bcc, delivered, headers, labels = [("", p) for p in it["participants"] or []], [], [], [], {}, []
+        list_sender = None
     labels = labels + [str(x) for x in (context.get("labels") or []) + (context.get("label_ids") or [])]
     sender_name, sender_raw = senders[0] if senders else ("", "")
     sender = addr.email_key(sender_raw)
@@ -233,13 +235,14 @@ def _headers(batch: _Batch, it: dict[str, Any], msg: Any, context: dict[str, Any
     if sender and any(label.lower() in ("sent", "sent mail") for label in labels):
         batch.self_evidence(sender, "self_sent_label", "From address of a message in the user's Sent folder", seq)
     recipients = [(n, a, role) for role, group in (("to", to), ("cc", cc), ("bcc", bcc)) for n, a in group]
-    return it, (sender_name, sender_raw, sender, recipients, headers)
+    return it, (sender_name, sender_raw, sender, recipients, headers, list_sender)
 
 
 def _email(batch: _Batch, it: dict[str, Any], facts: Any) -> None:
     seq = int(it["seq"])
-    sender_name, sender_raw, sender, recipients, headers = facts
-    reason = bulk_reason(headers, addr.normalize_email(sender_raw), len(recipients), batch.limits.max_recipients)
+    sender_name, sender_raw, sender, recipients, headers, list_sender = facts
+    reason = bulk_reason(headers, addr.normalize_email(sender_raw), len(recipients), batch.limits.max_recipients,
+                         addr.normalize_email(list_sender))
     if reason:
         batch.out.stats["bulk_emails"] += 1
     item = batch.item(channel="email", resource_id=it["resource_id"], resource_name=it["resource_name"],
@@ -250,6 +253,12 @@ def _email(batch: _Batch, it: dict[str, Any], facts: Any) -> None:
         batch.tombstone(item)
         return
     sent = sender is not None and sender in batch.own
+    if sent and (own_name := addr.clean_name(sender_name, sender_raw)):
+        batch.evidence(sender, sender, "self_name", 1.0, "the name the user sends mail with", seq, own_name)
+    for name, raw_addr, _ in recipients:
+        key = addr.email_key(raw_addr)
+        if key is not None and key in batch.own and (own_name := addr.clean_name(name, raw_addr)):
+            batch.evidence(key, key, "self_name", 1.0, "the name the user's mail is addressed to", seq, own_name)
     seen: set[str] = set()
     if sender and not sent:
         seen.add(sender)
