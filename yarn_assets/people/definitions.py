@@ -6,6 +6,6 @@ import dagster as dg
 
 
 def definitions() -> dg.Definitions:
-    from yarn_assets.people.assets import ASSETS
+    from yarn_assets.people.assets import ASSETS, JOBS
 
-    return dg.Definitions(assets=ASSETS)
+    return dg.Definitions(assets=ASSETS, jobs=JOBS)
