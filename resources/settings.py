@@ -135,7 +135,7 @@ class YarnSettings(BaseSettings):
     embedding_base_url: str | None = Field(default=None, description="Base URL of the HTTP embedding API.")
     embedding_model: str = Field(default="l2_supercat_256", description="Model name (HTTP backend: sent as `model`).")
     embedding_api_key: SecretStr | None = Field(default=None, description="Key of the HTTP embedding API.")
-    embedding_batch_size: int = Field(default=512, ge=1, le=4096, description="Texts per embedding call.")
+    embedding_batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per embedding call.")
     embedding_chunk_chars: int = Field(default=1000, ge=100, description="Characters per embedded chunk.")
     embedding_max_chunks_per_item: int = Field(default=12, ge=1, description="Chunks embedded per item (rest skipped).")
     retrieval_max_k: int = Field(default=100, ge=1, description="Largest k `search` accepts.")

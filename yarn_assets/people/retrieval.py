@@ -7,7 +7,7 @@ construction, while an HNSW index (usearch) needed minutes of build per million 
 larger ``expansion_search`` to reach recall 0.95; see benchmarks/README.md for the numbers.
 
 The matrix of a user is cached per process (LRU, bounded in MiB) and keyed by the vectors table's
-version, so any write invalidates it. Isolation: vectors are read with ``user_id = <user>`` and the
+version (read from the Delta log at most once a second), so a write invalidates it within a second. Isolation: vectors are read with ``user_id = <user>`` and the
 hits are re-read from silver with the same filter; an item silver no longer holds (expired,
 deleted) is never returned, even before the cleanup has removed its vectors.
 """
@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -90,6 +91,9 @@ class VectorCache:
     """Per-process LRU of users' vector matrices, bounded in bytes."""
 
     capacity_bytes: int = 512 * 2**20
+    #: how long a table version read from the Delta log is trusted (a write shows after at most this)
+    version_ttl_seconds: float = 1.0
+    _versions: dict[str, tuple[float, int | None]] = field(default_factory=dict)
     _entries: OrderedDict[tuple[str, str, str, int], _Entry] = field(default_factory=OrderedDict)
     _lock: threading.Lock = field(default_factory=threading.Lock)
     hits: int = 0
@@ -99,8 +103,17 @@ class VectorCache:
     def held_bytes(self) -> int:
         return sum(e.nbytes for e in self._entries.values())
 
-    def get(self, store: DeltaStore, user_id: str, model: str) -> _Entry:
+    def _version(self, store: DeltaStore) -> int | None:
+        now = time.monotonic()
+        seen = self._versions.get(store.root)
+        if seen is not None and now - seen[0] < self.version_ttl_seconds:
+            return seen[1]
         version = store.version(CONTENT_VECTORS)
+        self._versions[store.root] = (now, version)
+        return version
+
+    def get(self, store: DeltaStore, user_id: str, model: str) -> _Entry:
+        version = self._version(store)
         key = (store.root, user_id, model, -1 if version is None else version)
         with self._lock:
             entry = self._entries.get(key)
@@ -122,6 +135,7 @@ class VectorCache:
     def clear(self) -> None:
         with self._lock:
             self._entries.clear()
+            self._versions.clear()
 
 
 CACHE = VectorCache()
