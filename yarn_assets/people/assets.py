@@ -310,7 +310,6 @@ ASSETS = [people_timeline, people_contacts, content_vectors]
 people_job = dg.define_asset_job(
     "people_job",
     selection=dg.AssetSelection.groups(GROUP),
-    partitions_def=ingest_partitions,
     description="The people cascade of one (day, platform) by hand (automation runs it after every silver "
     "partition); backfill with `dagster job backfill -j people_job --partitions 2026-11-20|gmail,...`.",
 )

@@ -7,7 +7,8 @@ construction, while an HNSW index (usearch) needed minutes of build per million 
 larger ``expansion_search`` to reach recall 0.95; see benchmarks/README.md for the numbers.
 
 The matrix of a user is cached per process (LRU, bounded in MiB) and keyed by the vectors table's
-version (read from the Delta log at most once a second), so a write invalidates it within a second. Isolation: vectors are read with ``user_id = <user>`` and the
+version (read from the Delta log at most once a second), so a write invalidates it within a second.
+Isolation: vectors are read with ``user_id = <user>`` and the
 hits are re-read from silver with the same filter; an item silver no longer holds (expired,
 deleted) is never returned, even before the cleanup has removed its vectors.
 """
