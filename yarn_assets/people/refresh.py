@@ -23,7 +23,7 @@ from io_managers.predicates import In
 from yarn_assets.people import contacts as contacts_mod
 from yarn_assets.people import decisions, settings, timeline
 from yarn_assets.people.addresses import AddressRules
-from yarn_assets.people.tables import CONTACTS, IDENTITIES, IDENTITY_LINKS
+from yarn_assets.people.tables import CONTACTS, IDENTITIES, IDENTITY_EVIDENCE, IDENTITY_LINKS, INTERACTIONS
 
 SessionFactory = Callable[[], AbstractContextManager[Session]]
 
@@ -51,12 +51,13 @@ def refresh_users(store: DeltaStore, session_factory: SessionFactory, user_ids: 
                                  exclude_role_addresses=policy.exclude_role_addresses)
         chosen = decisions.active(session, users)
     rules = AddressRules.build(policy.role_localparts, policy.freemail_domains)
-    interactions = timeline.interactions_of(store, users)
-    evidence = timeline.evidence_of(store, users)
+    by_user = _split(timeline.interactions_of(store, users), INTERACTIONS)
+    evidence_by_user = _split(timeline.evidence_of(store, users), IDENTITY_EVIDENCE)
     out: dict[str, list[pl.DataFrame]] = {"links": [], "identities": [], "contacts": []}
     for user_id in users:
-        built = contacts_mod.build(user_id, interactions, evidence, chosen.get(user_id, []), per_user[user_id], rules,
-                                   min_confidence=policy.merge_min_confidence, now=now)
+        built = contacts_mod.build(user_id, by_user.get(user_id, INTERACTIONS.empty()),
+                                   evidence_by_user.get(user_id, IDENTITY_EVIDENCE.empty()), chosen.get(user_id, []),
+                                   per_user[user_id], rules, min_confidence=policy.merge_min_confidence, now=now)
         out["links"].append(built.links)
         out["identities"].append(built.identities)
         out["contacts"].append(built.contacts)
@@ -76,3 +77,10 @@ def refresh_users(store: DeltaStore, session_factory: SessionFactory, user_ids: 
     report.identities = report.frames["identities"].height
     report.links.update(report.frames["links"]["status"].to_list())
     return report
+
+
+def _split(df: pl.DataFrame, spec: Any) -> dict[str, pl.DataFrame]:
+    """One frame per user (each user's rows are handed to that user's pass only)."""
+    if df.is_empty():
+        return {}
+    return {str(k[0]): v for k, v in df.partition_by("user_id", as_dict=True).items()}
