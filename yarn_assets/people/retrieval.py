@@ -25,6 +25,7 @@ from typing import Any
 
 import numpy as np
 import polars as pl
+import pyarrow as pa
 
 from io_managers.delta_store import DeltaStore, partitions_predicate
 from io_managers.predicates import Eq, all_of
@@ -157,7 +158,12 @@ def load_user_vectors(store: DeltaStore, user_id: str, model: str) -> _Entry:
     df = lf.select([*_META, "vector"]).collect()
     if df.is_empty():
         return _Entry(df.drop("vector"), np.zeros((0, 0), np.float32))
-    flat = df["vector"].explode().to_numpy().astype(np.float32, copy=False)
+    # the list column's values buffer, viewed as one (n, dim) matrix: no per-row copy (a 1 M-chunk user
+    # would otherwise hold three copies of 1 GiB at once)
+    arr = df.get_column("vector").to_arrow()
+    if isinstance(arr, pa.ChunkedArray):
+        arr = arr.combine_chunks()
+    flat = np.asarray(arr.flatten().to_numpy(zero_copy_only=False), dtype=np.float32)
     matrix = np.ascontiguousarray(flat.reshape(df.height, -1))
     return _Entry(df.drop("vector"), matrix)
 
