@@ -1,10 +1,10 @@
 """Semantic retrieval over one user's content: ``search(user, query, k, filters)``.
 
 Exact search (brute force): the user's vectors are one float32 matrix, the query one vector, the
-scores one matrix-vector product. Chosen by measurement (``benchmarks/people.py``): on 2 cores it
-answers in a few milliseconds at 100 k chunks and tens of milliseconds at 1 M with recall 1 by
-construction, while an HNSW index (usearch) needed minutes of build per million vectors and a
-larger ``expansion_search`` to reach recall 0.95; see benchmarks/README.md for the numbers.
+scores one matrix-vector product. Chosen by measurement (``benchmarks/people.py``, README there): on 2
+cores ~9 ms per query at 100 k chunks and ~43 ms at 1 M, recall 1 by construction; an HNSW index
+(usearch) answers in under a millisecond but needed ~30 s of build per 100 k vectors (2 min under
+load) and ``expansion_search`` >= 128 to pass recall@10 0.95, plus maintenance on every edit.
 
 The matrix of a user is cached per process (LRU, bounded in MiB) and keyed by the vectors table's
 version (read from the Delta log at most once a second), so a write invalidates it within a second.
