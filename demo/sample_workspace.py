@@ -281,6 +281,8 @@ def _mbox(user: SampleUser, sc: dict[str, Any], now: dt.datetime, out: Path) -> 
                 msg["In-Reply-To"] = refs[-1]
                 msg["References"] = " ".join(refs)
             msg["X-GM-THRID"] = str(thrid)
+            if is_html:  # the newsletter: list mail, never a contact
+                msg["List-Unsubscribe"] = f"<mailto:unsubscribe@updates.{domain}>"
             labels = thread["labels"] if from_addr != user.email else ["Sent"]
             msg["X-Gmail-Labels"] = ",".join([*labels, "Opened"] if "Opened" not in labels else labels)
             if is_html:

@@ -15,11 +15,13 @@ from io_managers.delta_io_manager import DeltaPolarsIOManager
 from io_managers.json_steps import JsonStepIOManager
 from resources.control_plane import ControlPlane
 from resources.credentials import CredentialVault
+from resources.embeddings import Embeddings
 from resources.input_limits import InputLimits
 from resources.llm import LLM
 from resources.llm_batches import LLMBatches
 from resources.maintenance import Maintenance
 from resources.notifier import Notifier
+from resources.people import PeoplePolicy
 from resources.platform_clients import PlatformClients
 from resources.recipes import RecipeLimits
 from resources.runtime import Runtime
@@ -108,7 +110,40 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
                                                max_bytes=settings.recipe_max_output_bytes),
         "recipe_limits": RecipeLimits(max_rows=settings.recipe_max_rows, max_loop_items=settings.recipe_max_loop_items,
                                       max_wait_minutes=settings.recipe_max_wait_minutes),
+        "people_policy": build_people_policy(settings),
+        "embeddings": build_embeddings(settings),
     }
+
+
+def build_people_policy(settings: YarnSettings) -> PeoplePolicy:
+    return PeoplePolicy(
+        contact_policy=settings.people_contact_policy,
+        exclude_role_addresses=settings.people_exclude_role_addresses,
+        exclude_freemail=settings.people_exclude_freemail,
+        role_localparts=list(settings.people_role_localparts),
+        freemail_domains=list(settings.people_freemail_domains),
+        merge_min_confidence=settings.people_merge_min_confidence,
+        max_recipients=settings.people_max_recipients,
+        phone_region=settings.people_phone_region,
+        calendar_history_days=settings.people_calendar_history_days,
+        calendar_future_days=settings.people_calendar_future_days,
+        max_instances_per_series=settings.people_max_instances_per_series,
+        retrieval_max_k=settings.retrieval_max_k,
+        retrieval_cache_mb=settings.retrieval_cache_mb,
+    )
+
+
+def build_embeddings(settings: YarnSettings) -> Embeddings:
+    """The embedder the people domain uses: WordLlama from its wheel unless an HTTP API is configured."""
+    return Embeddings(
+        backend=settings.embedding_backend,
+        model=settings.embedding_model,
+        base_url=settings.embedding_base_url,
+        api_key=_secret(settings.embedding_api_key, "YARNNN_EMBEDDING_API_KEY"),
+        batch_size=settings.embedding_batch_size,
+        chunk_chars=settings.embedding_chunk_chars,
+        max_chunks_per_item=settings.embedding_max_chunks_per_item,
+    )
 
 
 def build_search(settings: YarnSettings) -> WebSearch:

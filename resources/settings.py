@@ -94,6 +94,55 @@ class YarnSettings(BaseSettings):
         default=6 * 3600.0, gt=0, description="Stop polling a batch after this long (a retried run resumes it)."
     )
 
+    # --- people (contacts, identities, embeddings, retrieval) -----------------------------------
+    people_contact_policy: Literal["sent", "sent_and_received", "none"] = Field(
+        default="sent_and_received",
+        description="Default contact creation policy; a user overrides it with `yarnnn contacts policy`.",
+    )
+    people_exclude_role_addresses: bool = Field(
+        default=True, description="Never create contacts from group/role addresses (info@, team@, *-request@...)."
+    )
+    people_exclude_freemail: bool = Field(
+        default=False, description="Never create contacts from free-mail addresses (gmail.com, outlook.com...)."
+    )
+    people_role_localparts: list[str] = Field(
+        default_factory=list, description="Extra role/group local parts as JSON, added to the built-in list."
+    )
+    people_freemail_domains: list[str] = Field(
+        default_factory=list, description="Extra free-mail domains as JSON, added to the built-in list."
+    )
+    people_merge_min_confidence: float = Field(
+        default=0.75, ge=0, le=1, description="Identity links below this confidence are kept as candidates, not merged."
+    )
+    people_max_recipients: int = Field(
+        default=50, ge=1, description="A message to more recipients than this is mass mail (no contacts from it)."
+    )
+    people_phone_region: str | None = Field(
+        default=None, description="Region (ISO 3166, e.g. US) for phone numbers written without a + country code."
+    )
+    people_calendar_history_days: int = Field(
+        default=3650, ge=1, description="How far back recurring series are expanded into the calendar_events cache."
+    )
+    people_calendar_future_days: int = Field(
+        default=180, ge=1, description="How far ahead recurring series are expanded into the calendar_events cache."
+    )
+    people_max_instances_per_series: int = Field(
+        default=1000, ge=1, description="Cap on the instances of one recurring series (the rest are counted, not kept)."
+    )
+    embedding_backend: Literal["wordllama", "http"] = Field(
+        default="wordllama", description="wordllama (weights shipped in the wheel, offline) or a voyage-style HTTP API."
+    )
+    embedding_base_url: str | None = Field(default=None, description="Base URL of the HTTP embedding API.")
+    embedding_model: str = Field(default="l2_supercat_256", description="Model name (HTTP backend: sent as `model`).")
+    embedding_api_key: SecretStr | None = Field(default=None, description="Key of the HTTP embedding API.")
+    embedding_batch_size: int = Field(default=64, ge=1, le=4096, description="Texts per embedding call.")
+    embedding_chunk_chars: int = Field(default=1000, ge=100, description="Characters per embedded chunk.")
+    embedding_max_chunks_per_item: int = Field(default=12, ge=1, description="Chunks embedded per item (rest skipped).")
+    retrieval_max_k: int = Field(default=100, ge=1, description="Largest k `search` accepts.")
+    retrieval_cache_mb: int = Field(
+        default=512, ge=0, description="Per-process cache of users' vector matrices (LRU, MiB; 0 = no cache)."
+    )
+
     # --- platform APIs (base URLs so tests can serve them on loopback) -------------------------
     slack_base_url: str = "https://slack.com/api/"
     google_api_base_url: str | None = None

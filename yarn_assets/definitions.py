@@ -15,6 +15,7 @@ from yarn_assets.ingest.definitions import definitions as ingest_definitions
 from yarn_assets.memory.definitions import definitions as memory_definitions
 from yarn_assets.ops.definitions import definitions as ops_definitions
 from yarn_assets.ops.freshness import apply_freshness_policies
+from yarn_assets.people.definitions import definitions as people_definitions
 from yarn_assets.recipes.definitions import definitions as recipes_definitions
 from yarn_assets.signals.definitions import definitions as signals_definitions
 
@@ -26,6 +27,7 @@ DOMAINS = (
     signals_definitions,
     deliverables_definitions,
     memory_definitions,
+    people_definitions,
     ops_definitions,
     recipes_definitions,
 )

@@ -1,4 +1,4 @@
-"""``yarnnn``: the operator CLI (users, imports, connections, signals, deliverables, memory, ops).
+"""``yarnnn``: the operator CLI (users, imports, connections, signals, deliverables, memory, people, ops).
 
 Dagster's own CLI runs and backfills the assets; this one manages the control plane and
 launches what Dagster cannot express (true asset backfills over GraphQL).
@@ -19,6 +19,7 @@ COMMANDS = (
     ("yarn_assets.cli.signals", "signals_group"),
     ("yarn_assets.cli.deliverables", "deliverables_group"),
     ("yarn_assets.cli.memory", "memory_group"),
+    ("yarn_assets.cli.people", "COMMANDS"),
     ("yarn_assets.cli.ops", "OPS_COMMANDS"),
     ("yarn_assets.cli.recipes", "recipes_group"),
 )

@@ -13,6 +13,7 @@ TABLE_MODULES = (
     "yarn_assets.deliverables.tables",
     "yarn_assets.memory.tables",
     "yarn_assets.recipes.tables",
+    "yarn_assets.people.tables",
 )
 
 

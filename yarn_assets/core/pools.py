@@ -19,6 +19,7 @@ POOLS: dict[str, tuple[int, str]] = {
     "notion_api": (1, "Notion API: ~3 requests/s per integration"),
     "platform_api": (4, "live syncs of any platform (one step syncs several connections)"),
     "warehouse_maintenance": (1, "TTL cleanup and compaction rewrite files that writers also touch"),
+    "people_aggregates": (1, "contact recomputes replace a user's folders: serialized, the last sees every write"),
 }
 
 

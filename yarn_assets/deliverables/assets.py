@@ -29,6 +29,7 @@ from sqlalchemy import select
 from control_plane.models import DeliverableDelivery
 from io_managers.predicates import Eq
 from resources.control_plane import ControlPlane
+from resources.embeddings import Embeddings
 from resources.llm import LLM, LLMScope
 from resources.search import WebSearch
 from resources.warehouse import Warehouse
@@ -83,13 +84,14 @@ def deliverable_versions(
     llm: LLM,
     search: WebSearch,
     delivery: DeliveryChannels,
+    embeddings: Embeddings,
 ):
     deliverable_id = context.partition_key
     run = context.run
     tags = run.tags
     trigger = tags.get(TRIGGER_TAG, "manual")
     res = RunResources(store=warehouse.store, session_factory=control_plane.session,
-                       llm=llm, search=search, delivery=delivery, log=context.log)
+                       llm=llm, search=search, delivery=delivery, log=context.log, embedder=embeddings.embedder())
     outcome = run_deliverable(
         res, deliverable_id=deliverable_id, run_id=run.run_id, root_run_id=run.root_run_id or run.run_id,
         trigger=trigger, scope=LLMScope.from_context(context),

@@ -43,6 +43,7 @@ from yarn_assets.deliverables.sources import SourceRef, effective_sources, norma
 from yarn_assets.deliverables.tables import DELIVERABLE_VERSIONS
 from yarn_assets.deliverables.types import binding_of, get_type
 from yarn_assets.deliverables.user_context import read_user_context
+from yarn_assets.people import service as people
 
 OFFLINE_LABEL = "_Generated offline by deterministic rules (no LLM): a summary of your content, not a model's writing._"
 EMPTY_RULE = "nothing to deliver: no platform content or research results for this deliverable"
@@ -64,6 +65,7 @@ class RunResources:
     search: WebSearch
     delivery: DeliveryChannels
     log: Any = None
+    embedder: Any = None  # resources.embeddings.Embedder: semantic context from the people domain
 
 
 @dataclass
@@ -351,6 +353,11 @@ def _generate(res: RunResources, steps: _Steps, d: Deliverable, user: User, dtyp
         inp.research = _research(res, steps, inp, d, scope, n_results, usage)
     else:
         inp.platform = gather()
+    with steps.step("people") as s:
+        found = people.for_deliverable(res.store, user_id=d.user_id, rows=inp.platform.in_prompt,
+                                       queries=people_queries(inp), now=now, embedder=res.embedder, timezone=timezone)
+        inp.people = found.text
+        s.detail.update({"people": len(found.people), "related_items": len(found.related)})
 
     with res.session_factory() as session:
         snapshot, stale = source_snapshot(session, res.store, user_id=d.user_id, sources=read_sources, now=now,
@@ -407,6 +414,15 @@ def _generate(res: RunResources, steps: _Steps, d: Deliverable, user: User, dtyp
         if dd is not None:
             dd.last_run_at = now
     return row
+
+
+def people_queries(inp: ComposeInput, n_titles: int = 3) -> list[str]:
+    """What the related items should be close to: the deliverable's focus and its material's titles."""
+    titles = []
+    rows = inp.platform.in_prompt
+    if rows.height and "title" in rows.columns:
+        titles = [t for t in rows["title"].drop_nulls().unique(maintain_order=True).to_list() if t.strip()]
+    return list(dict.fromkeys([inp.focus, *titles[:n_titles]]))
 
 
 def finalize(draft: str, dtype: Any, *, stale: list[dict[str, Any]], offline: bool) -> str:
@@ -520,7 +536,8 @@ def run_resources_from_settings(settings: Any) -> Iterator[RunResources]:
     r = build_resources(settings)
     with ExitStack() as stack:
         ready = {k: stack.enter_context(r[k].process_config_and_initialize_cm())
-                 for k in ("warehouse", "control_plane", "llm", "search", "delivery")}
+                 for k in ("warehouse", "control_plane", "llm", "search", "delivery", "embeddings")}
         cp = ready["control_plane"]
         yield RunResources(store=ready["warehouse"].store, session_factory=cp.session,
-                           llm=ready["llm"], search=ready["search"], delivery=ready["delivery"])
+                           llm=ready["llm"], search=ready["search"], delivery=ready["delivery"],
+                           embedder=ready["embeddings"].embedder())

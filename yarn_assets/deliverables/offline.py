@@ -198,7 +198,10 @@ def compose_offline(inp: ComposeInput) -> str:
     composer = _COMPOSERS[inp.dtype.name]
     intro = (f"{inp.dtype.label} for {inp.recipient_label}, "
              f"{inp.now.astimezone(zone):%A %d %B %Y %H:%M} ({inp.timezone}).")
-    text = intro + "\n\n" + "\n\n".join(composer(inp, zone))
+    blocks = composer(inp, zone)
+    if inp.people:  # who the people in the material are, and the items closest in meaning (people domain)
+        blocks.append(inp.people)
+    text = intro + "\n\n" + "\n\n".join(blocks)
     if inp.dtype.max_chars and len(text) > inp.dtype.max_chars:
         text = text[: inp.dtype.max_chars - 2].rsplit("\n", 1)[0] + "\n…"
     return text

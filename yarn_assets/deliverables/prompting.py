@@ -56,6 +56,7 @@ class ComposeInput:
     memory: str
     previous: str | None
     binding: str
+    people: str = ""  # who is in the material and the items closest in meaning (yarn_assets.people)
 
     @property
     def focus(self) -> str:
@@ -129,6 +130,8 @@ def build_prompt(inp: ComposeInput) -> tuple[str, str]:
     parts.append(f"Current time: {inp.now.astimezone(dt.UTC):%Y-%m-%d %H:%M} UTC; recipient timezone {inp.timezone}.")
     if inp.platform.text:
         parts.append(f"# Platform material (newest first)\n{inp.platform.text}")
+    if inp.people:
+        parts.append(f"# People and related items\n{inp.people}")
     research_text = render_research(inp.research)
     if research_text:
         parts.append(f"# Research\nSearch terms: {', '.join(inp.research.search_terms)}\n{research_text}")

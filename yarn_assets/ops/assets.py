@@ -96,6 +96,7 @@ def content_cleanup(
             "silver_files_total": report.silver.files_total,
             "silver_files_removed": report.silver.files_removed,
             "silver_files_added": report.silver.files_added,
+            "content_vectors_deleted": report.vectors.rows,
             "bronze_bodies_expired": report.bronze.rows,
             "bronze_bodies_kept_for_live_rows": report.bronze_protected,
             "bronze_files_in_scope": report.bronze.files_in_scope,

@@ -4,7 +4,9 @@ Rules (each is tested):
 
 * **silver**: a row is deleted when it is not retained and ``expires_at < cutoff``. The delete is
   pinned to the (platform, created_day) partitions that hold such rows, found first with a cheap
-  projection, so it rewrites only the files that contain them;
+  projection, so it rewrites only the files that contain them; the rows' content vectors
+  (``silver/content_vectors``, the people domain) are deleted first, so a run that dies in between
+  leaves no vector without its row;
 * **bronze**: a raw body is cleared (``raw = NULL``, ``body_expired_at = cutoff``; metadata, hash and
   size stay as the audit trail) once its own clock has passed (``fetched_at + TTL < cutoff``) and no
   live silver row (retained, or not yet expired) was normalized from it (same user, platform and
@@ -38,6 +40,7 @@ from io_managers.predicates import Eq, In, IsNull, Or, Predicate, Window, all_of
 from yarn_assets.core.activity_log import ActivityEvent
 from yarn_assets.core.tables import BRONZE_ITEMS, PLATFORM_CONTENT, REJECTS, TTL
 from yarn_assets.ingest.normalizers import CONTEXT_ONLY
+from yarn_assets.people import vectors as people_vectors
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 
@@ -87,6 +90,7 @@ class StepReport:
 class CleanupReport:
     cutoff: dt.datetime
     silver: StepReport = field(default_factory=StepReport)
+    vectors: StepReport = field(default_factory=StepReport)
     silver_by_user_platform: dict[str, dict[str, int]] = field(default_factory=dict)
     bronze: StepReport = field(default_factory=StepReport)
     bronze_protected: int = 0
@@ -103,6 +107,7 @@ class CleanupReport:
         return {
             "silver_rows_deleted": self.silver.by_user.get(user_id, 0),
             "silver_rows_by_platform": dict(sorted(self.silver_by_user_platform.get(user_id, {}).items())),
+            "content_vectors_deleted": self.vectors.by_user.get(user_id, 0),
             "bronze_bodies_expired": self.bronze.by_user.get(user_id, 0),
             "reject_bodies_cleared": self.rejects.by_user.get(user_id, 0),
             "import_archives_deleted": self.archives.by_user.get(user_id, 0),
@@ -115,11 +120,15 @@ def delete_expired_content(store: DeltaStore, cutoff: dt.datetime, report: Clean
     lf = store.scan(PLATFORM_CONTENT, expired)
     if lf is None:
         return
-    doomed = lf.select("user_id", "platform", "created_day").collect()
+    doomed = lf.select("user_id", "platform", "created_day", "resource_id", "external_id").collect()
     step = report.silver
     step.files_total = store.files(PLATFORM_CONTENT).height
     if doomed.is_empty():
         return
+    report.vectors.rows = people_vectors.delete_items(store, doomed)
+    if report.vectors.rows:
+        for user_id, n in doomed.group_by("user_id").len().iter_rows():
+            report.vectors.by_user[user_id] = int(n)  # items whose vectors went (chunks: ``vectors.rows``)
     groups = _partition_groups(doomed, "created_day")
     step.files_in_scope, step.files_total = _files_in(store, PLATFORM_CONTENT, groups, "created_day")
     metrics = store.delete_with_metrics(PLATFORM_CONTENT, all_of(_pin(groups, "created_day"), expired))  # type: ignore[arg-type]

@@ -37,6 +37,7 @@ from io_managers.predicates import Eq, In, Predicate, Window, all_of
 from resources.llm import LLM, LLMBudgetExceeded, LLMCallError, LLMOutputError, LLMScope, LLMUsage
 from yarn_assets.core.activity_log import ActivityEvent, write_events
 from yarn_assets.core.tables import PLATFORM_CONTENT
+from yarn_assets.people import service as people
 from yarn_assets.signals import actions as act
 from yarn_assets.signals import context as ctxmod
 from yarn_assets.signals import rules
@@ -201,6 +202,10 @@ class UserInputs:
             self._activity = ctxmod.load_activity(store, self.profile.id, as_of)
         return self._activity
 
+    def contacts(self, store: DeltaStore) -> rules.ContactLookup:
+        """The user's contacts by address (people domain), read only when a rule needs a name."""
+        return lambda values: people.labels_for(store, self.profile.id, values)
+
 
 def load_user_inputs(session_factory: SessionFactory, store: DeltaStore, user_id: str) -> UserInputs:
     with session_factory() as session:
@@ -342,7 +347,8 @@ def run_pass(
         decided = llm.structured(
             task="signals", user_id=profile.id, system=SYSTEM_PROMPT, prompt=prompt, output=SignalDecision,
             offline=lambda: rules.offline_decision(summary, profile=profile, deliverables=inputs.deliverables,
-                                                   followup_days=policy.followup_days),
+                                                   followup_days=policy.followup_days,
+                                                   contacts=inputs.contacts(store)),
             scope=scope, max_tokens=MAX_TOKENS,
         )
     except LLMBudgetExceeded as exc:

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -167,14 +167,28 @@ def time_sensitive_refs(summary: SignalSummary, profile: UserProfile, followup_d
     ]
 
 
+ContactLookup = Callable[[Iterable[str]], dict[str, dict[str, Any]]]
+
+
+def _named(addresses: Sequence[str], contacts: dict[str, dict[str, Any]]) -> list[str]:
+    """``Dana Lee (Partnerco)`` for known contacts, the address otherwise."""
+    out = []
+    for a in addresses:
+        c = contacts.get(a)
+        out.append(f"{c['name']} ({c['organisation']})" if c and c.get("organisation") else c["name"] if c else a)
+    return out
+
+
 def offline_decision(
     summary: SignalSummary,
     *,
     profile: UserProfile,
     deliverables: Sequence[DeliverableView],
     followup_days: int,
+    contacts: ContactLookup | None = None,
 ) -> SignalDecision:
-    """The deterministic answer for one pass (the same shape the model returns)."""
+    """The deterministic answer for one pass (the same shape the model returns). ``contacts`` (the
+    people domain's lookup) lets an action name the people involved rather than their addresses."""
     as_of = summary.as_of
     items = summary.items()
     actions: list[SignalAction] = []
@@ -198,18 +212,23 @@ def offline_decision(
             reasoning=f"fresh content on {', '.join(resources)[:200]} since "
                       f"{d.last_run_at.isoformat() if d.last_run_at else 'creation'}",
         ))
-    for m in upcoming_meetings(summary, profile):
+    meetings = upcoming_meetings(summary, profile)
+    threads = quiet_threads(summary, profile, followup_days)
+    known = contacts([a for m in meetings for a in m.external]) if contacts is not None and meetings else {}
+    for m in meetings:
         hours = (m.start - as_of).total_seconds() / 3600
+        named = [known[a] | {"address": a} for a in m.external if a in known]
         actions.append(SignalAction(
             action_type="create_signal_emergent", deliverable_type="meeting_prep", signal_type="meeting_prep",
             signal_ref=m.ref, title=f"Prep: {m.title}"[:120],
-            description=f"Briefing for '{m.title}' at {m.start:%Y-%m-%d %H:%M} UTC with {', '.join(m.external[:5])}",
+            description=f"Briefing for '{m.title}' at {m.start:%Y-%m-%d %H:%M} UTC with "
+                        f"{', '.join(_named(m.external[:5], known))}",
             confidence=0.85, sources=[SignalSource(provider="calendar", source=m.resource_id)],
             signal_context={"event_id": m.event_id, "start": m.start.isoformat(), "external_attendees":
-                            list(m.external)},
+                            list(m.external), **({"contacts": named} if named else {})},
             reasoning=f"meeting in {hours:.1f} h with {len(m.external)} external attendees",
         ))
-    for t in quiet_threads(summary, profile, followup_days):
+    for t in threads:
         actions.append(SignalAction(
             action_type="create_signal_emergent", deliverable_type="custom", signal_type="silence_alert",
             signal_ref=t.ref, title=f"Follow up: {t.subject}"[:120],
