@@ -54,8 +54,8 @@ def _install(point: str) -> None:
         def reader_for(provider):  # type: ignore[no-untyped-def]
             read = original_reader_for(provider)
 
-            def dying(path):  # type: ignore[no-untyped-def]
-                items = list(read(path))
+            def dying(path, *args):  # type: ignore[no-untyped-def]
+                items = list(read(path, *args))
                 yield from items[: len(items) // 2]
                 _die()
                 yield from items[len(items) // 2:]
