@@ -21,6 +21,13 @@ Never on any path outside the tests.
 """
 
 import os
+import sys
+
+# Only the first sitecustomize on the path runs: keep the suite's clock shift (tests/fakes/shifted_clock).
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "shifted_clock"))
+import yarnnn_testclock
+
+yarnnn_testclock.apply_from_env()
 
 _point = os.environ.get("YARNNN_TEST_CRASH_AT")
 
