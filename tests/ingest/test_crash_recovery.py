@@ -116,7 +116,8 @@ def _daemon_ticks(settings: YarnSettings, instance: dg.DagsterInstance) -> list[
         requests = []
         for sensor in (import_jobs_sensor, silver_catchup_sensor):
             ctx = dg.build_sensor_context(instance=instance, resources={"control_plane": res["control_plane"],
-                                                                        "runtime": res["runtime"]})
+                                                                        "runtime": res["runtime"],
+                                                                        "input_limits": res["input_limits"]})
             requests += sensor(ctx).run_requests or []
         if not requests:
             return launched

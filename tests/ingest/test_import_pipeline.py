@@ -111,7 +111,8 @@ def test_sensor_registers_inbox_files_and_requests_one_run_per_partition(setting
     res = build_resources(settings)
     with dg.instance_for_test() as instance:
         ctx = dg.build_sensor_context(instance=instance, resources={"control_plane": res["control_plane"],
-                                                                    "runtime": res["runtime"]})
+                                                                    "runtime": res["runtime"],
+                                                                    "input_limits": res["input_limits"]})
         result = import_jobs_sensor(ctx)
     keys = sorted(r.partition_key for r in result.run_requests)
     assert keys == [f"{DAY}|calendar", f"{DAY}|gmail"]

@@ -152,7 +152,8 @@ def test_sensors_route_chat_imports_and_then_their_session_days(settings, cp, tm
     res = build_resources(settings)
     with dg.instance_for_test() as instance:
         ctx = dg.build_sensor_context(instance=instance, resources={"control_plane": res["control_plane"],
-                                                                    "runtime": res["runtime"]})
+                                                                    "runtime": res["runtime"],
+                                                                    "input_limits": res["input_limits"]})
         ingest = import_jobs_sensor(ctx)  # registers the inbox file as chat_jsonl, launches nothing for it
         assert not ingest.run_requests
         with db.session_scope(settings.resolved_control_plane_url) as s:

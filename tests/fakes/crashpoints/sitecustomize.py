@@ -61,8 +61,8 @@ def _install(point: str) -> None:
         def reader_for(provider):  # type: ignore[no-untyped-def]
             read = original_reader_for(provider)
 
-            def dying(path):  # type: ignore[no-untyped-def]
-                items = list(read(path))
+            def dying(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+                items = list(read(path, *args, **kwargs))  # readers take the input limits too
                 yield from items[: len(items) // 2]
                 _die()
                 yield from items[len(items) // 2:]
