@@ -21,6 +21,13 @@ Never on any path outside the tests.
 """
 
 import os
+import sys
+
+# Only the first sitecustomize on the path runs: keep the suite's clock shift (tests/fakes/shifted_clock).
+sys.path.append(os.path.join(os.path.dirname(os.path.abspath(__file__)), os.pardir, "shifted_clock"))
+import yarnnn_testclock
+
+yarnnn_testclock.apply_from_env()
 
 _point = os.environ.get("YARNNN_TEST_CRASH_AT")
 
@@ -54,8 +61,8 @@ def _install(point: str) -> None:
         def reader_for(provider):  # type: ignore[no-untyped-def]
             read = original_reader_for(provider)
 
-            def dying(path, *args):  # type: ignore[no-untyped-def]
-                items = list(read(path, *args))
+            def dying(path, *args, **kwargs):  # type: ignore[no-untyped-def]
+                items = list(read(path, *args, **kwargs))  # readers take the input limits too
                 yield from items[: len(items) // 2]
                 _die()
                 yield from items[len(items) // 2:]

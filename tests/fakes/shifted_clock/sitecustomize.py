@@ -17,25 +17,6 @@ sleeps and timeouts, are untouched; gRPC keeps the real clock, see ``yarnnn_test
 Never on any path outside the tests.
 """
 
-import os
+import yarnnn_testclock
 
-
-def _offset() -> float:
-    total = float(os.environ.get("TEST_CLOCK_SHIFT_SECONDS") or 0)
-    daemon_only = os.environ.get("TEST_CLOCK_OFFSET_SECONDS")
-    if daemon_only:
-        try:
-            with open("/proc/self/cmdline", "rb") as f:
-                argv = f.read().split(b"\0")
-        except OSError:
-            argv = []
-        if b"dagster._daemon" in argv:
-            total += float(daemon_only)
-    return total
-
-
-_seconds = _offset()
-if _seconds:
-    import yarnnn_testclock
-
-    yarnnn_testclock.shift(_seconds)
+yarnnn_testclock.apply_from_env()

@@ -7,10 +7,14 @@ core waits until that moment of the *real* clock; shifted N days ahead, a ping t
 that is not up yet waits N days, and ``dagster dev`` never starts. So every ``grpc`` module keeps
 the real ``time.time`` (its deadlines are plumbing, never data). Imported by ``sitecustomize`` in
 subprocesses and by ``tests/fakes/clock_shift.py`` in the pytest process.
+
+Only the first ``sitecustomize`` on ``sys.path`` runs: another test-only one (``tests/fakes/crashpoints``)
+calls :func:`apply_from_env` itself, so the clock moves whichever of them a subprocess loads.
 """
 
 import importlib.abc
 import importlib.machinery
+import os
 import sys
 import time
 import types
@@ -80,3 +84,25 @@ def shift(seconds: float) -> Any:
     traveller = time_machine.travel(time.time() + seconds, tick=True)
     traveller.start()
     return traveller
+
+
+def offset_from_env() -> float:
+    """``TEST_CLOCK_SHIFT_SECONDS`` (every process) plus ``TEST_CLOCK_OFFSET_SECONDS`` (the daemon only)."""
+    total = float(os.environ.get("TEST_CLOCK_SHIFT_SECONDS") or 0)
+    daemon_only = os.environ.get("TEST_CLOCK_OFFSET_SECONDS")
+    if daemon_only:
+        try:
+            with open("/proc/self/cmdline", "rb") as f:
+                argv = f.read().split(b"\0")
+        except OSError:
+            argv = []
+        if b"dagster._daemon" in argv:
+            total += float(daemon_only)
+    return total
+
+
+def apply_from_env() -> None:
+    """Called at interpreter start-up by the tests' ``sitecustomize`` modules; a no-op unless shifted."""
+    seconds = offset_from_env()
+    if seconds:
+        shift(seconds)
