@@ -13,6 +13,8 @@ from collections.abc import Iterable
 import dagster as dg
 import polars as pl
 
+from io_managers.delta_store import TableSpec
+
 
 def schema(df: pl.DataFrame, columns: Iterable[str] | None = None) -> dg.MetadataValue:
     """The frame's column names and types (``dagster/column_schema`` style)."""
@@ -42,3 +44,24 @@ def ids(values: Iterable[object], limit: int = 50) -> dg.MetadataValue:
             if len(seen) >= limit:
                 break
     return dg.MetadataValue.json(seen)
+
+
+def table_metadata(spec: TableSpec, *, rows: int, uri: str | None = None, partition_rows: int | None = None) -> dict:
+    """The catalog's standard table metadata for an asset that writes ``spec``.
+
+    ``dagster/column_schema`` comes from the declared schema, ``dagster/table_name`` is the physical
+    table name the CLI prints, ``dagster/row_count`` the table's (or partition's) row count, and
+    ``dagster/partition_row_count`` the rows of the materialized partition when it differs.
+    """
+    md: dict = {
+        "dagster/column_schema": dg.TableSchema(
+            columns=[dg.TableColumn(name=c, type=str(t)) for c, t in spec.schema.items()]
+        ),
+        "dagster/table_name": spec.name,
+        "dagster/row_count": int(rows),
+    }
+    if partition_rows is not None:
+        md["dagster/partition_row_count"] = int(partition_rows)
+    if uri:
+        md["dagster/uri"] = uri
+    return md
