@@ -26,6 +26,7 @@ from resources.control_plane import ControlPlane
 from resources.input_limits import InputLimits
 from resources.llm import LLMScope
 from resources.llm_batches import BatchRequest, LLMBatches
+from resources.mailer import MemoryMailer
 from resources.runtime import Runtime
 from resources.warehouse import Warehouse
 from yarn_assets.core import metadata as md
@@ -36,7 +37,6 @@ from yarn_assets.ingest.objects import RawObject, Reject
 from yarn_assets.ingest.readers import reader_for, sample_bytes
 from yarn_assets.memory import analysis, chat, digest, nightly, patterns, user_context
 from yarn_assets.memory.extraction import FactExtraction, SessionSummary
-from yarn_assets.memory.mailer import MemoryMailer
 from yarn_assets.memory.tables import (
     ACTIVITY_PATTERNS,
     BRONZE_CHAT_ITEMS,
