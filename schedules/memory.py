@@ -1,4 +1,8 @@
-"""Memory schedules: the original's 00:00 (memory + patterns), 06:00 (analysis) and digest phases."""
+"""Memory schedules: the original's 06:00 (analysis) and digest phases.
+
+The 00:00 phase (chat-app sessions into silver, facts, summaries, patterns) is declarative automation on
+the assets themselves (``yarn_assets.memory.assets.common.NIGHTLY``/``NIGHTLY_EAGER``).
+"""
 
 
 import datetime as dt
@@ -11,7 +15,6 @@ from yarn_assets.memory import digest
 from yarn_assets.memory.assets import (
     conversation_analysis_job,
     digest_hours,
-    memory_nightly_job,
     weekly_digest_job,
 )
 
@@ -34,9 +37,6 @@ def _daily_for_yesterday(name: str, hour: int, job: Any, prefix: str,
     return _schedule
 
 
-memory_nightly_schedule = _daily_for_yesterday(
-    "memory_nightly_schedule", 0, memory_nightly_job, "memory",
-    "00:00 UTC: yesterday's chat-app sessions into silver, facts, summaries, activity patterns.")
 conversation_analysis_schedule = _daily_for_yesterday(
     "conversation_analysis_schedule", 6, conversation_analysis_job, "analysis",
     "06:00 UTC: suggest deliverables from the last 7 days of conversations (ending yesterday).")
@@ -63,4 +63,4 @@ def weekly_digest_schedule(
                          tags={"yarnnn/trigger": "schedule", "yarnnn/digest_users": str(len(due))})
 
 
-SCHEDULES = [memory_nightly_schedule, conversation_analysis_schedule, weekly_digest_schedule]
+SCHEDULES = [conversation_analysis_schedule, weekly_digest_schedule]

@@ -11,6 +11,7 @@ import dagster as dg
 from yarn_assets.memory.assets.chat_import import bronze_imported_chats
 from yarn_assets.memory.assets.chat_silver import silver_chat
 from yarn_assets.memory.assets.common import (
+    ACTIVITY_LOG_SPEC,
     ACTIVITY_PATTERNS_KEY,
     BRONZE_CHATS,
     MEMORY_FACTS,
@@ -51,7 +52,7 @@ weekly_digest_job = dg.define_asset_job(
 )
 
 ASSETS = [bronze_imported_chats, silver_chat, memory_facts, session_summaries, activity_patterns,
-          deliverable_suggestions, weekly_digests]
+          deliverable_suggestions, weekly_digests, ACTIVITY_LOG_SPEC]
 JOBS = [chat_ingest_job, memory_nightly_job, conversation_analysis_job, weekly_digest_job]
 
 __all__ = [

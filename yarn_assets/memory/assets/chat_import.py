@@ -23,10 +23,12 @@ from yarn_assets.ingest.objects import RawObject, Reject
 from yarn_assets.ingest.readers import reader_for, sample_bytes
 from yarn_assets.memory.assets.common import (
     BRONZE_CHATS,
+    CODE_VERSION,
     OWNERS,
     RETRY,
     _day,
     _run_id,
+    _table_md,
     memory_days,
 )
 from yarn_assets.memory.tables import (
@@ -40,6 +42,7 @@ from yarn_assets.memory.tables import (
     key=BRONZE_CHATS,
     partitions_def=memory_days,
     group_name="memory",
+    code_version=CODE_VERSION,
     kinds={"deltalake", "polars"},
     owners=OWNERS,
     retry_policy=RETRY,
@@ -129,7 +132,8 @@ def bronze_imported_chats(
                      if j.id in landed and j.status in ("pending", "processing")]
     return dg.MaterializeResult(
         metadata={"mode": mode, "import_jobs": totals["jobs"], "failed_jobs": totals["failed_jobs"],
-                  "lines": totals["lines"], "rejected": totals["rejected"], "events_written": inserted},
+                  "lines": totals["lines"], "rejected": totals["rejected"], "events_written": inserted,
+                  **_table_md(store, BRONZE_CHAT_ITEMS, partition_rows=totals["lines"])},
         check_results=[dg.AssetCheckResult(check_name="import_jobs_settled", passed=not unsettled,
                                            metadata={"unsettled_jobs": dg.MetadataValue.json(unsettled)})],
     )

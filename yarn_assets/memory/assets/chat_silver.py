@@ -18,12 +18,15 @@ from yarn_assets.ingest import bronze
 from yarn_assets.memory import chat
 from yarn_assets.memory.assets.common import (
     BRONZE_CHATS,
+    CODE_VERSION,
+    NIGHTLY,
     OWNERS,
     RETRY,
     SILVER_MESSAGES,
     SILVER_SESSIONS,
     _day,
     _run_id,
+    _table_md,
     memory_days,
 )
 from yarn_assets.memory.tables import (
@@ -37,11 +40,11 @@ from yarn_assets.memory.tables import (
 @dg.multi_asset(
     specs=[
         dg.AssetSpec(SILVER_SESSIONS, deps=[BRONZE_CHATS], group_name="memory", kinds={"deltalake", "polars"},
-                     owners=OWNERS, description=(
+                     owners=OWNERS, code_version=CODE_VERSION, automation_condition=NIGHTLY, description=(
                          "One row per chat session (imported or written by the chat app): type, status, start/end, "
                          "message and user-message counts; physically partitioned by the UTC day it started.")),
         dg.AssetSpec(SILVER_MESSAGES, deps=[BRONZE_CHATS], group_name="memory", kinds={"deltalake", "polars"},
-                     owners=OWNERS, description=(
+                     owners=OWNERS, code_version=CODE_VERSION, automation_condition=NIGHTLY, description=(
                          "One row per chat turn (user, session, sequence): role, content, UTC time. Fed by the day's "
                          "chat imports and by the chat app's chat_sessions/session_messages tables.")),
     ],
@@ -100,14 +103,16 @@ def silver_chat(context: AssetExecutionContext, warehouse: Warehouse, control_pl
         asset_key=SILVER_SESSIONS,
         metadata={**common, "sessions": merged.session_rows, "new": merged.sessions.inserted,
                   "updated": merged.sessions.updated, "events_written": inserted,
-                  "sessions_by_type": md.counts(mine, "session_type"), "columns": md.schema(mine)},
+                  "sessions_by_type": md.counts(mine, "session_type"), "columns": md.schema(mine),
+                  **_table_md(store, CHAT_SESSIONS, partition_rows=merged.session_rows)},
     )
     yield dg.MaterializeResult(
         asset_key=SILVER_MESSAGES,
         metadata={**common, "messages": merged.message_rows, "new": merged.messages.inserted,
                   "updated": merged.messages.updated, "from_imports": len(rows), "from_chat_app": len(app_rows),
                   "rejected": rejected,
-                  "messages_by_role": md.counts(frame, "role"), "columns": md.schema(frame)},
+                  "messages_by_role": md.counts(frame, "role"), "columns": md.schema(frame),
+                  **_table_md(store, CHAT_MESSAGES, partition_rows=merged.message_rows)},
     )
     yield dg.AssetCheckResult(check_name="sessions_match_messages", asset_key=SILVER_SESSIONS,
                               passed=mismatched.is_empty(),

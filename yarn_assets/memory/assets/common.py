@@ -8,7 +8,9 @@ import dagster as dg
 import polars as pl
 from dagster import AssetExecutionContext
 
+from io_managers.delta_store import DeltaStore, TableSpec
 from resources.llm import LLMScope
+from yarn_assets.core import metadata as md
 from yarn_assets.core.partitions import ingest_days
 
 BRONZE_CHATS = dg.AssetKey(["bronze", "imported_chats"])
@@ -28,6 +30,31 @@ RETRY = dg.RetryPolicy(max_retries=2, delay=10, backoff=dg.Backoff.EXPONENTIAL, 
 #: Mail: a refused or dropped SMTP connection is worth retrying soon (the ledger prevents a double send).
 MAIL_RETRY = dg.RetryPolicy(max_retries=2, delay=2, backoff=dg.Backoff.EXPONENTIAL)
 OWNERS = ["team:data-platform"]
+#: Bump when an asset's logic changes what it writes: Dagster then shows its partitions as stale.
+CODE_VERSION = "1"
+
+#: The physical activity_log table (written by every domain through ``core.activity_log``); patterns read it.
+ACTIVITY_LOG = dg.AssetKey(["silver", "activity_log"])
+ACTIVITY_LOG_SPEC = dg.AssetSpec(
+    ACTIVITY_LOG, group_name="core", kinds={"deltalake"},
+    description="Typed events every domain writes (yarn_assets.core.activity_log): syncs, imports, signals, "
+    "deliverable runs and edits, memory bookkeeping. Not materialized by an asset of its own; declared so the "
+    "lineage shows what reads it (activity patterns).",
+)
+
+NIGHTLY_CRON = "0 0 * * *"
+#: Yesterday's partition only. The day partitions end one day ahead (today exists, imports land in it),
+#: so ``on_cron``'s "latest time window" would be today; the nightly chain works on the day that ended.
+_YESTERDAY = (dg.AutomationCondition.in_latest_time_window(dt.timedelta(days=2))
+              & ~dg.AutomationCondition.in_latest_time_window())
+#: Chain head: the day that ended, once per 00:00 UTC tick (what on_cron does, for yesterday).
+NIGHTLY = (_YESTERDAY & dg.AutomationCondition.cron_tick_passed(NIGHTLY_CRON, "UTC").since_last_handled()
+           & ~dg.AutomationCondition.in_progress()).with_label(f"on_cron({NIGHTLY_CRON}, UTC) for yesterday")
+#: Downstream of the head: eager (in the same run when the head is requested), for yesterday only, so an
+#: import merging today's chats never extracts memory from a day that is still going on.
+NIGHTLY_EAGER = (_YESTERDAY & dg.AutomationCondition.any_deps_updated().since_last_handled()
+                 & ~dg.AutomationCondition.any_deps_missing() & ~dg.AutomationCondition.any_deps_in_progress()
+                 & ~dg.AutomationCondition.in_progress()).with_label("eager for yesterday")
 
 
 def _day(context: AssetExecutionContext) -> tuple[str, dt.datetime, dt.datetime]:
@@ -48,3 +75,8 @@ def _replace(store: Any, spec: Any, frame: pl.DataFrame, predicate: Any) -> int:
 def _scope(context: AssetExecutionContext, key: dg.AssetKey) -> LLMScope:
     return LLMScope.from_context(context, asset_key=key.to_user_string())
 
+
+
+def _table_md(store: DeltaStore, spec: TableSpec, partition_rows: int | None = None) -> dict[str, Any]:
+    """The catalog's standard metadata (row count, columns, table name, URI) of a memory table."""
+    return md.table_metadata_of(store, spec, partition_rows=partition_rows)

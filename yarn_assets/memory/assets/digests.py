@@ -14,10 +14,12 @@ from resources.warehouse import Warehouse
 from yarn_assets.core.activity_log import ActivityEvent, write_events
 from yarn_assets.memory import digest
 from yarn_assets.memory.assets.common import (
+    CODE_VERSION,
     MAIL_RETRY,
     OWNERS,
     WEEKLY_DIGESTS_KEY,
     _run_id,
+    _table_md,
     digest_hours,
 )
 from yarn_assets.memory.mailer import MemoryMailer
@@ -31,6 +33,7 @@ from yarn_assets.memory.tables import (
     key=WEEKLY_DIGESTS_KEY,
     partitions_def=digest_hours,
     group_name="memory",
+    code_version=CODE_VERSION,
     kinds={"deltalake", "polars", "email"},
     owners=OWNERS,
     retry_policy=MAIL_RETRY,
@@ -98,7 +101,7 @@ def weekly_digests(
     return dg.MaterializeResult(metadata={
         "users_due": len(users), "outcomes": dg.MetadataValue.json(dict(outcomes)), "sent": outcomes["sent"],
         "skipped_empty": outcomes["skipped_empty"], "already_sent": outcomes["already_sent"],
-        "events_written": inserted,
+        "events_written": inserted, **_table_md(store, WEEKLY_DIGESTS, partition_rows=len(rows)),
     })
 
 

@@ -17,7 +17,9 @@ from yarn_assets.core import metadata as md
 from yarn_assets.core.activity_log import ActivityEvent, write_events
 from yarn_assets.memory import nightly
 from yarn_assets.memory.assets.common import (
+    CODE_VERSION,
     MEMORY_FACTS,
+    NIGHTLY_EAGER,
     OWNERS,
     RETRY,
     SILVER_MESSAGES,
@@ -26,6 +28,7 @@ from yarn_assets.memory.assets.common import (
     _replace,
     _run_id,
     _scope,
+    _table_md,
     memory_days,
 )
 from yarn_assets.memory.extraction import FactExtraction
@@ -39,6 +42,8 @@ from yarn_assets.memory.tables import (
     partitions_def=memory_days,
     deps=[SILVER_SESSIONS, SILVER_MESSAGES],
     group_name="memory",
+    code_version=CODE_VERSION,
+    automation_condition=NIGHTLY_EAGER,
     kinds={"deltalake", "polars", "anthropic"},
     owners=OWNERS,
     pool="llm",
@@ -111,6 +116,7 @@ def memory_facts(
             "tokens_per_user_night": (run.usage.total_tokens // users) if users else 0,
             **run.as_metadata(),
             "facts_by_decision": md.counts(frame, "source", "decision"), "columns": md.schema(frame),
+            **_table_md(store, FACT_CANDIDATES, partition_rows=frame.height),
         },
         check_results=[
             dg.AssetCheckResult(check_name="extraction_succeeded", passed=not errors,

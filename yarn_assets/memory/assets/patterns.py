@@ -17,12 +17,16 @@ from yarn_assets.core import metadata as md
 from yarn_assets.core.activity_log import EVENT_TYPES, NOISE_EVENT_TYPES, ActivityEvent, read_events, write_events
 from yarn_assets.memory import patterns, user_context
 from yarn_assets.memory.assets.common import (
+    ACTIVITY_LOG,
     ACTIVITY_PATTERNS_KEY,
+    CODE_VERSION,
+    NIGHTLY,
     OWNERS,
     RETRY,
     _day,
     _replace,
     _run_id,
+    _table_md,
     memory_days,
 )
 from yarn_assets.memory.tables import (
@@ -40,7 +44,10 @@ MEMORY_BOOKKEEPING = frozenset({"pattern_detected", "memory_written", "session_s
 @dg.asset(
     key=ACTIVITY_PATTERNS_KEY,
     partitions_def=memory_days,
+    deps=[ACTIVITY_LOG],
     group_name="memory",
+    code_version=CODE_VERSION,
+    automation_condition=NIGHTLY,
     kinds={"deltalake", "polars"},
     owners=OWNERS,
     retry_policy=RETRY,
@@ -117,7 +124,8 @@ def activity_patterns(
         metadata={"users_evaluated": len(users), "patterns": int((keyed["source"] == "pattern").sum()),
                   "feedback": int((keyed["source"] == "feedback").sum()), "events_written": inserted,
                   "counts_by_user": dg.MetadataValue.json(counts_by_user),
-                  "patterns_by_decision": md.counts(keyed, "source", "decision"), "columns": md.schema(keyed)},
+                  "patterns_by_decision": md.counts(keyed, "source", "decision"), "columns": md.schema(keyed),
+                  **_table_md(store, ACTIVITY_PATTERNS, partition_rows=keyed.height)},
         check_results=[dg.AssetCheckResult(check_name="one_event_per_user", passed=bad == 0,
                                            metadata={"users": len(users), "violations": bad})],
     )

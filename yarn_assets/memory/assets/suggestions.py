@@ -20,6 +20,7 @@ from yarn_assets.core import metadata as md
 from yarn_assets.core.activity_log import ActivityEvent, write_events
 from yarn_assets.memory import analysis, digest
 from yarn_assets.memory.assets.common import (
+    CODE_VERSION,
     OWNERS,
     RETRY,
     SILVER_MESSAGES,
@@ -29,6 +30,7 @@ from yarn_assets.memory.assets.common import (
     _replace,
     _run_id,
     _scope,
+    _table_md,
     memory_days,
 )
 from yarn_assets.memory.mailer import MemoryMailer
@@ -50,6 +52,7 @@ from yarn_assets.memory.tables import (
                                dagster_type=dg.Nothing),
     },
     group_name="memory",
+    code_version=CODE_VERSION,
     kinds={"deltalake", "polars", "anthropic"},
     owners=OWNERS,
     pool="llm",
@@ -158,6 +161,7 @@ def deliverable_suggestions(
         "emails": dg.MetadataValue.json(dict(emails)), "errors": dg.MetadataValue.json(errors),
         "events_written": inserted, **run.as_metadata(),
         "suggestions_by_type": md.counts(frame, "stage", "deliverable_type", "decision"),
+        **_table_md(store, DELIVERABLE_SUGGESTIONS, partition_rows=frame.height),
     })
 
 

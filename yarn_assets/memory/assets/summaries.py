@@ -14,6 +14,8 @@ from yarn_assets.core import metadata as md
 from yarn_assets.core.activity_log import write_events
 from yarn_assets.memory import nightly
 from yarn_assets.memory.assets.common import (
+    CODE_VERSION,
+    NIGHTLY_EAGER,
     OWNERS,
     RETRY,
     SESSION_SUMMARIES_KEY,
@@ -23,6 +25,7 @@ from yarn_assets.memory.assets.common import (
     _replace,
     _run_id,
     _scope,
+    _table_md,
     memory_days,
 )
 from yarn_assets.memory.extraction import SessionSummary
@@ -37,6 +40,8 @@ from yarn_assets.memory.tables import (
     partitions_def=memory_days,
     deps=[SILVER_SESSIONS, SILVER_MESSAGES],
     group_name="memory",
+    code_version=CODE_VERSION,
+    automation_condition=NIGHTLY_EAGER,
     kinds={"deltalake", "polars", "anthropic"},
     owners=OWNERS,
     pool="llm",
@@ -77,7 +82,8 @@ def session_summaries(
     return dg.MaterializeResult(
         metadata={"sessions_due": len(due), "summaries": len(rows), "written_back": written_back,
                   "errors": len(errors), "events_written": inserted, **run.as_metadata(),
-                  "session_ids": md.ids(frame["session_id"] if frame.height else []), "columns": md.schema(frame)},
+                  "session_ids": md.ids(frame["session_id"] if frame.height else []), "columns": md.schema(frame),
+                  **_table_md(store, SESSION_SUMMARIES, partition_rows=frame.height)},
         check_results=[dg.AssetCheckResult(check_name="every_long_session_summarized", passed=not errors,
                                            severity=dg.AssetCheckSeverity.WARN,
                                            metadata={"failed_sessions": dg.MetadataValue.json(errors)})],
