@@ -27,10 +27,14 @@ class SchemaOutOfDate(RuntimeError):
 
 
 def normalize_url(url: str) -> str:
-    """``postgresql://`` means psycopg 3 under SQLAlchemy 2.1; say so explicitly for older versions."""
+    """PostgreSQL URLs use psycopg2, the one driver installed (dagster-postgres needs it).
+
+    ``postgresql://`` would mean psycopg 3 under SQLAlchemy 2.1 and ``postgresql+psycopg://`` names
+    it; psycopg 3 is not a dependency, so both are read as ``postgresql+psycopg2://``.
+    """
     parsed = make_url(url)
-    if parsed.drivername == "postgresql":
-        parsed = parsed.set(drivername="postgresql+psycopg")
+    if parsed.drivername in ("postgresql", "postgresql+psycopg"):
+        parsed = parsed.set(drivername="postgresql+psycopg2")
     return parsed.render_as_string(hide_password=False)
 
 

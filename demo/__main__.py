@@ -55,7 +55,7 @@ def main() -> int:
         count = "(none yet)" if lf is None else f"{lf.select(pl.len()).collect().item()} rows"
         print(f"  {spec.name:<34} {count:>13}   {store.uri(spec)}")
     print(f"\nControl plane: {settings.resolved_control_plane_url}")
-    print("Open the UI:  DAGSTER_HOME=" + str(dagster_home) + " .venv/bin/dagster dev -w workspace.yaml")
+    print("Open the UI:  DAGSTER_HOME=" + str(dagster_home) + " .venv/bin/dg dev")
     return 0
 
 

@@ -97,15 +97,27 @@ def resources(settings):  # type: ignore[no-untyped-def]
     return build_resources(settings)
 
 
-PG_ADMIN_URL = os.environ.get("YARNNN_TEST_PG_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_URL = os.environ.get("YARNNN_TEST_PG_URL", "postgresql+psycopg2://postgres@127.0.0.1:5432/postgres")
+PG_ADMIN_DSN = "host=127.0.0.1 port=5432 user=postgres dbname=postgres"
+
+
+def pg_admin(sql: str, dsn: str = PG_ADMIN_DSN) -> None:
+    """Run one statement outside a transaction (CREATE/DROP DATABASE) with psycopg2, the one driver."""
+    import psycopg2
+
+    conn = psycopg2.connect(dsn, connect_timeout=3)
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute(sql)
+    finally:
+        conn.close()
 
 
 def _pg_available() -> str | None:
     try:
-        import psycopg
-
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", connect_timeout=3):
-            return None
+        pg_admin("SELECT 1")
+        return None
     except Exception as exc:
         return str(exc).splitlines()[0]
 
@@ -121,16 +133,12 @@ def pg_url() -> Iterator[str]:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(f"PostgreSQL is required in CI but unreachable: {problem}")
         pytest.skip(f"PostgreSQL not reachable on 127.0.0.1:5432 ({problem})")
-    import psycopg
-
     name = f"yarnnn_test_{uuid.uuid4().hex[:12]}"
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
-        conn.execute(f'CREATE DATABASE "{name}"')
+    pg_admin(f'CREATE DATABASE "{name}"')
     try:
-        yield f"postgresql+psycopg://postgres@127.0.0.1:5432/{name}"
+        yield f"postgresql+psycopg2://postgres@127.0.0.1:5432/{name}"
     finally:
         from control_plane import db
 
         db.dispose_all()
-        with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

@@ -194,26 +194,12 @@ def simple_cycles(graph: dict[str, set[str]], component: list[str], limit: int =
     return cycles
 
 
-#: Upward imports still being removed (file -> module), each with the reason; must shrink to nothing.
-PENDING: dict[tuple[str, str], str] = {
-    ("yarn_assets/cli/core.py", "yarn_assets.definitions"): "CLI runs jobs in-process until it submits runs",
-    ("yarn_assets/cli/deliverables.py", "yarn_assets.definitions"): "CLI runs jobs in-process until it submits runs",
-    ("yarn_assets/cli/signals.py", "yarn_assets.definitions"): "CLI runs jobs in-process until it submits runs",
-}
-
-
-def _pending(line: str) -> bool:
-    where, _, module = line.partition(" -> ")
-    return (where.rsplit(":", 1)[0], module) in PENDING
-
-
 def upward_imports(evidence: dict[tuple[str, str], list[str]]) -> list[str]:
     """Imports from a lower layer into a higher one (e.g. a domain importing ``sensors``)."""
     found = []
     for (source, target), lines in sorted(evidence.items()):
         if layer_of(target) < layer_of(source):
-            found.extend(f"{LAYERS[layer_of(source)][0]} -> {LAYERS[layer_of(target)][0]}: {line}" for line in lines
-                         if not _pending(line))
+            found.extend(f"{LAYERS[layer_of(source)][0]} -> {LAYERS[layer_of(target)][0]}: {line}" for line in lines)
     return found
 
 

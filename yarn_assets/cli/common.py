@@ -97,15 +97,33 @@ def product_errors() -> tuple[type[Exception], ...]:
 
 
 @contextmanager
-def dagster_instance() -> Iterator[dg.DagsterInstance]:
-    """The instance under DAGSTER_HOME when set (runs show in the UI), else an ephemeral one."""
-    import os
+def dagster_instance(state: CliState) -> Iterator[dg.DagsterInstance]:
+    """The instance the UI reads: DAGSTER_HOME when set, else ``<yarnnn home>/dagster_home``."""
+    from yarn_assets.core.instance import instance_for
 
-    if os.environ.get("DAGSTER_HOME"):
-        yield dg.DagsterInstance.get()
-    else:
-        with dg.DagsterInstance.ephemeral() as instance:
-            yield instance
+    with instance_for(state.settings.resolved_home) as instance:
+        yield instance
+
+
+wait_option = click.option("--wait/--no-wait", default=False, show_default=True,
+                           help="Follow the run to the end: print its status, exit 1 unless it succeeds.")
+
+
+def submit(state: CliState, job_name: str, *, wait: bool, label: str, **kwargs: Any) -> bool:
+    """Submit one run through :func:`yarn_assets.core.submit.submit_run` and say what happened.
+
+    Returns whether it succeeded (a queued run not waited for counts as accepted).
+    """
+    from yarn_assets.core.submit import submit_run
+
+    with dagster_instance(state) as instance:
+        run = submit_run(job_name, settings=state.settings, instance=instance, wait=wait,
+                         on_status=(lambda s: click.echo(f"{label}: {s}")) if wait else None, **kwargs)
+    how = "queued" if run.queued else "ran here (no daemon serves the run queue; start `dg dev`)"
+    ok = run.success if run.finished else True
+    state_word = ("ok" if run.success else "FAILED") if run.finished else run.status
+    click.echo(f"{label}: {state_word} (run {run.run_id}, {how})")
+    return ok
 
 
 def quiet_run_config(level: str = "WARNING") -> dict[str, object]:

@@ -3,18 +3,15 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import click
-import dagster as dg
 import polars as pl
 from sqlalchemy import select
 
 from control_plane import db
 from control_plane.models import ImportJob, User
-from yarn_assets.cli.common import CliState, IsoDate, UserId, pass_state, table
+from yarn_assets.cli.common import CliState, IsoDate, UserId, pass_state, table, wait_option
 from yarn_assets.core.catalog import all_tables
 from yarn_assets.ingest import import_jobs
 
@@ -159,67 +156,45 @@ def import_list(state: CliState, status: str | None, reasons: bool) -> None:
                 click.echo(f"{job_id}  {reason}")
 
 
-@contextmanager
-def _recorded_instance(state: CliState) -> Iterator[dg.DagsterInstance]:
-    """DAGSTER_HOME's instance, else the embedded one under <home>/dagster_home: CLI runs are recorded,
-    so the next `import run` (or the daemon) can tell a run this process left behind from a live one."""
-    import os
-
-    from yarn_assets.core.instance import ensure_instance_dir
-
-    if os.environ.get("DAGSTER_HOME"):
-        yield dg.DagsterInstance.get()
-        return
-    home = ensure_instance_dir(state.settings.resolved_home / "dagster_home")
-    with dg.DagsterInstance.from_config(str(home)) as inst:
-        yield inst
-
-
 @import_group.command("run")
+@wait_option
 @pass_state
-def import_run(state: CliState) -> None:
-    """Land pending import jobs and merge unmerged bronze batches now, in this process.
+def import_run(state: CliState, wait: bool) -> None:
+    """Land pending import jobs and merge unmerged bronze batches now: one run per partition on the instance.
 
     What the daemon does with import_jobs_sensor and silver_catchup_sensor: jobs of runs that
     died go back to pending (up to the attempt limit), then every pending (day, platform) gets a
     bronze+silver run and every partition with batches no live run will merge a silver run.
     """
-    from yarn_assets.cli.common import quiet_run_config
+    from yarn_assets.cli.common import dagster_instance, quiet_run_config, submit
     from yarn_assets.core.partitions import ingest_key
-    from yarn_assets.core.runs import host_tags
     from yarn_assets.core.tables import PLATFORMS
-    from yarn_assets.definitions import build_definitions
     from yarn_assets.ingest import catchup
     from yarn_assets.ingest.sources import SILVER_CONTENT
 
     settings = state.settings
     stale = dt.timedelta(minutes=settings.import_stale_minutes)
-    with _recorded_instance(state) as instance:
-        with state.session() as session:
-            reset, failed = import_jobs.reset_dead(session, instance, max_attempts=settings.import_max_attempts,
-                                                   stale_after=stale)
-            plan = catchup.plan(session, instance, max_requests=settings.silver_max_catchup_runs, stale_after=stale)
-            pending = sorted(k for k in import_jobs.pending_by_partition(session) if k[1] in PLATFORMS)
-        for job_id in reset:
-            click.echo(f"job {job_id[:8]}: its run died; pending again")
-        for job_id in failed:
-            click.echo(f"job {job_id[:8]}: failed after its last attempt")
-        for batch_id, reason in plan.failed.items():
-            click.echo(f"batch {batch_id[:24]}: {reason}")
-        catch_up = sorted(k for k in plan.partitions if k not in pending and k[1] in PLATFORMS)
-        if not pending and not catch_up:
-            click.echo("no pending import jobs" + (f" ({plan.waiting} batch(es) owned by live runs)"
-                                                   if plan.waiting else ""))
-            return
-        job = build_definitions(settings).resolve_job_def("ingest_job")
-        runs = [(k, None) for k in pending] + [(k, [SILVER_CONTENT]) for k in catch_up]
-        for (day, platform), selection in runs:
-            result = job.execute_in_process(
-                instance=instance, partition_key=ingest_key(day, platform), run_config=quiet_run_config(),
-                asset_selection=selection, tags={"yarnnn/trigger": "cli", **host_tags()}, raise_on_error=False,
-            )
-            what = "silver catch-up" if selection else "import"
-            click.echo(f"{day}|{platform} {what}: {'ok' if result.success else 'FAILED'} (run {result.run_id})")
+    with dagster_instance(state) as instance, state.session() as session:
+        reset, failed = import_jobs.reset_dead(session, instance, max_attempts=settings.import_max_attempts,
+                                               stale_after=stale)
+        plan = catchup.plan(session, instance, max_requests=settings.silver_max_catchup_runs, stale_after=stale)
+        pending = sorted(k for k in import_jobs.pending_by_partition(session) if k[1] in PLATFORMS)
+    for job_id in reset:
+        click.echo(f"job {job_id[:8]}: its run died; pending again")
+    for job_id in failed:
+        click.echo(f"job {job_id[:8]}: failed after its last attempt")
+    for batch_id, reason in plan.failed.items():
+        click.echo(f"batch {batch_id[:24]}: {reason}")
+    catch_up = sorted(k for k in plan.partitions if k not in pending and k[1] in PLATFORMS)
+    if not pending and not catch_up:
+        click.echo("no pending import jobs" + (f" ({plan.waiting} batch(es) owned by live runs)"
+                                               if plan.waiting else ""))
+        return
+    runs = [(k, None) for k in pending] + [(k, [SILVER_CONTENT]) for k in catch_up]
+    for (day, platform), selection in runs:
+        what = "silver catch-up" if selection else "import"
+        submit(state, "ingest_job", wait=wait, label=f"{day}|{platform} {what}", partition=ingest_key(day, platform),
+               run_config=quiet_run_config(), asset_selection=selection)
     with state.session() as session:
         keys = {f"{d}|{p}" for (d, p), _ in runs}
         rows = [_job_row(j) for j in session.scalars(select(ImportJob).order_by(ImportJob.created_at))

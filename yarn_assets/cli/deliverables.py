@@ -9,7 +9,7 @@ import click
 from sqlalchemy import select
 
 from control_plane.models import Deliverable, DeliverableDelivery, DeliverableVersion
-from yarn_assets.cli.common import CliState, pass_state, table
+from yarn_assets.cli.common import CliState, pass_state, table, wait_option
 from yarn_assets.deliverables import service
 from yarn_assets.deliverables.schedule import FREQUENCIES, describe
 from yarn_assets.deliverables.types import LENGTH_PRESETS, TYPES
@@ -53,16 +53,11 @@ def _recipient(name: str | None, role: str | None, priorities: tuple[str, ...]) 
 
 
 def _add_partition(state: CliState, deliverable_id: str) -> str:
-    """Register the dynamic partition key when a Dagster instance is configured (else the sensor does)."""
-    import os
-
-    if not os.environ.get("DAGSTER_HOME"):
-        return " (the deliverables sensor will register its partition)"
-    import dagster as dg
-
+    """Register the dynamic partition key on the instance the UI reads (the sensor would do it too)."""
+    from yarn_assets.cli.common import dagster_instance
     from yarn_assets.deliverables.assets import deliverable_partitions
 
-    with dg.DagsterInstance.get() as instance:
+    with dagster_instance(state) as instance:
         instance.add_dynamic_partitions(deliverable_partitions.name, [deliverable_id])
     return ""
 
@@ -250,11 +245,12 @@ _status_cmd("archive", "archived", "Archive: no runs at all.")
 
 @deliverables_group.command("run")
 @click.argument("deliverable_id")
-@click.option("--inline", is_flag=True, help="Run in this process against $DAGSTER_HOME instead of requesting.")
+@click.option("--inline", is_flag=True, help="Submit a run to the Dagster instance now instead of requesting one.")
 @click.option("--reason", default="manual run from the CLI", show_default=True)
+@wait_option
 @pass_state
-def run_cmd(state: CliState, deliverable_id: str, inline: bool, reason: str) -> None:
-    """Generate now: a request the requests sensor launches within 30 s, or --inline."""
+def run_cmd(state: CliState, deliverable_id: str, inline: bool, reason: str, wait: bool) -> None:
+    """Generate now: a request the requests sensor launches within 30 s, or --inline a run on the instance."""
     try:
         with state.session() as session:
             d = service.get_deliverable(session, deliverable_id)
@@ -265,25 +261,22 @@ def run_cmd(state: CliState, deliverable_id: str, inline: bool, reason: str) -> 
                 return
     except service.DeliverableError as exc:
         raise click.ClickException(str(exc)) from None
-    import os
-
-    import dagster as dg
-
-    from yarn_assets.definitions import build_definitions
+    from yarn_assets.cli.common import dagster_instance
+    from yarn_assets.core.submit import submit_run
     from yarn_assets.deliverables.assets import TRIGGER_TAG, deliverable_partitions
 
-    if not os.environ.get("DAGSTER_HOME"):
-        raise click.ClickException("--inline needs DAGSTER_HOME (the Dagster instance that records the run)")
-    with dg.DagsterInstance.get() as instance:
+    with dagster_instance(state) as instance:
         instance.add_dynamic_partitions(deliverable_partitions.name, [did])
-        job = build_definitions(state.settings).resolve_job_def("deliverable_job")
-        result = job.execute_in_process(instance=instance, partition_key=did, tags={TRIGGER_TAG: "manual"},
-                                        raise_on_error=False)
+        run = submit_run("deliverable_job", settings=state.settings, instance=instance, partition=did,
+                         tags={TRIGGER_TAG: "manual"}, wait=wait)
+    if not run.finished:
+        click.echo(f"run {run.run_id}: {run.status} (queued; `--wait` follows it)")
+        return
     with state.session() as session:
         last = service.previous_versions(session, did, limit=1)
         summary = f"v{last[0].version_number} {last[0].status}, delivery {last[0].delivery_status}" if last else "-"
-    click.echo(f"run {result.run_id}: {'success' if result.success else 'FAILED'}; {summary}")
-    if not result.success:
+    click.echo(f"run {run.run_id}: {'success' if run.success else 'FAILED'}; {summary}")
+    if not run.success:
         raise SystemExit(1)
 
 

@@ -8,7 +8,7 @@ import click
 import polars as pl
 
 from io_managers.predicates import In, Window, all_of
-from yarn_assets.cli.common import CliState, dagster_instance, pass_state, quiet_run_config, table
+from yarn_assets.cli.common import CliState, pass_state, quiet_run_config, submit, table, wait_option
 
 PASS_CHOICES = ("all", "calendar_only", "non_calendar")
 
@@ -19,18 +19,13 @@ def _passes(choice: str) -> list[str]:
     return list(PASSES) if choice == "all" else [choice]
 
 
-def _execute(state: CliState, keys: list[str], config: dict[str, object], trigger_tag: str) -> list[tuple[str, bool]]:
-    from yarn_assets.definitions import build_definitions
-
-    job = build_definitions(state.settings).resolve_job_def("signals_job")
+def _execute(state: CliState, keys: list[str], config: dict[str, object], trigger_tag: str,
+             wait: bool) -> list[tuple[str, bool]]:
+    """One run of ``signals_job`` per hour, submitted to the instance in order."""
     run_config = {**quiet_run_config(), "ops": {"signal_passes": {"config": config}}}
-    out = []
-    with dagster_instance() as instance:
-        for key in keys:
-            result = job.execute_in_process(instance=instance, partition_key=key, run_config=run_config,
-                                            tags={"yarnnn/trigger": trigger_tag}, raise_on_error=False)
-            out.append((key, result.success))
-    return out
+    return [(key, submit(state, "signals_job", wait=wait, label=key, partition=key, run_config=run_config,
+                         tags={"yarnnn/trigger": trigger_tag}))
+            for key in keys]
 
 
 def _report(state: CliState, keys: list[str], trigger: str, users: list[str] | None) -> None:
@@ -62,8 +57,10 @@ def signals_group() -> None:
 @click.option("--pass", "pass_choice", type=click.Choice(PASS_CHOICES), default="all", show_default=True)
 @click.option("--respect-wake-gate", is_flag=True, help="Skip the decision if nothing changed (default: evaluate).")
 @click.option("--dry-run", is_flag=True, help="Record the decision without creating or triggering deliverables.")
+@wait_option
 @pass_state
-def signals_run(state: CliState, user_id: str, pass_choice: str, respect_wake_gate: bool, dry_run: bool) -> None:
+def signals_run(state: CliState, user_id: str, pass_choice: str, respect_wake_gate: bool, dry_run: bool,
+                wait: bool) -> None:
     """Run one user's signal passes now (the current hour), with the 5-minute cooldown."""
     from yarn_assets.signals.assets import hour_key
     from yarn_assets.signals.manual import ManualTriggerRefused, claim_manual_trigger
@@ -79,7 +76,7 @@ def signals_run(state: CliState, user_id: str, pass_choice: str, respect_wake_ga
     key = hour_key(now)
     config = {"user_ids": [user_id], "passes": _passes(pass_choice), "ignore_wake_gate": not respect_wake_gate,
               "execute": not dry_run, "trigger": "manual"}
-    ((_, ok),) = _execute(state, [key], config, "manual")
+    ((_, ok),) = _execute(state, [key], config, "manual", wait)
     _report(state, [key], "manual", [user_id])
     if not ok:
         raise click.ClickException(f"the signal run for {user_id} failed; see the run in the Dagster UI")
@@ -92,7 +89,8 @@ def signals_run(state: CliState, user_id: str, pass_choice: str, respect_wake_ga
 @click.option("--dry-run", is_flag=True, help="Record decisions without creating or triggering deliverables.")
 @pass_state
 def signals_backfill(state: CliState, start: str, end: str, user_ids: tuple[str, ...], dry_run: bool) -> None:
-    """Process a range of hours in order, in this process (safe to repeat: every hour is idempotent)."""
+    """Process a range of hours in order, one run per hour on the instance, each followed to its end
+    (safe to repeat: every hour is idempotent)."""
     import dagster as dg
 
     from yarn_assets.signals.tables import signal_hours
@@ -104,7 +102,7 @@ def signals_backfill(state: CliState, start: str, end: str, user_ids: tuple[str,
     if not keys:
         raise click.BadParameter(f"no hours between {start} and {end}")
     config = {"user_ids": list(user_ids), "execute": not dry_run}
-    results = _execute(state, keys, config, "cli_backfill")
+    results = _execute(state, keys, config, "cli_backfill", wait=True)
     for key, ok in results:
         if not ok:
             click.echo(f"{key}: FAILED", err=True)

@@ -8,7 +8,12 @@ its own ``RetryPolicy``, not here).
 
 from __future__ import annotations
 
+import os
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+
+from dagster import DagsterInstance
 
 INSTANCE_YAML = """\
 # Embedded default instance: SQLite storage under this folder (see deploy/dagster.postgres.yaml).
@@ -48,3 +53,18 @@ def ensure_instance_dir(dagster_home: Path) -> Path:
     if not cfg.exists():
         cfg.write_text(INSTANCE_YAML)
     return dagster_home
+
+
+@contextmanager
+def instance_for(home: Path) -> Iterator[DagsterInstance]:
+    """The instance the UI reads: ``DAGSTER_HOME`` when set, else ``<yarnnn home>/dagster_home``.
+
+    The CLI and the demo default to the folder ``dg dev`` is told to use in the README, so their runs
+    land on the same instance as the daemon's and show in the UI (never a throwaway instance).
+    """
+    if os.environ.get("DAGSTER_HOME"):
+        with DagsterInstance.get() as instance:
+            yield instance
+        return
+    with DagsterInstance.from_config(str(ensure_instance_dir(home / "dagster_home"))) as instance:
+        yield instance
