@@ -16,8 +16,9 @@ from sqlalchemy import select
 
 from control_plane.models import ImportJob
 from resources.control_plane import ControlPlane
-from yarn_assets.memory.assets import chat_ingest_job, memory_nightly_job
-from yarn_assets.memory.tables import CHAT_PLATFORM
+from yarn_assets.ingest.platforms.chat.assets import chat_ingest_job
+from yarn_assets.ingest.platforms.chat.tables import CHAT_PLATFORM
+from yarn_assets.memory.assets import memory_nightly_job
 
 
 @dg.sensor(

@@ -10,8 +10,9 @@ from control_plane.models import Deliverable, NotificationLog, User
 from resources.registry import build_resources
 from tests.memory.conftest import chat_line, register_chat, write_jsonl
 from yarn_assets.core.activity_log import read_events
+from yarn_assets.ingest.platforms.chat.assets import bronze_imported_chats, silver_chat
 from yarn_assets.memory import analysis
-from yarn_assets.memory.assets import bronze_imported_chats, deliverable_suggestions, silver_chat
+from yarn_assets.memory.assets import deliverable_suggestions
 from yarn_assets.memory.tables import DELIVERABLE_SUGGESTIONS
 
 DAY = "2026-11-20"

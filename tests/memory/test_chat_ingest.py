@@ -14,7 +14,7 @@ from sensors.memory import chat_imports_sensor
 from tests.memory.conftest import chat_line, register_chat, write_jsonl
 from yarn_assets.core.activity_log import read_events
 from yarn_assets.core.tables import REJECTS
-from yarn_assets.memory.assets import bronze_imported_chats, silver_chat
+from yarn_assets.ingest.platforms.chat.assets import bronze_imported_chats, silver_chat
 from yarn_assets.memory.tables import BRONZE_CHAT_ITEMS, CHAT_MESSAGES, CHAT_SESSIONS
 
 DAY = "2026-11-20"

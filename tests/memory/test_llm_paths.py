@@ -18,8 +18,9 @@ from resources.registry import build_resources
 from tests.fakes.anthropic_batches import FakeBatches, errored, text_answer, tool_answer
 from tests.fakes.anthropic_server import FakeAnthropic, respond
 from tests.memory.conftest import chat_line, register_chat, write_jsonl
+from yarn_assets.ingest.platforms.chat.assets import bronze_imported_chats, silver_chat
 from yarn_assets.memory import user_context
-from yarn_assets.memory.assets import bronze_imported_chats, memory_facts, session_summaries, silver_chat
+from yarn_assets.memory.assets import memory_facts, session_summaries
 from yarn_assets.memory.extraction import FACTS_SYSTEM, FactExtraction
 from yarn_assets.memory.tables import FACT_CANDIDATES, SESSION_SUMMARIES
 

@@ -37,7 +37,7 @@ def test_after_midnight_the_chain_runs_for_the_day_that_ended_once() -> None:
     tick = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=first.cursor,
                                              evaluation_time=midnight + dt.timedelta(minutes=5))
     memory = {k: v for k, v in _requested(tick).items() if k in NIGHTLY}
-    assert memory == dict.fromkeys(NIGHTLY, [ended])
+    assert memory == {key: [ended] for key in NIGHTLY}
 
     again = dg.evaluate_automation_conditions(defs=defs, instance=instance, cursor=tick.cursor,
                                               evaluation_time=midnight + dt.timedelta(minutes=10))

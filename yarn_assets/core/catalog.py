@@ -9,6 +9,7 @@ from io_managers.delta_store import TableSpec
 #: Modules exposing ``TABLES``: each domain lists its own tables there.
 TABLE_MODULES = (
     "yarn_assets.core.tables",
+    "yarn_assets.ingest.platforms.chat.tables",
     "yarn_assets.signals.tables",
     "yarn_assets.deliverables.tables",
     "yarn_assets.memory.tables",

@@ -12,8 +12,6 @@ a parser fix.
 
 
 import datetime as dt
-import traceback
-from pathlib import Path
 from typing import Any
 
 import dagster as dg
@@ -31,9 +29,7 @@ from yarn_assets.core import metadata as md
 from yarn_assets.core.activity_log import ActivityEvent, write_events
 from yarn_assets.core.partitions import ingest_partitions
 from yarn_assets.core.tables import PLATFORM_CONTENT, REJECTS
-from yarn_assets.ingest import batches, bronze, import_jobs, silver
-from yarn_assets.ingest.objects import RawObject, Reject
-from yarn_assets.ingest.readers import reader_for, sample_bytes
+from yarn_assets.ingest import batches, bronze, import_jobs, landing, silver
 from yarn_assets.ingest.sources import BRONZE_IMPORTS, BRONZE_SOURCES, SILVER_CONTENT
 
 INGEST_RETRY = dg.RetryPolicy(max_retries=2, delay=5, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
@@ -54,14 +50,6 @@ def partition_parts(context: AssetExecutionContext) -> tuple[str, str]:
         return dims["date"], dims["platform"]
     day, platform = str(key).split("|")
     return day, platform
-
-
-def _read_export(job: ImportJob, limits: InputLimits) -> tuple[list[RawObject], list[Reject]]:
-    objects: list[RawObject] = []
-    rejects: list[Reject] = []
-    for out in reader_for(job.provider)(Path(job.stored_path), limits):
-        (objects if isinstance(out, RawObject) else rejects).append(out)
-    return objects, rejects
 
 
 @dg.asset(
@@ -88,26 +76,10 @@ def bronze_imported_items(
     ingest_date = dt.date.fromisoformat(day)
     store = warehouse.store
     run_id = context.run.run_id
-    tags = context.run.tags
-    parents = import_jobs.retry_parents(tags)
-    with control_plane.session() as session:
-        jobs = import_jobs.jobs_in_partition(session, day, platform)
-        claimed = [
-            j.id for j in jobs
-            if (j.status == "pending" or (j.status == "processing" and j.run_id in parents))
-            and import_jobs.claim(session, j.id, run_id, inherit_from=parents, max_attempts=runtime.import_max_attempts)
-        ]
-    with control_plane.session() as session:
-        jobs = import_jobs.jobs_in_partition(session, day, platform)
-        for j in jobs:
-            session.expunge(j)
-    if claimed:
-        to_land, mode = [j for j in jobs if j.id in claimed], "new"
-    elif import_jobs.is_replay(tags):  # a parser fix: land every job again, idempotently
-        to_land = [j for j in jobs if j.status in ("landed", "completed", "failed") and Path(j.stored_path).exists()]
-        mode = "replay"
-    else:  # nothing pending (another run took it, or it is done): nothing to re-read
-        to_land, mode = [], "nothing_pending"
+    # a replay (parser fix) lands every job again, idempotently
+    to_land, mode = landing.take_jobs(control_plane.session, day, platform, run_id, context.run.tags,
+                                      max_attempts=runtime.import_max_attempts,
+                                      replayable=("landed", "completed", "failed"))
 
     totals = {"jobs": 0, "objects": 0, "rejected": 0, "failed_jobs": 0, "bytes": 0, "events": 0}
     landed_types: dict[str, int] = {}
@@ -122,10 +94,7 @@ def bronze_imported_items(
         for k, v in outcome.get("object_types", {}).items():
             landed_types[k] = landed_types.get(k, 0) + v
 
-    with control_plane.session() as session:
-        mine = {j.id for j in to_land}
-        unsettled = [j.id for j in import_jobs.jobs_in_partition(session, day, platform)
-                     if j.id in mine and j.status in ("pending", "processing")]
+    unsettled = landing.unsettled(control_plane.session, day, platform, to_land)
     return dg.MaterializeResult(
         metadata={
             "mode": mode,
@@ -155,20 +124,13 @@ def _land(context: AssetExecutionContext, store: Any, control_plane: ControlPlan
     transaction) the job's ``landed`` status and the batch's ledger row. A crash in between
     leaves the job ``processing``; its retry re-lands the same batch (a replace, never a duplicate).
     """
-    fetched_at = _landing_time(job)
+    fetched_at = landing.landing_time(job)
     batch = bronze.BatchInfo(
         user_id=job.user_id, platform=platform, ingest_date=ingest_date, source_kind="import",
         provider=job.provider, batch_id=job.id, fetched_at=fetched_at, run_id=run_id,
     )
-    try:
-        objects, rejects = _read_export(job, limits)
-        if not objects and not rejects:
-            raise ValueError(f"no {job.provider} items found in {job.original_name}")
-    except Exception as exc:  # the whole file is unreadable: keep it as a reject, land the rest
-        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        reason = f"{job.provider} export unreadable: {detail}"
-        raw = sample_bytes(Path(job.stored_path), limits.import_reject_sample_bytes)
-        objects, rejects = [], [Reject(reason=reason, raw=raw, location=job.original_name)]
+    # a whole file that is unreadable is kept as a reject; the rest lands
+    objects, rejects, _ = landing.read_or_reject(job, limits)
     if objects:
         frame = bronze.bronze_frame(objects, batch)
         bronze.write_batch(store, frame, batch)
@@ -187,8 +149,9 @@ def _land(context: AssetExecutionContext, store: Any, control_plane: ControlPlan
     if frame is None:  # nothing landed: the job has failed, and says why
         error = reasons[0] if len(rejects) == 1 and "unreadable" in reasons[0] else (
             f"every object of {job.original_name} was rejected ({len(rejects)}): {reasons[0]}")
-        written = write_events(store, [_event(job, "import_failed", f"Import of {job.original_name} failed: {error}",
-                                              {"error": error, "rejected": len(rejects)}, fetched_at)], run_id=run_id)
+        failed = landing.import_event(job, "import_failed", f"Import of {job.original_name} failed: {error}",
+                                      {"error": error, "rejected": len(rejects)}, fetched_at)
+        written = write_events(store, [failed], run_id=run_id)
         with control_plane.session() as session:
             import_jobs.mark_failed(session, job.id, error, result)
         context.log.error(f"import job {job.id} ({job.original_name}) failed: {error}")
@@ -199,23 +162,6 @@ def _land(context: AssetExecutionContext, store: Any, control_plane: ControlPlan
         batches.record_landed(session, batch, rows=frame.height)
     return {"objects": len(objects), "rejected": len(rejects), "failed": False,
             "bytes": int(frame["raw_size"].sum() or 0), "object_types": result["object_types"]}
-
-
-def _landing_time(job: ImportJob) -> dt.datetime:
-    """First landing time of the job; retries and replays reuse it so bronze and silver come out identical."""
-    previous = (job.result or {}).get("fetched_at")
-    if previous:
-        return dt.datetime.fromisoformat(previous)
-    return (job.started_at or utcnow()).astimezone(dt.UTC)
-
-
-def _event(job: ImportJob, event_type: str, summary: str, metadata: dict[str, Any],
-           when: dt.datetime) -> ActivityEvent:
-    return ActivityEvent(
-        user_id=job.user_id, event_type=event_type, summary=summary, idempotency_key=f"import:{job.id}",
-        metadata={"import_job_id": job.id, "file": job.original_name, **metadata}, event_ref=job.id,
-        created_at=when, event_date=dt.date.fromisoformat(job.partition_date),
-    )
 
 
 @dg.asset(
@@ -333,11 +279,11 @@ def _settle_imports(store: Any, control_plane: ControlPlane, platform: str, day:
         if n_items == 0 and rejected:
             error = f"every object of {job.original_name} was rejected ({rejected}): {reasons[0]}"
             done[job.id] = ("failed", error, result)
-            events.append(_event(job, "import_failed", f"Import of {job.original_name} failed: {error}",
-                                 {"error": error, "rejected": rejected}, when))
+            events.append(landing.import_event(job, "import_failed", f"Import of {job.original_name} failed: {error}",
+                                               {"error": error, "rejected": rejected}, when))
         else:
             done[job.id] = ("completed", None, result)
-            events.append(_event(
+            events.append(landing.import_event(
                 job, "import_completed",
                 f"Imported {n_items} {platform} items from {job.original_name}"
                 + (f" ({rejected} rejected)" if rejected else ""),

@@ -5,11 +5,16 @@ from __future__ import annotations
 import dagster as dg
 
 from yarn_assets.ingest.assets import bronze_imported_items, ingest_job, silver_platform_content
+from yarn_assets.ingest.platforms.chat.assets import ASSETS as CHAT_ASSETS
+from yarn_assets.ingest.platforms.chat.assets import JOBS as CHAT_JOBS
 from yarn_assets.ingest.sync.definitions import definitions as sync_definitions
 
 
 def definitions() -> dg.Definitions:
     return dg.Definitions.merge(
-        dg.Definitions(assets=[bronze_imported_items, silver_platform_content], jobs=[ingest_job]),
+        dg.Definitions(
+            assets=[bronze_imported_items, silver_platform_content, *CHAT_ASSETS],
+            jobs=[ingest_job, *CHAT_JOBS],
+        ),
         sync_definitions(),
     )

@@ -1,18 +1,15 @@
-"""Delta tables of the memory domain: chat (bronze/silver) and memory products (gold).
+"""Delta tables of the memory domain: the memory products (gold). Memory starts at silver chats.
 
 Layout under the warehouse root::
 
-    bronze/chat_items                raw chat JSONL lines exactly as imported (one batch per import job)
-    silver/chat_sessions             one row per (user, session): type, status, times, message counts
-    silver/chat_messages             one row per (user, session, sequence): role, content, time
     gold/memory_facts                every fact extracted per night with its decision (kept / junk reason)
     gold/session_summaries           2–4 sentence summaries of sessions with >= 5 user messages
     gold/activity_patterns           rule-based patterns detected per user and day
     gold/deliverable_suggestions     conversation-analysis suggestions and what became of them
     gold/weekly_digests              the weekly digest of each user and ISO week (sent or skipped)
 
-Chat tables are physically partitioned by ``session_day`` (UTC date the session started), the
-day the nightly extraction reads, so a night's work touches one folder. The current memory
+The chat tables (bronze/chat_items, silver/chat_sessions, silver/chat_messages) belong to the chat
+ingest platform (``yarn_assets.ingest.platforms.chat.tables``). The current memory
 (``user_context``) and its history live in the control plane: see ``yarn_assets.memory.user_context``.
 """
 
@@ -21,62 +18,12 @@ from __future__ import annotations
 import polars as pl
 
 from io_managers.delta_store import TableSpec
-from yarn_assets.core.tables import BRONZE_ITEMS, UTC_TS
-
-CHAT_PLATFORM = "chat"
-
-BRONZE_CHAT_ITEMS = TableSpec(
-    name="bronze/chat_items",
-    description="Chat JSONL lines exactly as imported, one batch per import job (same columns as platform_items).",
-    schema=dict(BRONZE_ITEMS.schema),
-    partition_by=("ingest_date",),
-    keys=("batch_id", "seq"),
-)
-
-CHAT_SESSIONS = TableSpec(
-    name="silver/chat_sessions",
-    description="One row per chat session (import or chat app): type, status, times and message counts.",
-    schema={
-        "user_id": pl.Utf8,
-        "session_id": pl.Utf8,
-        "session_day": pl.Utf8,  # partition: YYYY-MM-DD (UTC) the session started
-        "session_type": pl.Utf8,
-        "status": pl.Utf8,
-        "started_at": UTC_TS,
-        "ended_at": UTC_TS,
-        "updated_at": UTC_TS,
-        "first_message_at": UTC_TS,
-        "last_message_at": UTC_TS,
-        "message_count": pl.Int64,
-        "user_message_count": pl.Int64,
-        "source_kind": pl.Utf8,  # import | chat_app
-        "batch_id": pl.Utf8,
-    },
-    partition_by=("session_day",),
-    keys=("user_id", "session_id"),
-)
-
-CHAT_MESSAGES = TableSpec(
-    name="silver/chat_messages",
-    description="One row per chat turn: role, content, UTC time, order within the session.",
-    schema={
-        "user_id": pl.Utf8,
-        "session_id": pl.Utf8,
-        "session_day": pl.Utf8,
-        "sequence": pl.Int64,
-        "role": pl.Utf8,  # user | assistant | system
-        "content": pl.Utf8,
-        "content_hash": pl.Utf8,
-        "created_at": UTC_TS,
-        "session_type": pl.Utf8,
-        "metadata": pl.Utf8,  # JSON
-        "source_kind": pl.Utf8,
-        "batch_id": pl.Utf8,
-        "fetched_at": UTC_TS,  # orders versions of the same turn (a later version wins)
-        "ingest_date": pl.Date,
-    },
-    partition_by=("session_day",),
-    keys=("user_id", "session_id", "sequence"),
+from yarn_assets.core.tables import UTC_TS
+from yarn_assets.ingest.platforms.chat.tables import (  # noqa: F401  (memory reads these; re-exported)
+    BRONZE_CHAT_ITEMS,
+    CHAT_MESSAGES,
+    CHAT_PLATFORM,
+    CHAT_SESSIONS,
 )
 
 FACT_CANDIDATES = TableSpec(
@@ -179,9 +126,6 @@ WEEKLY_DIGESTS = TableSpec(
 )
 
 MEMORY_TABLES = (
-    BRONZE_CHAT_ITEMS,
-    CHAT_SESSIONS,
-    CHAT_MESSAGES,
     FACT_CANDIDATES,
     SESSION_SUMMARIES,
     ACTIVITY_PATTERNS,

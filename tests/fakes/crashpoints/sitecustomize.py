@@ -53,10 +53,10 @@ def _die() -> None:
 def _install(point: str) -> None:
     from io_managers import delta_store
     from yarn_assets.core.tables import PLATFORM_CONTENT
-    from yarn_assets.ingest import assets, bronze
+    from yarn_assets.ingest import assets, bronze, landing
 
     if point == "read":
-        original_reader_for = assets.reader_for
+        original_reader_for = landing.reader_for
 
         def reader_for(provider):  # type: ignore[no-untyped-def]
             read = original_reader_for(provider)
@@ -69,7 +69,7 @@ def _install(point: str) -> None:
 
             return dying
 
-        assets.reader_for = reader_for
+        landing.reader_for = reader_for
     elif point == "bronze_commit":
         original_write_batch = bronze.write_batch
 

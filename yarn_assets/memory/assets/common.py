@@ -11,11 +11,13 @@ from dagster import AssetExecutionContext
 from io_managers.delta_store import DeltaStore, TableSpec
 from resources.llm import LLMScope
 from yarn_assets.core import metadata as md
+from yarn_assets.core.automation import NIGHTLY_CRON, eager_for_yesterday, on_cron_for_yesterday
 from yarn_assets.core.partitions import ingest_days
 
-BRONZE_CHATS = dg.AssetKey(["bronze", "imported_chats"])
-SILVER_SESSIONS = dg.AssetKey(["silver", "chat_sessions"])
-SILVER_MESSAGES = dg.AssetKey(["silver", "chat_messages"])
+# memory starts at the chat platform's silver tables
+from yarn_assets.ingest.platforms.chat.tables import SILVER_MESSAGES as SILVER_MESSAGES
+from yarn_assets.ingest.platforms.chat.tables import SILVER_SESSIONS as SILVER_SESSIONS
+
 MEMORY_FACTS = dg.AssetKey(["gold", "memory_facts"])
 SESSION_SUMMARIES_KEY = dg.AssetKey(["gold", "session_summaries"])
 ACTIVITY_PATTERNS_KEY = dg.AssetKey(["gold", "activity_patterns"])
@@ -42,19 +44,9 @@ ACTIVITY_LOG_SPEC = dg.AssetSpec(
     "lineage shows what reads it (activity patterns).",
 )
 
-NIGHTLY_CRON = "0 0 * * *"
-#: Yesterday's partition only. The day partitions end one day ahead (today exists, imports land in it),
-#: so ``on_cron``'s "latest time window" would be today; the nightly chain works on the day that ended.
-_YESTERDAY = (dg.AutomationCondition.in_latest_time_window(dt.timedelta(days=2))
-              & ~dg.AutomationCondition.in_latest_time_window())
-#: Chain head: the day that ended, once per 00:00 UTC tick (what on_cron does, for yesterday).
-NIGHTLY = (_YESTERDAY & dg.AutomationCondition.cron_tick_passed(NIGHTLY_CRON, "UTC").since_last_handled()
-           & ~dg.AutomationCondition.in_progress()).with_label(f"on_cron({NIGHTLY_CRON}, UTC) for yesterday")
-#: Downstream of the head: eager (in the same run when the head is requested), for yesterday only, so an
-#: import merging today's chats never extracts memory from a day that is still going on.
-NIGHTLY_EAGER = (_YESTERDAY & dg.AutomationCondition.any_deps_updated().since_last_handled()
-                 & ~dg.AutomationCondition.any_deps_missing() & ~dg.AutomationCondition.any_deps_in_progress()
-                 & ~dg.AutomationCondition.in_progress()).with_label("eager for yesterday")
+#: The nightly chain: its heads (silver chats, patterns) on the 00:00 UTC tick, facts and summaries eager.
+NIGHTLY = on_cron_for_yesterday(NIGHTLY_CRON)
+NIGHTLY_EAGER = eager_for_yesterday()
 
 
 def _day(context: AssetExecutionContext) -> tuple[str, dt.datetime, dt.datetime]:
