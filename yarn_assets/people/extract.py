@@ -40,9 +40,10 @@ from io_managers.delta_store import DeltaStore
 from yarn_assets.core.tables import UNDATED
 from yarn_assets.ingest import bronze
 from yarn_assets.ingest.mime import decode_bytes, decode_header_value, split_labels
-from yarn_assets.ingest.normalizers import CONTEXT_ONLY, BatchContext, normalize_batch_frame
-from yarn_assets.ingest.normalizers.calendar import to_utc
-from yarn_assets.ingest.normalizers.gcal_api import event_time
+from yarn_assets.ingest.normalize import BatchContext, context_only, normalize_batch_frame
+from yarn_assets.ingest.platforms.calendar.normalize import to_utc
+from yarn_assets.ingest.platforms.calendar.normalize_api import event_time
+from yarn_assets.ingest.platforms.slack.normalize import slack_users
 from yarn_assets.people import addresses as addr
 from yarn_assets.people.bulk import bulk_reason
 from yarn_assets.people.tables import CALENDAR_EVENTS, IDENTITY_EVIDENCE, INTERACTIONS, item_key_expr
@@ -521,7 +522,7 @@ def _store_event(batch: _Batch, obj: dict[str, Any], *, source: str, calendar_na
 def _slack_profiles(batch: _Batch, ctx: BatchContext, seq_of: dict[str, int]) -> dict[str, dict[str, Any]]:
     """users.json / users.info profiles -> evidence (Slack id <-> email, phone) and the user's own ids."""
     profiles = {}
-    for uid, user in ctx.slack_users.items():
+    for uid, user in slack_users(ctx).items():
         profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
         key = f"slack:{uid}"
         name = addr.clean_name(user.get("real_name") or profile.get("real_name") or profile.get("display_name"))
@@ -565,7 +566,7 @@ def _dm_members(ctx: BatchContext) -> dict[str, list[str]]:
 def _slack(batch: _Batch, frame: pl.DataFrame) -> None:
     from yarn_assets.ingest.bronze import to_objects
 
-    ctx = BatchContext(to_objects(frame.filter(pl.col("object_type").is_in(list(CONTEXT_ONLY)))))
+    ctx = BatchContext(to_objects(frame.filter(pl.col("object_type").is_in(list(context_only())))))
     seq_of: dict[str, int] = {}
     for obj in ctx.of_type("slack_users"):
         for uid in _user_ids(obj.raw):
