@@ -98,10 +98,11 @@ def phase_bronze(root: str, n: int, anchor: str, batch_size: int) -> dict[str, A
 def phase_silver(root: str, n: int, anchor: str) -> dict[str, Any]:
     """The silver/platform_content step for the bronze partition, into an empty silver table."""
     from io_managers.delta_store import DeltaStore
-    from yarn_assets.ingest import bronze, silver
 
     # the normalizer modules load once per process (a code location has them loaded), not per item
-    from yarn_assets.ingest.normalizers import calendar, email, notion, slack  # noqa: F401
+    from yarn_assets.ingest import bronze, platforms, silver
+
+    platforms.all_platforms()
 
     store = DeltaStore(root)
     now = dt.datetime.fromisoformat(anchor)

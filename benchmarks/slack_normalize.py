@@ -17,9 +17,9 @@ import time
 import polars as pl
 
 from yarn_assets.ingest import bronze
-from yarn_assets.ingest.normalizers import BatchContext, normalize_objects
-from yarn_assets.ingest.normalizers.slack import normalize_slack_frame
+from yarn_assets.ingest.normalize import BatchContext, normalize_objects
 from yarn_assets.ingest.objects import RawObject
+from yarn_assets.ingest.platforms.slack.normalize_frame import normalize_slack_frame
 
 WORDS = ("the launch plan budget review customer renewal deck draft ship blocked ok thanks later notes"  # noqa: SIM905
          .split())

@@ -6,10 +6,9 @@ also sends the jobs of dead runs back to ``pending`` (a run the instance reports
 worker is gone; a live run is never interrupted), up to ``YARNNN_IMPORT_MAX_ATTEMPTS`` claims.
 
 ``platform_sync_sensor`` launches, every 5 minutes, the syncs of the connections whose tier window
-is due: one run per platform (partition today × platform) naming its connections in the
-``yarnnn/connections`` tag; the run key includes each connection's window, so a queued run is never
-requested twice for the same window. Runs carry ``yarnnn/sync_platform`` so dagster.yaml can cap
-concurrent syncs per platform API (``tag_concurrency_limits``), beside the ``platform_api`` pool.
+is due: one run per due connection (partition today × platform), tagged ``yarnnn/connection=<id>``
+so the run queue never runs two syncs of one connection at once; see
+:mod:`yarn_assets.ingest.sync.requests`.
 
 ``silver_catchup_sensor``: bronze batches no live run will merge get a silver-only run, unattended.
 Whatever killed a run (SIGKILL in the silver step, a sync killed mid-way, a host restart noticed by
@@ -23,9 +22,8 @@ import hashlib
 from pathlib import Path
 
 import dagster as dg
-from sqlalchemy import select
 
-from control_plane.models import PlatformConnection, User, utcnow
+from control_plane.models import utcnow
 from resources.control_plane import ControlPlane
 from resources.input_limits import InputLimits
 from resources.runtime import Runtime
@@ -33,8 +31,7 @@ from yarn_assets.core.partitions import ingest_key
 from yarn_assets.core.tables import PLATFORMS
 from yarn_assets.ingest import catchup, import_jobs
 from yarn_assets.ingest.sources import BRONZE_IMPORTS, BRONZE_SYNCS, SILVER_CONTENT
-from yarn_assets.ingest.sync import schedule
-from yarn_assets.ingest.sync.asset import TAG_CONNECTIONS, TAG_PLATFORM
+from yarn_assets.ingest.sync.requests import sync_run_requests
 
 
 @dg.sensor(
@@ -77,24 +74,6 @@ def import_jobs_sensor(
     return dg.SensorResult(run_requests=requests)
 
 
-MAX_CONNECTIONS_PER_RUN = 50
-
-
-def due_connections(control_plane: ControlPlane, now) -> dict[str, list[tuple[str, str]]]:  # type: ignore[no-untyped-def]
-    """platform -> [(connection id, window start iso)] of the connections due now."""
-    out: dict[str, list[tuple[str, str]]] = {}
-    with control_plane.session() as s:
-        for conn in s.scalars(select(PlatformConnection).order_by(PlatformConnection.platform,
-                                                                  PlatformConnection.user_id)):
-            user = s.get(User, conn.user_id)
-            due = schedule.is_due(now=now, tier=user.tier if user else "free",
-                                  timezone=user.timezone if user else "UTC", status=conn.status,
-                                  last_attempt_at=conn.last_attempt_at, last_synced_at=conn.last_synced_at)
-            if due.due:
-                out.setdefault(conn.platform, []).append((conn.id, due.window_start.isoformat()))
-    return out
-
-
 @dg.sensor(
     name="platform_sync_sensor",
     minimum_interval_seconds=300,
@@ -103,20 +82,7 @@ def due_connections(control_plane: ControlPlane, now) -> dict[str, list[tuple[st
     description="Launches live API syncs (then silver) for connections due by their tier's window.",
 )
 def platform_sync_sensor(context: dg.SensorEvaluationContext, control_plane: ControlPlane) -> dg.SensorResult:
-    now = utcnow()
-    today = now.date().isoformat()
-    requests = []
-    for platform, due in sorted(due_connections(control_plane, now).items()):
-        for start in range(0, len(due), MAX_CONNECTIONS_PER_RUN):
-            chunk = due[start:start + MAX_CONNECTIONS_PER_RUN]
-            fingerprint = hashlib.sha1("|".join(f"{c}@{w}" for c, w in chunk).encode()).hexdigest()[:16]
-            requests.append(dg.RunRequest(
-                run_key=f"sync:{platform}:{fingerprint}",
-                partition_key=ingest_key(today, platform),
-                asset_selection=[BRONZE_SYNCS, SILVER_CONTENT],
-                tags={TAG_CONNECTIONS: ",".join(c for c, _ in chunk), TAG_PLATFORM: platform,
-                      "yarnnn/trigger": "platform_sync_sensor"},
-            ))
+    requests = sync_run_requests(control_plane, utcnow(), trigger="platform_sync_sensor")
     if not requests:
         return dg.SensorResult(skip_reason=dg.SkipReason("no connection is due"))
     context.log.info(f"launching {len(requests)} sync run(s)")

@@ -57,9 +57,7 @@ class PlatformConnection(Timestamps, Base):
     last_attempt_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     last_error: Mapped[str | None] = mapped_column(Text)
     last_error_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
-    # Sync lease: one run syncs a connection at a time; the owner renews it while working.
-    sync_lease_owner: Mapped[str | None] = mapped_column(String(200))
-    sync_lease_expires_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    # One run syncs a connection at a time: the run queue's `yarnnn/connection` tag limit (no lease here).
 
 
 class ApiRateBudget(Base):

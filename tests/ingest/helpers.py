@@ -18,7 +18,7 @@ from yarn_assets.core.tables import BRONZE_ITEMS, PLATFORM_CONTENT, REJECTS
 from yarn_assets.ingest import bronze
 from yarn_assets.ingest.assets import bronze_imported_items, silver_platform_content
 from yarn_assets.ingest.import_jobs import register_import
-from yarn_assets.ingest.normalizers import normalize_batch_frame
+from yarn_assets.ingest.normalize import normalize_batch_frame
 from yarn_assets.ingest.objects import RawObject, Reject
 from yarn_assets.ingest.readers import PROVIDER_PLATFORM, reader_for
 

@@ -31,10 +31,10 @@ def read(provider: str, path: Path, limits_json: str | None) -> dict[str, object
 
     from resources.input_limits import InputLimits
     from yarn_assets.ingest import bronze
-    from yarn_assets.ingest.normalizers import normalize_batch_frame
+    from yarn_assets.ingest.archive import UnreadableArchive
+    from yarn_assets.ingest.normalize import normalize_batch_frame
     from yarn_assets.ingest.objects import RawObject, Reject
     from yarn_assets.ingest.readers import PROVIDER_PLATFORM, reader_for
-    from yarn_assets.ingest.readers.archive import UnreadableArchive
 
     limits = InputLimits(**json.loads(limits_json)) if limits_json else InputLimits()
     objects, rejects = [], []

@@ -9,7 +9,7 @@ import polars as pl
 
 from benchmarks import bronze_silver as bench
 from benchmarks.synthetic import Workspace
-from yarn_assets.ingest.normalizers.slack import user_display_name
+from yarn_assets.ingest.platforms.slack.normalize import user_display_name
 
 ANCHOR = "2026-11-22T12:00:00+00:00"
 

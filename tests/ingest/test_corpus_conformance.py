@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo
 import polars as pl
 
 from tests.ingest.helpers import IngestHarness, meta
-from yarn_assets.ingest.normalizers.slack import FILTERED_SUBTYPES
+from yarn_assets.ingest.platforms.slack.normalize import FILTERED_SUBTYPES
 
 UTC = dt.UTC
 

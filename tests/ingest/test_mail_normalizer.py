@@ -11,7 +11,7 @@ import pytest
 from tests.ingest.helpers import meta, read_and_normalize
 from yarn_assets.ingest.mime import decode_bytes, decode_header_value, html_to_text, parse_message
 from yarn_assets.ingest.objects import RawObject
-from yarn_assets.ingest.readers.mail import envelope_date, label_resource, read_mbox
+from yarn_assets.ingest.platforms.gmail.export import envelope_date, label_resource, read_mbox
 
 
 def _mail(corpus: Path, name: str) -> bytes:

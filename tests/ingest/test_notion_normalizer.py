@@ -10,9 +10,9 @@ from pathlib import Path
 import polars as pl
 
 from tests.ingest.helpers import meta, read_and_normalize
-from yarn_assets.ingest.normalizers.notion import markdown_to_text
 from yarn_assets.ingest.objects import RawObject
-from yarn_assets.ingest.readers.notion_export import read_notion_export, split_name
+from yarn_assets.ingest.platforms.notion.export import read_notion_export, split_name
+from yarn_assets.ingest.platforms.notion.normalize import markdown_to_text
 
 HABITS = "152bb52e-e2b5-804d-a922-efa8c3194444"
 

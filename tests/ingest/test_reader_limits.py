@@ -18,10 +18,10 @@ from resources.input_limits import DEFAULT_LIMITS, InputLimits
 from resources.settings import YarnSettings, load_settings
 from tests.ingest.helpers import meta, read_and_normalize
 from yarn_assets.ingest import bronze
-from yarn_assets.ingest.normalizers import normalize_batch_frame
+from yarn_assets.ingest.json_depth import json_deeper_than
+from yarn_assets.ingest.normalize import normalize_batch_frame
 from yarn_assets.ingest.objects import RawObject, Reject
 from yarn_assets.ingest.readers import reader_for
-from yarn_assets.ingest.readers.json_depth import json_deeper_than
 
 UTC = dt.UTC
 

@@ -10,7 +10,7 @@ import pytest
 from io_managers.delta_store import DeltaStore
 from yarn_assets.core.tables import BRONZE_ITEMS, PLATFORM_CONTENT
 from yarn_assets.ingest import bronze
-from yarn_assets.ingest.normalizers import ITEM_SCHEMA
+from yarn_assets.ingest.normalize import ITEM_SCHEMA
 from yarn_assets.ingest.objects import RawObject
 from yarn_assets.ingest.silver import merge_platform_content, silver_rows
 

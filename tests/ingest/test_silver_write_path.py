@@ -12,9 +12,11 @@ import pytest
 
 from io_managers.delta_store import DeltaStore
 from yarn_assets.core.tables import BRONZE_ITEMS, CONTENT_MAX_CHARS, PLATFORM_CONTENT
-from yarn_assets.ingest import bronze, normalizers
-from yarn_assets.ingest.normalizers import ITEM_SCHEMA, BatchContext
+from yarn_assets.ingest import bronze
+from yarn_assets.ingest import normalize as normalizers
+from yarn_assets.ingest.normalize import ITEM_SCHEMA, BatchContext
 from yarn_assets.ingest.objects import RawObject, Reject
+from yarn_assets.ingest.platforms.slack.normalize import slack_users
 from yarn_assets.ingest.silver import (
     drop_unchanged,
     latest_versions,
@@ -121,7 +123,7 @@ def test_bronze_frame_is_built_column_wise_with_the_same_values() -> None:
 
 def _lines(frame: pl.DataFrame, ctx: BatchContext) -> tuple[pl.DataFrame, list[Reject]]:
     """A vectorized normalizer: one item per object, content = raw text, author from the context."""
-    users = ctx.slack_users
+    users = slack_users(ctx)
     bad = frame.filter(pl.col("raw") == b"")
     items = frame.filter(pl.col("raw") != b"").select(
         "resource_id", "resource_name", "external_id", "seq", "raw_sha256",

@@ -16,17 +16,16 @@ import pytest
 
 from tests.ingest.helpers import meta, read_and_normalize
 from yarn_assets.ingest import bronze
-from yarn_assets.ingest.normalizers import BatchContext, items_frame, normalize_objects
-from yarn_assets.ingest.normalizers.slack import (
+from yarn_assets.ingest.normalize import BatchContext, items_frame, normalize_objects
+from yarn_assets.ingest.objects import RawObject, Reject
+from yarn_assets.ingest.platforms.slack.export import read_slack_export
+from yarn_assets.ingest.platforms.slack.normalize import (
     FILTERED_SUBTYPES,
     clean_mrkdwn,
-    clean_mrkdwn_series,
-    normalize_slack_frame,
     ts_to_datetime,
     user_display_name,
 )
-from yarn_assets.ingest.objects import RawObject, Reject
-from yarn_assets.ingest.readers.slack_export import read_slack_export
+from yarn_assets.ingest.platforms.slack.normalize_frame import clean_mrkdwn_series, normalize_slack_frame
 
 REPO = Path(__file__).resolve().parents[2]
 
@@ -317,7 +316,7 @@ def test_vectorized_path_equals_reference_on_synthetic_messages(tmp_path: Path) 
 def test_chunked_parallel_normalization_equals_one_pass(monkeypatch) -> None:  # type: ignore[no-untyped-def]
     """The Slack frame normalizer is row-wise: a batch cut into chunks on several threads gives the
     same items, rejects and filtered counts as one pass (edit/delete events and bad rows included)."""
-    from yarn_assets.ingest import normalizers
+    from yarn_assets.ingest import normalize as normalizers
 
     frame = _synthetic_batch()
     assert getattr(normalize_slack_frame, "row_wise", False)

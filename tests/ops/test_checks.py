@@ -16,7 +16,7 @@ from yarn_assets.core.tables import BRONZE_ITEMS, PLATFORM_CONTENT
 from yarn_assets.definitions import build_definitions
 from yarn_assets.ingest import bronze, silver
 from yarn_assets.ingest.objects import RawObject
-from yarn_assets.ingest.readers.mail import read_eml
+from yarn_assets.ingest.platforms.gmail.export import read_eml
 from yarn_assets.ops.checks import zero_item_syncs_report
 
 NOW = dt.datetime.now(dt.UTC).replace(microsecond=0)

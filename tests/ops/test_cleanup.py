@@ -18,7 +18,7 @@ from yarn_assets.core.activity_log import read_events
 from yarn_assets.core.tables import ACTIVITY_LOG, BRONZE_ITEMS, PLATFORM_CONTENT, REJECTS
 from yarn_assets.ingest import bronze, import_jobs, silver
 from yarn_assets.ingest.objects import RawObject, Reject
-from yarn_assets.ingest.readers.mail import read_eml, read_mbox
+from yarn_assets.ingest.platforms.gmail.export import read_eml, read_mbox
 from yarn_assets.ops import cleanup
 from yarn_assets.ops.assets import content_cleanup
 

@@ -10,7 +10,7 @@ from typing import Any
 from control_plane import db
 from control_plane.models import Deliverable, User
 from io_managers.delta_store import DeltaStore
-from yarn_assets.ingest.normalizers import items_frame
+from yarn_assets.ingest.normalize import items_frame
 from yarn_assets.ingest.objects import ContentItem
 from yarn_assets.ingest.silver import merge_platform_content, silver_rows
 

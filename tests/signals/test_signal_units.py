@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from tests.signals.seed import email, event, slack
-from yarn_assets.ingest.normalizers import items_frame
+from yarn_assets.ingest.normalize import items_frame
 from yarn_assets.ingest.silver import silver_rows
 from yarn_assets.signals.actions import HistoryEntry, deliverable_id_for, screen
 from yarn_assets.signals.context import DeliverableView, UserProfile, is_noise

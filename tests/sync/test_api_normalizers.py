@@ -6,12 +6,11 @@ import datetime as dt
 import json
 
 from tests.fakes import corpus
-from yarn_assets.ingest.normalizers import BatchContext
-from yarn_assets.ingest.normalizers.gcal_api import normalize_event
-from yarn_assets.ingest.normalizers.notion_api import normalize_page
-from yarn_assets.ingest.normalizers.slack import normalize_slack_message
-from yarn_assets.ingest.normalizers.slack_api import normalize_api_message
+from yarn_assets.ingest.normalize import BatchContext
 from yarn_assets.ingest.objects import BronzeObject
+from yarn_assets.ingest.platforms.calendar.normalize_api import normalize_event
+from yarn_assets.ingest.platforms.notion.normalize_api import normalize_page
+from yarn_assets.ingest.platforms.slack.normalize import normalize_api_message, normalize_slack_message
 
 
 def obj(object_type: str, raw: object, *, context: dict | None = None, tombstone: bool = False,

@@ -9,7 +9,7 @@ import polars as pl
 
 from tests.sync.conftest import metadata
 from yarn_assets.ingest.mime import parse_message
-from yarn_assets.ingest.readers.mail import message_external_id
+from yarn_assets.ingest.platforms.gmail.export import message_external_id
 
 
 def _now() -> dt.datetime:

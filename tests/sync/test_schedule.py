@@ -69,7 +69,7 @@ def test_sensor_requests_one_run_per_platform_for_due_connections(world):
     from control_plane.models import PlatformConnection, User
     from resources.control_plane import ControlPlane
     from sensors.ingest import platform_sync_sensor
-    from yarn_assets.ingest.sync.asset import TAG_CONNECTIONS, TAG_PLATFORM
+    from yarn_assets.ingest.sync.asset import TAG_CONNECTION, TAG_CONNECTIONS, TAG_PLATFORM
 
     now = dt.datetime.now(UTC)
     with world.session() as s:
@@ -86,6 +86,8 @@ def test_sensor_requests_one_run_per_platform_for_due_connections(world):
         requests = {r.tags[TAG_PLATFORM]: r for r in result.run_requests}
         assert set(requests) == {"slack", "gmail", "calendar"}  # ana is pro: due every hour
         assert requests["slack"].tags[TAG_CONNECTIONS] == world.connections["slack"]
+        # one connection per run, named in the run queue's concurrency tag
+        assert all(r.tags[TAG_CONNECTION] == r.tags[TAG_CONNECTIONS] for r in result.run_requests)
         assert requests["slack"].partition_key == f"{now.date().isoformat()}|slack"
         again = platform_sync_sensor(dg.build_sensor_context(instance=instance), control_plane=cp)
         assert {r.run_key for r in again.run_requests} == {r.run_key for r in result.run_requests}

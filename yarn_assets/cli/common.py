@@ -85,8 +85,8 @@ def product_errors() -> tuple[type[Exception], ...]:
     from yarn_assets.deliverables.schedule import ScheduleError
     from yarn_assets.deliverables.service import DeliverableError
     from yarn_assets.deliverables.sources import SourceError
+    from yarn_assets.ingest.archive import UnreadableArchive
     from yarn_assets.ingest.import_jobs import ImportError_
-    from yarn_assets.ingest.readers.archive import UnreadableArchive
     from yarn_assets.ingest.sync.connections import ConnectionError_
     from yarn_assets.memory.user_context import InvalidAssertion
     from yarn_assets.signals.manual import ManualTriggerRefused

@@ -25,6 +25,10 @@ concurrency:
     tag_concurrency_limits:
       - key: "dagster/backfill"
         limit: 2
+      # one sync run per connection at a time (tag set by the sync sensor and the CLI)
+      - key: "yarnnn/connection"
+        value: {applyLimitPerUniqueValue: true}
+        limit: 1
   pools:
     default_limit: 2
 # runs launched by the daemon go through a launcher that can tell a dead run worker from a slow one

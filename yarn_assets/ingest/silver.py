@@ -43,7 +43,7 @@ from yarn_assets.core.tables import (
     UNDATED,
     UTC_TS,
 )
-from yarn_assets.ingest.normalizers import contiguous_groups, normalize_batch_frame, workers
+from yarn_assets.ingest.normalize import contiguous_groups, normalize_batch_frame, workers
 from yarn_assets.ingest.objects import Reject
 
 KEY = list(PLATFORM_CONTENT.keys)

@@ -19,7 +19,7 @@ from io_managers.predicates import Eq
 from resources.control_plane import ControlPlane
 from resources.warehouse import Warehouse
 from yarn_assets.core.tables import BRONZE_ITEMS, PLATFORM_CONTENT, REJECTS, UTC_TS
-from yarn_assets.ingest.normalizers import CONTEXT_ONLY
+from yarn_assets.ingest.normalize import context_only
 from yarn_assets.ingest.sources import BRONZE_IMPORTS, BRONZE_SYNCS, SILVER_CONTENT
 
 KEY = list(PLATFORM_CONTENT.keys)
@@ -185,7 +185,7 @@ def zero_item_syncs_report(store: DeltaStore, registry: pl.DataFrame, platform: 
     else:
         history = (
             lf.filter((pl.col("source_kind") == "sync") & ~pl.col("is_tombstone").fill_null(False)
-                      & ~pl.col("object_type").is_in(list(CONTEXT_ONLY)))
+                      & ~pl.col("object_type").is_in(list(context_only())))
             .group_by("user_id", "platform", "resource_id")
             .agg(pl.col("fetched_at").max().alias("last_fetched_at"), pl.len().cast(pl.Int64).alias("bronze_items"))
             .collect()

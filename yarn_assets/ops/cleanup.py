@@ -39,7 +39,7 @@ from io_managers.delta_store import DeltaStore
 from io_managers.predicates import Eq, In, IsNull, Or, Predicate, Window, all_of
 from yarn_assets.core.activity_log import ActivityEvent
 from yarn_assets.core.tables import BRONZE_ITEMS, PLATFORM_CONTENT, REJECTS, TTL
-from yarn_assets.ingest.normalizers import CONTEXT_ONLY
+from yarn_assets.ingest.normalize import context_only
 from yarn_assets.people import vectors as people_vectors
 
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -175,7 +175,7 @@ def bronze_bodies_past_ttl(store: DeltaStore, cutoff: dt.datetime) -> tuple[pl.D
     )
     protected_batches = marked.filter(pl.col("_live")).select("batch_id").unique()
     # a batch's context objects stay while any object of the batch stays
-    keep_context = pl.col("object_type").is_in(list(CONTEXT_ONLY)) & pl.col("batch_id").is_in(
+    keep_context = pl.col("object_type").is_in(list(context_only())) & pl.col("batch_id").is_in(
         protected_batches["batch_id"].to_list())
     expire = marked.filter(~pl.col("_live") & ~keep_context)
     return expire.drop("_live"), candidates.height - expire.height

@@ -7,7 +7,9 @@ now into that day's partition anyway); silver can always be rebuilt from the bro
 partition already holds.
 
 A run syncs the connections named in its config or tags (``yarnnn/connections``,
-``yarnnn/users``), or every due connection of the platform when none are named. A
+``yarnnn/users``), or every due connection of the platform when none are named. The sensor and
+the CLI launch one run per connection tagged ``yarnnn/connection=<id>``, and the instance's run
+queue allows one such run in progress per connection (:mod:`yarn_assets.ingest.sync.requests`). A
 connection whose credentials are missing, undecryptable, revoked or expired fails the run with
 its name in the message, after the other connections' data has landed (and been recorded as a
 materialization, so silver still picks it up).
@@ -32,11 +34,11 @@ from yarn_assets.ingest.sources import BRONZE_SYNCS
 from yarn_assets.ingest.sync import schedule
 from yarn_assets.ingest.sync.calls import RetrySettings
 from yarn_assets.ingest.sync.clients import ClientConfig
+from yarn_assets.ingest.sync.requests import TAG_CONNECTION, TAG_CONNECTIONS, TAG_PLATFORM, TAG_USERS
 from yarn_assets.ingest.sync.runner import ConnectionOutcome, SyncEnv, sync_connection
 
-TAG_CONNECTIONS = "yarnnn/connections"
-TAG_USERS = "yarnnn/users"
-TAG_PLATFORM = "yarnnn/sync_platform"
+__all__ = ["TAG_CONNECTION", "TAG_CONNECTIONS", "TAG_PLATFORM", "TAG_USERS", "bronze_synced_items"]
+
 SYNC_POOL = "platform_api"
 
 

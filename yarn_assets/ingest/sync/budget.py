@@ -35,27 +35,16 @@ class Rate:
         return (max(self.burst, 1) - 1) * self.interval
 
 
-#: Provider limits (Slack tiers per method; Gmail 250 quota units/s per user with messages.get at 5
-#: units; Calendar's per-user quota; Notion's 3 requests/s per integration). "*" = every method.
-DEFAULT_RATES: dict[str, dict[str, Rate]] = {
-    "slack": {
-        "auth.test": Rate(100, 5),
-        "conversations.list": Rate(20, 3),  # Tier 2
-        "conversations.history": Rate(50, 5),  # Tier 3
-        "conversations.replies": Rate(50, 5),  # Tier 3
-        "conversations.join": Rate(50, 2),  # Tier 3
-        "users.info": Rate(100, 10),  # Tier 4
-        "*": Rate(20, 2),
-    },
-    "gmail": {"*": Rate(3000, 50)},
-    "calendar": {"*": Rate(600, 10)},
-    "notion": {"*": Rate(180, 3)},
-}
+#: A platform that declares no limits (its ``LiveApi.rates``) gets one request per second.
+FALLBACK_RATES: dict[str, Rate] = {"*": Rate(60, 1)}
 
 
 def rate_for(platform: str, method: str, overrides: Mapping[str, float] | None = None) -> tuple[str, Rate]:
     """(budget group, rate): per method where the provider limits per method, else one group."""
-    table = DEFAULT_RATES.get(platform, {"*": Rate(60, 1)})
+    from yarn_assets.ingest.platforms import NAMES, get
+
+    api = get(platform).api if platform in NAMES else None
+    table = dict(api.rates) if api is not None else FALLBACK_RATES
     group = method if method in table else "*"
     rate = table[group]
     for key in (f"{platform}:{method}", f"{platform}:*", platform):

@@ -1,10 +1,11 @@
 """Every API call goes through :class:`ApiCaller`: budget, bounded retries, error translation.
 
-One retry policy for all three SDKs (their own retry loops are switched off, so attempts,
+One retry policy for every platform's SDK (their own retry loops are switched off, so attempts,
 waits and the shared budget are accounted in one place): ``Retry-After`` is honoured on 429 (and
 pushed into the shared budget so concurrent runs wait too), 5xx and network errors back off
-exponentially with jitter, and everything stops after ``max_attempts``. Authentication errors
-become :class:`CredentialProblem`; 404/403 become :class:`NotFound`; anything else surfaces.
+exponentially with jitter, and everything stops after ``max_attempts``. Each platform's
+``classify`` (``LiveApi.classify``) turns its SDK's errors into a :class:`Verdict`: authentication
+errors become :class:`CredentialProblem`; 404/403 become :class:`NotFound`; anything else surfaces.
 """
 
 from __future__ import annotations
@@ -26,19 +27,6 @@ from yarn_assets.ingest.sync.errors import ApiUnavailable, CredentialProblem, Cu
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
-#: Slack ``error`` codes meaning the token itself is unusable.
-SLACK_AUTH_ERRORS = {
-    "invalid_auth": "revoked",
-    "token_revoked": "revoked",
-    "account_inactive": "revoked",
-    "not_authed": "error",
-    "token_expired": "expired",
-    "no_permission": "error",
-    "missing_scope": "error",
-    "org_login_required": "error",
-}
-
-
 @dataclass(frozen=True)
 class RetrySettings:
     max_attempts: int = 4
@@ -59,7 +47,7 @@ class Verdict:
         return self.kind in ("rate_limited", "server", "network")
 
 
-def _retry_after(headers: Any) -> float | None:
+def retry_after(headers: Any) -> float | None:
     if headers is None:
         return None
     value = None
@@ -86,7 +74,7 @@ def _retry_after(headers: Any) -> float | None:
         return max(0.0, when.timestamp() - time.time())
 
 
-def _network(exc: BaseException) -> bool:
+def network_error(exc: BaseException) -> bool:
     import http.client
     import urllib.error
 
@@ -97,94 +85,6 @@ def _network(exc: BaseException) -> bool:
         socket.timeout | TimeoutError | ConnectionError | urllib.error.URLError | http.client.HTTPException
         | httpx.TransportError,
     ) or type(exc).__module__.startswith("httplib2")
-
-
-def classify_slack(exc: BaseException) -> Verdict:
-    from slack_sdk.errors import SlackApiError
-
-    if isinstance(exc, SlackApiError):
-        status = getattr(exc.response, "status_code", 200)
-        data = exc.response.data if isinstance(exc.response.data, dict) else {}
-        code = str(data.get("error") or f"http_{status}")
-        if status == 429 or code == "ratelimited":
-            return Verdict("rate_limited", f"slack {code}", _retry_after(exc.response.headers))
-        if status >= 500:
-            return Verdict("server", f"slack HTTP {status}")
-        if code in SLACK_AUTH_ERRORS:
-            return Verdict("auth", f"Slack rejected the bot token ({code})", status=SLACK_AUTH_ERRORS[code])
-        if code in ("channel_not_found", "thread_not_found", "user_not_found", "not_in_channel", "is_archived"):
-            return Verdict("not_found", f"slack {code}")
-        return Verdict("other", f"slack {code}")
-    if _network(exc):
-        return Verdict("network", f"network error: {type(exc).__name__}")
-    return Verdict("other", f"{type(exc).__name__}: {exc}")
-
-
-def classify_google(exc: BaseException) -> Verdict:
-    from google.auth.exceptions import RefreshError, TransportError
-    from googleapiclient.errors import HttpError
-
-    if isinstance(exc, RefreshError):
-        text = str(exc.args[0]) if exc.args else str(exc)
-        code = text.split(":", 1)[0].strip() or "refresh_failed"
-        status = "revoked" if code == "invalid_grant" else "error"
-        return Verdict("auth", f"Google refused to refresh the OAuth token ({code})", status=status)
-    if isinstance(exc, HttpError):
-        status = int(exc.resp.status)
-        reason = ""
-        try:
-            import json
-
-            body = json.loads(exc.content.decode("utf-8", "replace"))
-            errors = (body.get("error") or {}).get("errors") or []
-            reason = str(errors[0].get("reason", "")) if errors else ""
-        except (ValueError, AttributeError, IndexError):
-            reason = ""
-        if status == 429 or (status == 403 and reason in ("rateLimitExceeded", "userRateLimitExceeded")):
-            return Verdict("rate_limited", f"google HTTP {status} {reason}".strip(), _retry_after(exc.resp))
-        if status >= 500:
-            return Verdict("server", f"google HTTP {status}")
-        if status == 401:
-            return Verdict("auth", "Google rejected the access token (HTTP 401)")
-        if status in (403, 404):
-            return Verdict("not_found", f"google HTTP {status} {reason}".strip())
-        if status == 410:
-            return Verdict("gone", "google HTTP 410 (sync token expired)")
-        return Verdict("other", f"google HTTP {status} {reason}".strip())
-    if isinstance(exc, TransportError) or _network(exc):
-        return Verdict("network", f"network error: {type(exc).__name__}")
-    return Verdict("other", f"{type(exc).__name__}: {exc}")
-
-
-def classify_notion(exc: BaseException) -> Verdict:
-    from notion_client.errors import APIResponseError, HTTPResponseError, RequestTimeoutError
-
-    if isinstance(exc, RequestTimeoutError):
-        return Verdict("network", "notion request timed out")
-    if isinstance(exc, HTTPResponseError):
-        status = int(exc.status)
-        code = str(getattr(exc, "code", "") or f"http_{status}")
-        code = getattr(code, "value", code)
-        if status == 429 or code == "rate_limited":
-            return Verdict("rate_limited", f"notion {code}", _retry_after(exc.headers))
-        if status >= 500:
-            return Verdict("server", f"notion HTTP {status}")
-        if status == 401 or code == "unauthorized":
-            return Verdict("auth", "Notion rejected the integration token (unauthorized)", status="revoked")
-        if isinstance(exc, APIResponseError) and status in (403, 404):
-            return Verdict("not_found", f"notion {code}")
-        return Verdict("other", f"notion HTTP {status} {code}")
-    if _network(exc):
-        return Verdict("network", f"network error: {type(exc).__name__}")
-    return Verdict("other", f"{type(exc).__name__}: {exc}")
-
-
-CLASSIFIERS: dict[str, Callable[[BaseException], Verdict]] = {
-    "slack": classify_slack,
-    "gmail": classify_google,
-    "calendar": classify_google,
-    "notion": classify_notion,
-}
 
 
 class _Retry(Exception):
@@ -215,14 +115,14 @@ class ApiCaller:
         budget: RateBudget | None = None,
         retry: RetrySettings | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        heartbeat: Callable[[], None] | None = None,
     ) -> None:
-        self.heartbeat = heartbeat  # called before every attempt (the runner renews its lease)
+        from yarn_assets.ingest.platforms import api_of
+
         self.platform = platform
         self.connection_label = connection_label
         self.budget = budget
         self.retry = retry or RetrySettings()
-        self.classify = CLASSIFIERS[platform]
+        self.classify = api_of(platform).classify
         self.sleep = sleep
         self.stats = CallStats()
 
@@ -236,8 +136,6 @@ class ApiCaller:
         def attempt() -> T:
             nonlocal attempts
             attempts += 1
-            if self.heartbeat is not None:
-                self.heartbeat()
             if self.budget is not None:
                 self.budget.acquire(method)
             self.stats.requests[method] += 1

@@ -22,20 +22,13 @@ from sqlalchemy.orm import Session
 
 from control_plane.crypto import CredentialError, TokenCipher
 from control_plane.models import PlatformConnection, SyncRegistry, User, utcnow
+from yarn_assets.ingest.platforms import api_of, live
 from yarn_assets.ingest.sync import landscape
 from yarn_assets.ingest.sync.calls import ApiCaller, RetrySettings
-from yarn_assets.ingest.sync.clients import ClientConfig, open_api
+from yarn_assets.ingest.sync.clients import ClientConfig
 from yarn_assets.ingest.sync.errors import CredentialProblem, SyncError
 from yarn_assets.ingest.sync.redact import redact, redacting, secret_values
-from yarn_assets.ingest.sync.runner import connection_label, make_fetcher
-
-PLATFORMS = ("slack", "gmail", "calendar", "notion")
-REQUIRED = {
-    "slack": ("bot_token",),
-    "gmail": ("refresh_token", "client_id", "client_secret"),
-    "calendar": ("refresh_token", "client_id", "client_secret"),
-    "notion": ("token",),
-}
+from yarn_assets.ingest.sync.runner import connection_label, make_fetcher, open_api
 
 
 class ConnectionError_(ValueError):
@@ -63,8 +56,9 @@ def find(session: Session, ref: str, platform: str | None = None) -> PlatformCon
 
 def add(session: Session, cipher: TokenCipher, *, user_id: str, platform: str, credentials: dict[str, Any],
         account_label: str | None = None) -> tuple[PlatformConnection, bool]:
-    if platform not in PLATFORMS:
-        raise ConnectionError_(f"unknown platform {platform!r}; known: {', '.join(PLATFORMS)}")
+    known = [p.name for p in live()]
+    if platform not in known:
+        raise ConnectionError_(f"unknown platform {platform!r}; known: {', '.join(known)}")
     if session.get(User, user_id) is None:
         raise ConnectionError_(f"unknown user {user_id!r}; add it first (yarnnn users add)")
     conn = session.scalars(select(PlatformConnection).where(
@@ -77,7 +71,7 @@ def add(session: Session, cipher: TokenCipher, *, user_id: str, platform: str, c
         except CredentialError:
             merged = {}  # stored with a lost key: replaced wholesale below
     merged.update({k: v for k, v in credentials.items() if v})
-    missing = [k for k in REQUIRED[platform] if not merged.get(k)]
+    missing = [k for k in api_of(platform).credentials if not merged.get(k)]
     if missing:
         raise ConnectionError_(f"{platform} connection for {user_id} needs {', '.join(missing)}")
     if conn is None:
@@ -128,20 +122,8 @@ def probe(session: Session, conn: PlatformConnection, cipher_factory: Any, confi
     try:
         api, caller, secrets = _open(conn, cipher_factory(), config, retry)
         with redacting(secrets):
-            if conn.platform == "slack":
-                data = api.auth_test()
-                detail = f"Slack workspace {data.get('team')!r} as {data.get('user')!r}"
-                conn.account_label = conn.account_label or data.get("team")
-            elif conn.platform == "gmail":
-                data = api.gmail_profile()
-                detail = f"Gmail {data.get('emailAddress')} ({data.get('messagesTotal')} messages)"
-                conn.account_label = conn.account_label or data.get("emailAddress")
-            elif conn.platform == "calendar":
-                data = api.calendar_list()
-                detail = f"Google Calendar: {len(data.get('items') or [])} calendars"
-            else:
-                data = api.me()
-                detail = f"Notion integration {data.get('name')!r}"
+            detail, account = api_of(conn.platform).probe(api)
+            conn.account_label = conn.account_label or account
         conn.status = "active"
         conn.last_error = conn.last_error_at = None
         return Probe(True, detail, caller.stats.total())

@@ -1,4 +1,4 @@
-"""sync_registry reads and writes, and the per-connection sync lease.
+"""sync_registry reads and writes.
 
 A resource's row is written only after its objects are committed to bronze (the caller's
 order), so the stored cursor never runs ahead of the data: a crash loses nothing and a rerun
@@ -8,15 +8,13 @@ re-fetches at most the resource it was working on, which silver's identity hash 
 from __future__ import annotations
 
 import datetime as dt
-import os
-import socket
 from typing import Any
 
-import psutil
-from sqlalchemy import or_, select, update
+from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from control_plane.models import PlatformConnection, SyncRegistry
+from control_plane.models import SyncRegistry
+from yarn_assets.ingest.normalize import context_only
 from yarn_assets.ingest.sync.fetch import Prior, Resource, ResourceResult
 
 CONNECTION_ROW = "__connection__"
@@ -46,8 +44,9 @@ def commit_resource(session: Session, user_id: str, platform: str, result: Resou
     row.platform_cursor = result.cursor
     row.state = result.state
     row.last_synced_at = now
+    context = context_only()
     row.item_count = int(row.item_count or 0) + sum(1 for o in result.objects if not o.is_tombstone
-                                                    and o.object_type != "slack_users")
+                                                    and o.object_type not in context)
     if result.source_latest_at and (row.source_latest_at is None or result.source_latest_at > row.source_latest_at):
         row.source_latest_at = result.source_latest_at
     if result.errors:
@@ -82,55 +81,3 @@ def clear_connection_error(session: Session, user_id: str, platform: str) -> Non
     if row is not None:
         row.last_error = None
         row.last_error_at = None
-
-
-# ---------------------------------------------------------------------------------- leases
-def lease_owner(run_id: str) -> str:
-    return f"{socket.gethostname()}:{os.getpid()}:{run_id}"[:200]
-
-
-def _owner_dead(owner: str | None) -> bool:
-    """A lease held by a process of this host that no longer exists is stale at once."""
-    if not owner:
-        return True
-    host, _, rest = owner.partition(":")
-    pid_text = rest.split(":", 1)[0]
-    if host != socket.gethostname() or not pid_text.isdigit():
-        return False
-    pid = int(pid_text)
-    if pid == os.getpid():
-        return False
-    return not psutil.pid_exists(pid)
-
-
-def acquire_lease(session: Session, connection_id: str, owner: str, ttl: dt.timedelta, now: dt.datetime) -> bool:
-    conn = session.get(PlatformConnection, connection_id)
-    if conn is None:
-        return False
-    stale = conn.sync_lease_owner is not None and _owner_dead(conn.sync_lease_owner)
-    cond = [PlatformConnection.sync_lease_owner.is_(None), PlatformConnection.sync_lease_expires_at < now,
-            PlatformConnection.sync_lease_owner == owner]
-    if stale:
-        cond.append(PlatformConnection.sync_lease_owner == conn.sync_lease_owner)
-    result = session.execute(
-        update(PlatformConnection).where(PlatformConnection.id == connection_id, or_(*cond))
-        .values(sync_lease_owner=owner, sync_lease_expires_at=now + ttl)
-        .execution_options(synchronize_session=False)
-    )
-    return bool(result.rowcount)  # type: ignore[attr-defined]
-
-
-def renew_lease(session: Session, connection_id: str, owner: str, ttl: dt.timedelta, now: dt.datetime) -> None:
-    session.execute(
-        update(PlatformConnection)
-        .where(PlatformConnection.id == connection_id, PlatformConnection.sync_lease_owner == owner)
-        .values(sync_lease_expires_at=now + ttl).execution_options(synchronize_session=False)
-    )
-
-
-def release_lease(session: Session, connection_id: str, owner: str) -> None:
-    session.execute(
-        update(PlatformConnection)
-        .where(PlatformConnection.id == connection_id, PlatformConnection.sync_lease_owner == owner)
-        .values(sync_lease_owner=None, sync_lease_expires_at=None).execution_options(synchronize_session=False)
-    )

@@ -37,7 +37,3 @@ class NotFound(ResourceFailure):
 
 class CursorExpired(SyncError):
     """A stored incremental cursor was rejected (Gmail 404 on history, Calendar 410)."""
-
-
-class LeaseHeld(SyncError):
-    """Another live run is syncing this connection."""

@@ -88,13 +88,3 @@ def parse_iso(value: str | None) -> dt.datetime | None:
     except ValueError:
         return None
     return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
-
-
-def ts_datetime(ts: str | float | None) -> dt.datetime | None:
-    """Slack ``ts`` (epoch seconds as text) -> UTC datetime."""
-    if ts in (None, ""):
-        return None
-    try:
-        return dt.datetime.fromtimestamp(float(ts), tz=dt.UTC)  # type: ignore[arg-type]
-    except (TypeError, ValueError, OverflowError):
-        return None

@@ -38,7 +38,8 @@ def _instance() -> dg.DagsterInstance:
 def run_sync(settings: YarnSettings, connection_id: str, *, full_resync: bool = False,
              resources: dict[str, Any] | None = None, instance: dg.DagsterInstance | None = None) -> ManualResult:
     from yarn_assets.ingest.assets import silver_platform_content
-    from yarn_assets.ingest.sync.asset import TAG_PLATFORM, bronze_synced_items
+    from yarn_assets.ingest.sync.asset import bronze_synced_items
+    from yarn_assets.ingest.sync.requests import connection_tags
 
     url = settings.resolved_control_plane_url
     db.ensure_schema(url, settings.control_plane_auto_migrate)
@@ -56,7 +57,7 @@ def run_sync(settings: YarnSettings, connection_id: str, *, full_resync: bool = 
         run_config=run_config,
         resources=resources or build_resources(settings),
         instance=instance or _instance(),
-        tags={TAG_PLATFORM: platform, "yarnnn/trigger": "cli"},
+        tags=connection_tags(connection_id, platform, "cli"),
         raise_on_error=False,
     )
     metadata: dict[str, Any] = {}

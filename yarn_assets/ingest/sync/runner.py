@@ -2,7 +2,12 @@
 
 Order per resource (the crash-safety contract): fetch, append the objects to bronze (one Delta
 commit), then advance that resource's cursor in sync_registry. One batch id per (run,
-connection); its chunks are appends with increasing ``seq``.
+connection); its chunks are appends with increasing ``seq``. What differs per platform (client,
+fetcher, error classification, rate limits) comes from its ``LiveApi`` in the platform registry.
+
+No two runs sync one connection at once: sync runs carry the tag ``yarnnn/connection=<id>`` and
+the instance's run queue allows one run per value (``tag_concurrency_limits``, see
+:mod:`yarn_assets.ingest.sync.asset`), so nothing here needs a lease.
 """
 
 from __future__ import annotations
@@ -26,29 +31,24 @@ from io_managers.delta_store import DeltaStore
 from yarn_assets.core.activity_log import ActivityEvent
 from yarn_assets.core.tables import BRONZE_ITEMS, REJECTS
 from yarn_assets.ingest import batches, bronze
+from yarn_assets.ingest.normalize import context_only
+from yarn_assets.ingest.platforms import api_of, get
 from yarn_assets.ingest.sync import cursors, landscape
 from yarn_assets.ingest.sync.budget import RateBudget
 from yarn_assets.ingest.sync.calls import ApiCaller, RetrySettings
-from yarn_assets.ingest.sync.clients import ClientConfig, open_api
-from yarn_assets.ingest.sync.errors import CredentialProblem, LeaseHeld, SyncError
+from yarn_assets.ingest.sync.clients import ClientConfig
+from yarn_assets.ingest.sync.errors import CredentialProblem, SyncError
 from yarn_assets.ingest.sync.fetch import Fetcher, Prior, Resource, ResourceResult
 from yarn_assets.ingest.sync.redact import redact, redacting, secret_values
 
-PROVIDERS = {"slack": "slack_api", "gmail": "gmail_api", "notion": "notion_api", "calendar": "gcal_api"}
-PLATFORM_LABEL = {"slack": "Slack", "gmail": "Gmail", "notion": "Notion", "calendar": "Google Calendar"}
+
+def open_api(platform: str, caller: ApiCaller, creds: dict[str, Any], config: ClientConfig, label: str) -> Any:
+    """The platform's API client over its official SDK (credentials checked, never logged)."""
+    return api_of(platform).client(caller, creds, config, label)
 
 
 def make_fetcher(platform: str, api: Any, limits: dict[str, Any] | None = None) -> Fetcher:
-    from yarn_assets.ingest.sync import gcal, gmail, notion, slack
-
-    kinds: dict[str, tuple[type, type]] = {
-        "slack": (slack.SlackFetcher, slack.SlackLimits),
-        "gmail": (gmail.GmailFetcher, gmail.GmailLimits),
-        "notion": (notion.NotionFetcher, notion.NotionLimits),
-        "calendar": (gcal.CalendarFetcher, gcal.CalendarLimits),
-    }
-    fetcher_cls, limits_cls = kinds[platform]
-    return fetcher_cls(api, limits_cls(**(limits or {})))  # type: ignore[no-any-return]
+    return api_of(platform).fetcher(api, limits)
 
 
 def connection_label(conn: PlatformConnection) -> str:
@@ -69,7 +69,6 @@ class SyncEnv:
     run_id: str
     ingest_date: dt.date
     log: Any = field(default_factory=lambda: logging.getLogger("yarnnn.sync"))
-    lease_ttl: dt.timedelta = dt.timedelta(minutes=15)
     limits: dict[str, dict[str, Any]] = field(default_factory=dict)
     full_resync: bool = False
     shared_budget: bool = True
@@ -81,7 +80,7 @@ class ConnectionOutcome:
     user_id: str
     platform: str
     label: str
-    status: str = "synced"  # synced | partial | failed | skipped | no_sources
+    status: str = "synced"  # synced | partial | failed | no_sources
     error: str | None = None
     batch_id: str | None = None
     objects: int = 0
@@ -101,9 +100,15 @@ class ConnectionOutcome:
         return self.status == "failed"
 
 
+def content_objects(result: ResourceResult) -> int:
+    """Objects that become items (context objects such as a channel's user list do not count)."""
+    context = context_only()
+    return sum(1 for o in result.objects if o.object_type not in context)
+
+
 def _counts(result: ResourceResult) -> dict[str, Any]:
     out: dict[str, Any] = dict(result.counts)
-    out["objects"] = sum(1 for o in result.objects if o.object_type != "slack_users")
+    out["objects"] = content_objects(result)
     if result.capped:
         out["capped"] = True
     if result.notes:
@@ -124,11 +129,6 @@ def sync_connection(env: SyncEnv, connection_id: str, now: dt.datetime | None = 
         tier = landscape.tier_of(user.tier if user else None)
         label = connection_label(conn)
         outcome = ConnectionOutcome(conn.id, conn.user_id, conn.platform, label)
-        owner = cursors.lease_owner(env.run_id)
-        if not cursors.acquire_lease(s, conn.id, owner, env.lease_ttl, now):
-            outcome.status = "skipped"
-            outcome.error = f"{label} is being synced by {conn.sync_lease_owner}; skipped"
-            return outcome
         conn.last_attempt_at = now
     secrets: list[str] = []
     try:
@@ -146,36 +146,19 @@ def sync_connection(env: SyncEnv, connection_id: str, now: dt.datetime | None = 
         message = redact(str(exc), secrets)
         outcome.status, outcome.error = "failed", message
         _record_connection_failure(env, outcome, message, exc.status, now)
-    except LeaseHeld as exc:
-        outcome.status, outcome.error = "skipped", str(exc)
     except SyncError as exc:  # the provider was unreachable for the landscape itself, etc.
         message = redact(f"{label}: {exc}", secrets)
         outcome.status, outcome.error = "failed", message
         _record_connection_failure(env, outcome, message, "error", now)
-    finally:
-        with env.session() as s:
-            cursors.release_lease(s, connection_id, owner)
     outcome.event = _event(env, outcome, now)
     return outcome
-
-
-def _renew(env: SyncEnv, outcome: ConnectionOutcome) -> None:
-    with env.session() as s:
-        cursors.renew_lease(s, outcome.connection_id, cursors.lease_owner(env.run_id), env.lease_ttl, utcnow())
 
 
 def _sync(env: SyncEnv, outcome: ConnectionOutcome, creds: dict[str, Any], tier: str, now: dt.datetime) -> None:
     platform = outcome.platform
     budget = RateBudget(env.engine if env.shared_budget else None, platform, outcome.connection_id,
                         env.rate_overrides)
-    last_beat = [utcnow()]
-
-    def heartbeat() -> None:  # long rate-limited fetches keep the lease alive
-        if utcnow() - last_beat[0] >= dt.timedelta(seconds=60):
-            _renew(env, outcome)
-            last_beat[0] = utcnow()
-
-    caller = ApiCaller(platform, outcome.label, budget, env.retry, heartbeat=heartbeat)
+    caller = ApiCaller(platform, outcome.label, budget, env.retry)
     landing: bronze.BatchInfo | None = None
     seq = 0
     try:
@@ -191,7 +174,7 @@ def _sync(env: SyncEnv, outcome: ConnectionOutcome, creds: dict[str, Any], tier:
         fetcher.prepare(selected, priors, now)
         batch = bronze.BatchInfo(
             user_id=outcome.user_id, platform=platform, ingest_date=env.ingest_date, source_kind="sync",
-            provider=PROVIDERS[platform],
+            provider=api_of(platform).provider,
             batch_id=f"sync-{platform}-{outcome.connection_id[:8]}-{uuid.uuid4().hex[:12]}",
             fetched_at=now, run_id=env.run_id, connection_id=outcome.connection_id,
         )
@@ -221,13 +204,12 @@ def _sync(env: SyncEnv, outcome: ConnectionOutcome, creds: dict[str, Any], tier:
             seq += frame.height
             with env.session() as s:
                 cursors.commit_resource(s, outcome.user_id, platform, result, now)
-            outcome.objects += sum(1 for o in result.objects if o.object_type != "slack_users")
+            outcome.objects += content_objects(result)
             outcome.tombstones += sum(1 for o in result.objects if o.is_tombstone)
             outcome.rejects += len(result.rejects)
             outcome.resources[resource.id] = {"name": resource.name, **_counts(result)}
             if result.errors:
                 outcome.failed_resources[resource.id] = "; ".join(result.errors)
-            _renew(env, outcome)
         extra = fetcher.finish()
         with env.session() as s:
             for rid, (cursor, state) in extra.items():
@@ -312,10 +294,8 @@ def _record_connection_failure(env: SyncEnv, outcome: ConnectionOutcome, message
             cursors.record_error(s, outcome.user_id, outcome.platform, resource, message, now)
 
 
-def _event(env: SyncEnv, outcome: ConnectionOutcome, now: dt.datetime) -> ActivityEvent | None:
-    if outcome.status == "skipped":
-        return None
-    name = PLATFORM_LABEL.get(outcome.platform, outcome.platform)
+def _event(env: SyncEnv, outcome: ConnectionOutcome, now: dt.datetime) -> ActivityEvent:
+    name = get(outcome.platform).label
     if outcome.status == "failed":
         summary = f"{name} sync failed: {outcome.error}"
     elif outcome.status == "no_sources":

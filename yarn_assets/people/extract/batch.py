@@ -11,7 +11,7 @@ from typing import Any
 import polars as pl
 
 from yarn_assets.core.tables import UNDATED
-from yarn_assets.ingest.normalizers import normalize_batch_frame
+from yarn_assets.ingest.normalize import normalize_batch_frame
 from yarn_assets.people.tables import CALENDAR_EVENTS, IDENTITY_EVIDENCE, INTERACTIONS, item_key_expr
 
 #: Most participants recorded per item (a 2 000-person announcement keeps its first 200).

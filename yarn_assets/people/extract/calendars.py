@@ -14,8 +14,8 @@ import polars as pl
 import recurring_ical_events
 
 from yarn_assets.ingest.mime import decode_bytes
-from yarn_assets.ingest.normalizers.calendar import to_utc
-from yarn_assets.ingest.normalizers.gcal_api import event_time
+from yarn_assets.ingest.platforms.calendar.normalize import to_utc
+from yarn_assets.ingest.platforms.calendar.normalize_api import event_time
 from yarn_assets.people import addresses as addr
 from yarn_assets.people.extract.batch import MAX_PARTICIPANTS_PER_ITEM, _Batch, _day
 

@@ -7,7 +7,8 @@ from typing import Any
 
 import polars as pl
 
-from yarn_assets.ingest.normalizers import CONTEXT_ONLY, BatchContext
+from yarn_assets.ingest.normalize import BatchContext, context_only
+from yarn_assets.ingest.platforms.slack.normalize import slack_users
 from yarn_assets.people import addresses as addr
 from yarn_assets.people.extract.batch import _MENTION, _PARENT, _Batch, _day, _items
 
@@ -15,7 +16,7 @@ from yarn_assets.people.extract.batch import _MENTION, _PARENT, _Batch, _day, _i
 def _slack_profiles(batch: _Batch, ctx: BatchContext, seq_of: dict[str, int]) -> dict[str, dict[str, Any]]:
     """users.json / users.info profiles -> evidence (Slack id <-> email, phone) and the user's own ids."""
     profiles = {}
-    for uid, user in ctx.slack_users.items():
+    for uid, user in slack_users(ctx).items():
         profile = user.get("profile") if isinstance(user.get("profile"), dict) else {}
         key = f"slack:{uid}"
         name = addr.clean_name(user.get("real_name") or profile.get("real_name") or profile.get("display_name"))
@@ -59,7 +60,7 @@ def _dm_members(ctx: BatchContext) -> dict[str, list[str]]:
 def _slack(batch: _Batch, frame: pl.DataFrame) -> None:
     from yarn_assets.ingest.bronze import to_objects
 
-    ctx = BatchContext(to_objects(frame.filter(pl.col("object_type").is_in(list(CONTEXT_ONLY)))))
+    ctx = BatchContext(to_objects(frame.filter(pl.col("object_type").is_in(list(context_only())))))
     seq_of: dict[str, int] = {}
     for obj in ctx.of_type("slack_users"):
         for uid in _user_ids(obj.raw):

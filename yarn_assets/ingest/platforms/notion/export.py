@@ -26,8 +26,8 @@ from pathlib import Path, PurePosixPath
 from typing import Any
 
 from resources.input_limits import DEFAULT_LIMITS, InputLimits
+from yarn_assets.ingest.archive import MEMBER_ERRORS, ExportArchive, Member
 from yarn_assets.ingest.objects import RawObject, Reject
-from yarn_assets.ingest.readers.archive import MEMBER_ERRORS, ExportArchive, Member
 
 _ID = re.compile(r"^(?P<title>.*?)\s*(?P<id>[0-9a-f]{32})(?P<all>_all)?$", re.IGNORECASE)
 PAGE_TYPES = {".md": "notion_page_md", ".html": "notion_page_html"}

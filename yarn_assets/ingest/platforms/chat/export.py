@@ -14,9 +14,8 @@ from pathlib import Path
 from typing import IO
 
 from resources.input_limits import DEFAULT_LIMITS, InputLimits
+from yarn_assets.ingest.archive import LINE_PIECE, ExportArchive, open_regular
 from yarn_assets.ingest.objects import RawObject, Reject
-from yarn_assets.ingest.readers.archive import ExportArchive, open_regular
-from yarn_assets.ingest.readers.mail import LINE_PIECE
 
 OBJECT_TYPE = "chat_message"
 

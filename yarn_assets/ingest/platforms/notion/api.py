@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from yarn_assets.ingest.objects import RawObject, Reject
-from yarn_assets.ingest.sync.clients import NotionApi
+from yarn_assets.ingest.platforms.notion.client import NotionApi
 from yarn_assets.ingest.sync.errors import ApiUnavailable, NotFound, ResourceFailure
 from yarn_assets.ingest.sync.fetch import Prior, Resource, ResourceResult, dumps, parse_iso
 
@@ -243,3 +243,8 @@ class NotionFetcher:
         result.state = {"rows": rows_seen}
         result.source_latest_at = parse_iso(newest)
         return result
+
+
+def rank(resources: list[Resource]) -> list[Resource]:
+    """Most recently edited first."""
+    return sorted(resources, key=lambda r: str(r.metadata.get("last_edited_time") or ""), reverse=True)

@@ -20,10 +20,10 @@ from typing import Any
 import msgspec
 
 from resources.input_limits import DEFAULT_LIMITS, InputLimits
-from yarn_assets.ingest.normalizers.slack import user_display_name
+from yarn_assets.ingest.archive import MEMBER_ERRORS, ExportArchive, Member
+from yarn_assets.ingest.json_depth import json_deeper_than
 from yarn_assets.ingest.objects import RawObject, Reject
-from yarn_assets.ingest.readers.archive import MEMBER_ERRORS, ExportArchive, Member
-from yarn_assets.ingest.readers.json_depth import json_deeper_than
+from yarn_assets.ingest.platforms.slack.normalize import user_display_name
 
 USER_FILES = {"users.json": "users", "org_users.json": "org_users"}
 CHANNEL_FILES = {"channels.json": "channel", "groups.json": "group", "dms.json": "dm", "mpims.json": "mpim"}

@@ -43,6 +43,10 @@ class MemberUnreadable(ValueError):
 
 
 #: What a reader catches around ``Member.read``: the member becomes a reject, the rest lands.
+#: Line readers (mbox, chat JSONL) read lines in pieces of at most this many bytes (a file without
+#: newlines cannot fill memory).
+LINE_PIECE = 1 << 20
+
 MEMBER_ERRORS = (LimitExceeded, MemberUnreadable)
 
 
@@ -321,3 +325,13 @@ def open_regular(path: Path) -> IO[bytes]:
         os.close(fd)
         raise
 
+
+def sample_bytes(path: Path, n: int) -> bytes:
+    """The first ``n`` bytes of a regular file (what a reject keeps of a file too big to read)."""
+    if n <= 0:
+        return b""
+    try:
+        with open_regular(path) as fh:
+            return fh.read(n)
+    except (OSError, MemberUnreadable):
+        return b""

@@ -19,10 +19,9 @@ from pathlib import Path
 from typing import Any
 
 from resources.input_limits import DEFAULT_LIMITS, InputLimits
+from yarn_assets.ingest.archive import LINE_PIECE, open_regular, sample_bytes
 from yarn_assets.ingest.mime import decode_header_value, gmail_thread_id, split_labels
 from yarn_assets.ingest.objects import RawObject, Reject
-from yarn_assets.ingest.readers import sample_bytes
-from yarn_assets.ingest.readers.archive import open_regular
 
 #: Takeout label name (lower case) -> Gmail API label id; None = a state, not a place.
 SYSTEM_LABELS: dict[str, str | None] = {
@@ -148,10 +147,6 @@ def read_eml(path: Path, limits: InputLimits | None = None) -> Iterator[RawObjec
 def is_envelope_line(line: bytes) -> bool:
     """A real mbox separator carries an asctime date ("From time to time" in a body does not)."""
     return line.startswith(b"From ") and envelope_date(line[:1024].decode("ascii", errors="replace")) is not None
-
-
-#: Lines are read in pieces of at most this many bytes (a file without newlines cannot fill memory).
-LINE_PIECE = 1 << 20
 
 
 def iter_mbox(path: Path, limits: InputLimits | None = None) -> Iterator[tuple[bytes, bytes, int]]:

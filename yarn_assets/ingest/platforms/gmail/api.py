@@ -14,8 +14,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from yarn_assets.ingest.objects import RawObject
-from yarn_assets.ingest.readers.mail import message_external_id
-from yarn_assets.ingest.sync.clients import GoogleApi
+from yarn_assets.ingest.platforms.gmail.export import message_external_id
+from yarn_assets.ingest.platforms.google import GoogleApi
 from yarn_assets.ingest.sync.errors import NotFound
 from yarn_assets.ingest.sync.fetch import Prior, Resource, ResourceResult
 
@@ -152,3 +152,28 @@ class GmailFetcher:
         result.cursor = new_cursor or prior.cursor
         result.source_latest_at = latest
         return result
+
+
+def never_select(resource_id: str) -> bool:
+    """SPAM, TRASH, DRAFT, UNREAD and the CATEGORY_* tabs are never synced."""
+    label = label_id(resource_id)
+    return label in NEVER or label.startswith("CATEGORY_")
+
+
+def rank(resources: list[Resource]) -> list[Resource]:
+    """INBOX, SENT, STARRED, IMPORTANT, then user labels by name; never the unsyncable ones."""
+    by_label = {r.metadata.get("label_id") or label_id(r.id): r for r in resources}
+    ordered = [by_label[x] for x in PREFERRED if x in by_label]
+    user = sorted((r for r in resources if r.type == "user"), key=lambda r: r.name.lower())
+    out = ordered + [r for r in user if r not in ordered]
+    return [r for r in out if not never_select(r.metadata.get("label_id") or r.id)]
+
+
+def resource_id(value: str) -> str:
+    """Gmail sources are ``label:<id>`` everywhere (selection, registry row, silver ``resource_id``)."""
+    return value if value.startswith("label:") else f"label:{value}"
+
+
+def probe(api: GoogleApi) -> tuple[str, str | None]:
+    data = api.gmail_profile()
+    return f"Gmail {data.get('emailAddress')} ({data.get('messagesTotal')} messages)", data.get("emailAddress")

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from yarn_assets.ingest.objects import RawObject
-from yarn_assets.ingest.sync.clients import GoogleApi
+from yarn_assets.ingest.platforms.google import GoogleApi
 from yarn_assets.ingest.sync.errors import CursorExpired
 from yarn_assets.ingest.sync.fetch import Prior, Resource, ResourceResult, dumps, parse_iso
 
@@ -123,3 +123,8 @@ class CalendarFetcher:
         result.state = state
         result.source_latest_at = latest
         return result
+
+
+def probe(api: GoogleApi) -> tuple[str, str | None]:
+    data = api.calendar_list()
+    return f"Google Calendar: {len(data.get('items') or [])} calendars", None

@@ -36,8 +36,8 @@ import icalendar
 
 from resources.input_limits import DEFAULT_LIMITS, InputLimits
 from yarn_assets.ingest.mime import decode_bytes
-from yarn_assets.ingest.normalizers.recurrence import expand_series
 from yarn_assets.ingest.objects import BronzeObject, ContentItem, Reject
+from yarn_assets.ingest.recurrence import expand_series
 
 WINDOW_BEFORE = dt.timedelta(days=7)
 WINDOW_AFTER = dt.timedelta(days=14)

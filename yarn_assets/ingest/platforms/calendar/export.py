@@ -14,9 +14,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from resources.input_limits import DEFAULT_LIMITS, InputLimits
+from yarn_assets.ingest.archive import open_regular, sample_bytes
 from yarn_assets.ingest.objects import RawObject, Reject
-from yarn_assets.ingest.readers import sample_bytes
-from yarn_assets.ingest.readers.archive import open_regular
 
 _CALNAME = re.compile(rb"^X-WR-CALNAME[^:\r\n]*:(.*?)\r?$", re.MULTILINE)
 

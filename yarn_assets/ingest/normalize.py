@@ -1,6 +1,7 @@
-"""Normalizers: the raw objects of one batch in, silver items and rejects out.
+"""Normalization machinery: the raw objects of one batch in, silver items and rejects out.
 
-Two kinds, registered per object type by each platform module:
+The normalizers themselves live with their platform (``platforms/<name>/normalize.py``) and are
+registered per object type in its ``Platform``. Two kinds:
 
 * ``NORMALIZERS``: per-object functions ``(BronzeObject, BatchContext) -> Iterable[ContentItem | Reject]``
   for formats that need real parsing (MIME, iCalendar, Notion pages);
@@ -20,10 +21,9 @@ from __future__ import annotations
 import json
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from functools import cached_property
 from typing import Any
 
 import polars as pl
@@ -33,9 +33,6 @@ from yarn_assets.ingest.objects import BronzeObject, ContentItem, Reject
 
 Normalizer = Callable[[BronzeObject, "BatchContext"], Iterable[ContentItem | Reject]]
 FrameNormalizer = Callable[[pl.DataFrame, "BatchContext"], tuple[pl.DataFrame, list[Reject]]]
-
-#: Object types that carry context only (read by other normalizers, never rows themselves).
-CONTEXT_ONLY = frozenset({"slack_users", "slack_channels", "slack_export_meta", "notion_export_meta"})
 
 #: Columns of an items frame (what a frame normalizer returns; ContentItem's fields).
 ITEM_SCHEMA: dict[str, pl.DataType] = {
@@ -76,20 +73,11 @@ class BatchContext:
     def of_type(self, *object_types: str) -> list[BronzeObject]:
         return [o for o in self.objects if o.object_type in object_types]
 
-    @cached_property
-    def slack_users(self) -> dict[str, dict[str, Any]]:
-        """user id -> user object, from every users.json-like object in the batch."""
-        users: dict[str, dict[str, Any]] = {}
-        for obj in self.of_type("slack_users"):
-            try:
-                data = json.loads(obj.raw)
-            except ValueError:
-                continue
-            members = data.get("members", data) if isinstance(data, dict) else data
-            for user in members if isinstance(members, list) else []:
-                if isinstance(user, dict) and user.get("id"):
-                    users[str(user["id"])] = user
-        return users
+    def cached(self, key: str, build: Callable[[], Any]) -> Any:
+        """A lookup built once per batch (e.g. Slack user names from the batch's users.json)."""
+        if key not in self.cache:
+            self.cache[key] = build()
+        return self.cache[key]
 
 
 #: A row-wise frame normalizer splits frames of at least twice this many rows into chunks of it.
@@ -107,24 +95,27 @@ def workers() -> int:
     return max(1, pl.thread_pool_size())
 
 
-#: Frame normalizers registered at run time (benchmarks, plugins); the platform modules' own win on a clash.
+#: Frame normalizers registered at run time (benchmarks, tests); the platforms' own win on a clash.
 _EXTRA_FRAME_NORMALIZERS: dict[str, FrameNormalizer] = {}
 
 
 def register_frame_normalizer(object_type: str, fn: FrameNormalizer) -> None:
-    """Register a vectorized normalizer for an object type no platform module handles."""
+    """Register a vectorized normalizer for an object type no platform handles."""
     _EXTRA_FRAME_NORMALIZERS[object_type] = fn
 
 
 def _registries() -> tuple[dict[str, Normalizer], dict[str, FrameNormalizer]]:
-    from yarn_assets.ingest.normalizers import calendar, email, gcal_api, notion, notion_api, slack, slack_api
+    from yarn_assets.ingest import platforms
 
-    per_object: dict[str, Normalizer] = {}
-    per_frame: dict[str, FrameNormalizer] = dict(_EXTRA_FRAME_NORMALIZERS)
-    for module in (calendar, email, notion, slack, slack_api, notion_api, gcal_api):
-        per_object.update(getattr(module, "NORMALIZERS", {}))
-        per_frame.update(getattr(module, "FRAME_NORMALIZERS", {}))
-    return per_object, per_frame
+    per_object, per_frame, _ = platforms.normalizer_tables()
+    return per_object, {**_EXTRA_FRAME_NORMALIZERS, **per_frame}
+
+
+def context_only() -> frozenset[str]:
+    """Object types that carry context only (read by other normalizers, never rows themselves)."""
+    from yarn_assets.ingest import platforms
+
+    return platforms.normalizer_tables()[2]
 
 
 def items_frame(items: list[ContentItem]) -> pl.DataFrame:
@@ -141,9 +132,11 @@ def items_frame(items: list[ContentItem]) -> pl.DataFrame:
     return pl.DataFrame(rows, schema=ITEM_SCHEMA)
 
 
-def normalize_objects(objects: list[BronzeObject], ctx: BatchContext) -> Iterator[ContentItem | Reject]:
-    """Per-object normalization (the slow path), exceptions become rejects."""
-    per_object, _ = _registries()
+def normalize_objects(objects: list[BronzeObject], ctx: BatchContext,
+                      normalizers: Mapping[str, Normalizer] | None = None) -> Iterator[ContentItem | Reject]:
+    """Per-object normalization (the slow path), exceptions become rejects. ``normalizers``
+    (object type -> function) defaults to every platform's."""
+    per_object = normalizers if normalizers is not None else _registries()[0]
     for obj in objects:
         fn = per_object.get(obj.object_type)
         if fn is None:
@@ -180,13 +173,14 @@ def normalize_batch_frame(
     from yarn_assets.ingest.bronze import to_objects
 
     _, per_frame = _registries()
-    ctx = BatchContext(to_objects(frame.filter(pl.col("object_type").is_in(list(CONTEXT_ONLY)))),
+    context_types = context_only()
+    ctx = BatchContext(to_objects(frame.filter(pl.col("object_type").is_in(list(context_types)))),
                        limits=limits or DEFAULT_LIMITS)
     done = finish or (lambda items: items)
     parts: list[pl.DataFrame] = []
     rejects: list[Reject] = []
     for object_type, sub in contiguous_groups(frame, "object_type"):
-        if object_type in CONTEXT_ONLY:
+        if object_type in context_types:
             continue
         fn = per_frame.get(str(object_type))
         if fn is not None:
