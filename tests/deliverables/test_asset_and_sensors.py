@@ -88,7 +88,7 @@ def test_due_sensor_requests_due_deliverables_and_registers_partitions(workspace
 
 def test_a_run_closes_its_request_and_advances_the_schedule(workspace, store, resources) -> None:
     from tests.deliverables.helpers import run_resources
-    from yarn_assets.deliverables.generate import run_deliverable
+    from yarn_assets.deliverables.run import run_deliverable
 
     seed_silver(store, sample_content("alice"))
     did = create(workspace, "alice", "status_report", schedule={"frequency": "daily", "time": "09:00"},
@@ -130,7 +130,7 @@ def test_signal_created_and_triggered_deliverables(workspace, store, resources) 
     once and has no recurrence afterwards; a triggered existing one runs forced (never skipped)."""
     from sensors.deliverables import deliverable_requests_sensor, due_deliverables_sensor
     from tests.deliverables.helpers import run_resources
-    from yarn_assets.deliverables.generate import run_deliverable
+    from yarn_assets.deliverables.run import run_deliverable
 
     seed_silver(store, sample_content("alice"))
     now = dt.datetime.now(dt.UTC)

@@ -35,7 +35,8 @@ from resources.search import WebSearch
 from resources.warehouse import Warehouse
 from yarn_assets.deliverables.delivery.base import DeliveryError, parse_destination
 from yarn_assets.deliverables.delivery.resource import DeliveryChannels
-from yarn_assets.deliverables.generate import RunOutcome, RunResources, run_deliverable
+from yarn_assets.deliverables.run import RunOutcome, run_deliverable
+from yarn_assets.deliverables.run_resources import RunResources
 from yarn_assets.deliverables.tables import DELIVERABLE_VERSIONS
 from yarn_assets.ingest.sources import SILVER_CONTENT
 
