@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import dagster as dg
 import polars as pl
 
-from io_managers.delta_store import TableSpec
+from io_managers.delta_store import DeltaStore, TableSpec
 
 
 def schema(df: pl.DataFrame, columns: Iterable[str] | None = None) -> dg.MetadataValue:
@@ -65,3 +65,12 @@ def table_metadata(spec: TableSpec, *, rows: int, uri: str | None = None, partit
     if uri:
         md["dagster/uri"] = uri
     return md
+
+
+def table_rows(store: DeltaStore, spec: TableSpec) -> int:
+    """The table's row count from the Delta log's file statistics (no data file is read); 0 before
+    the first write. For ``table_metadata(spec, rows=...)``."""
+    files = store.file_stats(spec)
+    if files is None or files.is_empty() or "num_records" not in files.columns:
+        return 0
+    return int(files["num_records"].fill_null(0).sum())

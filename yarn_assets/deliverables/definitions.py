@@ -7,10 +7,10 @@ import dagster as dg
 
 def definitions() -> dg.Definitions:
     from sensors.deliverables import deliverable_requests_sensor, due_deliverables_sensor
-    from yarn_assets.deliverables.assets import deliverable_job, deliverable_versions
+    from yarn_assets.deliverables.assets import control_deliverables, deliverable_job, deliverable_versions
 
     return dg.Definitions(
-        assets=[deliverable_versions],
+        assets=[control_deliverables, deliverable_versions],
         jobs=[deliverable_job],
         sensors=[due_deliverables_sensor, deliverable_requests_sensor],
     )
