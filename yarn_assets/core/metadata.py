@@ -67,10 +67,8 @@ def table_metadata(spec: TableSpec, *, rows: int, uri: str | None = None, partit
     return md
 
 
-def table_rows(store: DeltaStore, spec: TableSpec) -> int:
-    """The table's row count from the Delta log's file statistics (no data file is read); 0 before
-    the first write. For ``table_metadata(spec, rows=...)``."""
-    files = store.file_stats(spec)
-    if files is None or files.is_empty() or "num_records" not in files.columns:
-        return 0
-    return int(files["num_records"].fill_null(0).sum())
+def table_metadata_of(store: DeltaStore, spec: TableSpec, *, partition_rows: int | None = None) -> dict:
+    """:func:`table_metadata` for a table in ``store``: row count from the Delta log (no data read), its URI."""
+    files = store.files(spec)
+    rows = int(files["num_records"].fill_null(0).sum()) if files.height else 0
+    return table_metadata(spec, rows=rows, uri=store.uri(spec), partition_rows=partition_rows)

@@ -128,9 +128,7 @@ def deliverable_versions(
             description=f"deliverable {deliverable_id} v{outcome.version_number}: {outcome.reason}",
             metadata=_metadata(outcome), allow_retries=False,
         )
-    store = warehouse.store
-    table = md.table_metadata(DELIVERABLE_VERSIONS, rows=md.table_rows(store, DELIVERABLE_VERSIONS),
-                              uri=store.uri(DELIVERABLE_VERSIONS), partition_rows=partition_rows)
+    table = md.table_metadata_of(warehouse.store, DELIVERABLE_VERSIONS, partition_rows=partition_rows)
     yield dg.MaterializeResult(metadata={**_metadata(outcome), **table}, check_results=checks)
 
 

@@ -149,8 +149,7 @@ def signal_passes(
             "failed_passes": dg.MetadataValue.json([{"user": p.user_id, "pass": p.pass_name, "error": p.error}
                                                     for p in failed]),
             "passes_by_status": md.counts(summaries, "pass", "status", "skip_reason"),
-            **md.table_metadata(SIGNAL_SUMMARIES, rows=md.table_rows(store, SIGNAL_SUMMARIES),
-                                uri=store.uri(SIGNAL_SUMMARIES), partition_rows=summaries.height),
+            **md.table_metadata_of(store, SIGNAL_SUMMARIES, partition_rows=summaries.height),
         },
         check_results=_summary_checks(summaries, failed),
     )
@@ -171,8 +170,7 @@ def signal_passes(
             "replayed": sum(p.replayed for p in result.passes),
             "events_written": events_written,
             "actions_by_type": md.counts(actions, "action_type", "deliverable_type", "disposition"),
-            **md.table_metadata(SIGNAL_ACTIONS, rows=md.table_rows(store, SIGNAL_ACTIONS),
-                                uri=store.uri(SIGNAL_ACTIONS), partition_rows=actions.height),
+            **md.table_metadata_of(store, SIGNAL_ACTIONS, partition_rows=actions.height),
         },
         check_results=_action_checks(control_plane, actions),
     )
@@ -239,18 +237,3 @@ signals_job = dg.define_asset_job(
 
 def hour_key(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d-%H:00")
-
-
-@dg.schedule(
-    name="signals_hourly_schedule",
-    cron_schedule="2 * * * *",
-    execution_timezone="UTC",
-    job=signals_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="At :02 every hour, both signal passes of every eligible user for the hour that just ended.",
-)
-def signals_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    tick = context.scheduled_execution_time.astimezone(dt.UTC)
-    hour = tick.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
-    key = hour_key(hour)
-    return dg.RunRequest(run_key=f"signals:{key}", partition_key=key, tags={"yarnnn/trigger": "schedule"})
