@@ -59,7 +59,7 @@ def test_a_delivered_run_opens_few_sessions_and_both_stores_agree(workspace, sto
     assert out.status == "delivered", out.reason
     # start, allocate, context reads, checkpoint, end + the outbox's two (before and after the send);
     # the step-by-step writes made it 17
-    assert counting.opened == 7
+    assert counting.opened <= 7
     assert both_stores(workspace, store, did) == ([(1, "delivered", "delivered")],) * 2
     with db.session_scope(workspace) as s:
         v = s.scalars(select(DeliverableVersion)).one()
