@@ -82,7 +82,7 @@ def run(runs: int) -> list[dict]:
     from resources.settings import load_settings
     from tests.deliverables.helpers import NOW, add_user, create, run_resources, seed_silver
     from tests.fakes.anthropic_server import FakeAnthropic
-    from yarn_assets.deliverables.generate import run_deliverable
+    from yarn_assets.deliverables.run import run_deliverable
     from yarn_assets.deliverables.types import TYPES
 
     results = []

@@ -93,7 +93,7 @@ def sample_content(user_id: str, now: dt.datetime = NOW) -> list[dict[str, Any]]
 def run_resources(settings_overrides: dict[str, Any] | None = None, *, llm: Any = None, search: Any = None):  # type: ignore[no-untyped-def]
     """RunResources built from the settings the way the definitions build them (optionally overridden)."""
     from resources.settings import load_settings
-    from yarn_assets.deliverables.generate import run_resources_from_settings
+    from yarn_assets.deliverables.run_resources import run_resources_from_settings
 
     with run_resources_from_settings(load_settings(**(settings_overrides or {}))) as res:
         pass  # the resources hold no open handles; the context resolves EnvVars

@@ -38,6 +38,10 @@ def test_offline_every_type_through_the_job(workspace, store) -> None:
             assert names[:2] == ["context", "gather_platform"] or "plan" in names
             assert names[-1] == "deliver" and md["delivery_status"] == "delivered"
             assert "preview" not in md and md["content_chars"] > 0  # the text stays in the table, not run history
+            # the catalog's standard table metadata: one version per deliverable so far, all of them in the table
+            assert md["dagster/table_name"] == "gold/deliverable_versions"
+            assert md["dagster/partition_row_count"] == 1 and md["dagster/row_count"] == list(ids).index(dtype) + 1
+            assert "final_content" in {c.name for c in md["dagster/column_schema"].columns}
             text = store.read(DELIVERABLE_VERSIONS).filter(pl.col("version_id") == md["version_id"])["final_content"][0]
             for section in TYPES[dtype].sections:
                 assert f"## {section}" in text, (dtype, section)
@@ -88,7 +92,7 @@ def test_due_sensor_requests_due_deliverables_and_registers_partitions(workspace
 
 def test_a_run_closes_its_request_and_advances_the_schedule(workspace, store, resources) -> None:
     from tests.deliverables.helpers import run_resources
-    from yarn_assets.deliverables.generate import run_deliverable
+    from yarn_assets.deliverables.run import run_deliverable
 
     seed_silver(store, sample_content("alice"))
     did = create(workspace, "alice", "status_report", schedule={"frequency": "daily", "time": "09:00"},
@@ -130,7 +134,7 @@ def test_signal_created_and_triggered_deliverables(workspace, store, resources) 
     once and has no recurrence afterwards; a triggered existing one runs forced (never skipped)."""
     from sensors.deliverables import deliverable_requests_sensor, due_deliverables_sensor
     from tests.deliverables.helpers import run_resources
-    from yarn_assets.deliverables.generate import run_deliverable
+    from yarn_assets.deliverables.run import run_deliverable
 
     seed_silver(store, sample_content("alice"))
     now = dt.datetime.now(dt.UTC)

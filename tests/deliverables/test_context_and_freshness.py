@@ -16,7 +16,7 @@ from tests.deliverables.helpers import NOW, create, item, run_resources, sample_
 from tests.fakes.anthropic_server import FakeAnthropic, text
 from yarn_assets.core.activity_log import read_events
 from yarn_assets.core.tables import PLATFORM_CONTENT
-from yarn_assets.deliverables.generate import run_deliverable
+from yarn_assets.deliverables.run import run_deliverable
 from yarn_assets.memory import user_context as user_memory
 
 H = dt.timedelta(hours=1)

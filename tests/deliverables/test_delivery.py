@@ -14,7 +14,7 @@ from control_plane.models import DeliverableDelivery, DeliverableVersion, LlmUsa
 from tests.deliverables.conftest import slack_api
 from tests.deliverables.helpers import NOW, create, item, run_resources, sample_content, seed_silver
 from tests.fakes.anthropic_server import FakeAnthropic, text
-from yarn_assets.deliverables.generate import run_deliverable
+from yarn_assets.deliverables.run import run_deliverable
 
 
 def _versions(url: str, did: str) -> list[DeliverableVersion]:

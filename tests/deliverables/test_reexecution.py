@@ -15,7 +15,7 @@ from control_plane import db
 from control_plane.models import DeliverableDelivery, DeliverableVersion
 from tests.deliverables.helpers import create, sample_content, seed_silver
 from yarn_assets.core.tables import ACTIVITY_LOG
-from yarn_assets.deliverables import generate
+from yarn_assets.deliverables import run as deliverable_run
 from yarn_assets.deliverables.assets import TRIGGER_TAG, deliverable_partitions
 
 
@@ -29,14 +29,14 @@ def deliverable_job_def() -> dg.JobDefinition:
 @pytest.fixture
 def activity_log_down(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
     state = {"down": True}
-    real = generate.write_events
+    real = deliverable_run.write_events
 
     def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
         if state["down"]:
             raise RuntimeError("activity log unavailable (injected)")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(generate, "write_events", flaky)
+    monkeypatch.setattr(deliverable_run, "write_events", flaky)
     return state
 
 

@@ -15,7 +15,7 @@ from resources.search import SearchError
 from tests.deliverables.conftest import LoopbackHttp, arxiv_api
 from tests.deliverables.helpers import NOW, create, run_resources, sample_content, seed_silver
 from tests.fakes.anthropic_server import FakeAnthropic, RecordedRequest, Reply, text, tool_use
-from yarn_assets.deliverables.generate import run_deliverable
+from yarn_assets.deliverables.run import run_deliverable
 
 PAGES = {
     "learning to rank product search": [

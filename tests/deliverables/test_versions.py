@@ -11,7 +11,7 @@ import pytest
 from control_plane import db
 from io_managers.predicates import Eq
 from tests.deliverables.helpers import NOW, add_user, create, run_resources, sample_content, seed_silver
-from yarn_assets.deliverables.generate import run_deliverable
+from yarn_assets.deliverables.run import run_deliverable
 from yarn_assets.deliverables.tables import DELIVERABLE_VERSIONS
 
 WORKERS = 3

@@ -14,7 +14,7 @@ from click.testing import CliRunner
 from tests.deliverables.helpers import create, run_resources
 from tests.people.helpers import PeopleHarness
 from yarn_assets.cli import main
-from yarn_assets.deliverables.generate import run_deliverable
+from yarn_assets.deliverables.run import run_deliverable
 from yarn_assets.people import service
 
 

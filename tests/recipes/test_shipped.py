@@ -19,7 +19,8 @@ from tests.deliverables.test_research import web_search
 from tests.fakes.anthropic_server import FakeAnthropic, text, tool_use
 from tests.recipes.helpers import output, run, statuses
 from yarn_assets.core.tables import PLATFORM_CONTENT
-from yarn_assets.deliverables.generate import OFFLINE_LABEL, run_deliverable
+from yarn_assets.deliverables.prompting import OFFLINE_LABEL
+from yarn_assets.deliverables.run import run_deliverable
 from yarn_assets.deliverables.tables import DELIVERABLE_VERSIONS
 from yarn_assets.recipes.samples import sample_rows
 from yarn_assets.recipes.tables import RECIPE_OUTPUTS

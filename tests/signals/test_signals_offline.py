@@ -136,6 +136,9 @@ def test_offline_signals_fire_each_deterministic_kind_and_rerun_changes_nothing(
     meta = result.asset_materializations_for_node("signal_passes")
     by_key = {m.asset_key.to_user_string(): m.metadata for m in meta}
     assert by_key["gold/signal_actions"]["deliverables_created"].value == 2
+    assert by_key["gold/signal_actions"]["dagster/table_name"].value == "gold/signal_actions"
+    assert by_key["gold/signal_actions"]["dagster/row_count"].value == actions.height  # the table holds one hour
+    assert by_key["gold/signal_summaries"]["dagster/partition_row_count"].value == summaries.height
     assert by_key["gold/signal_summaries"]["llm_offline_calls"].value == 2
     assert by_key["gold/signal_summaries"]["skipped_too_few_items"].value == 2
     checks = {c.check_name: c.passed for c in result.get_asset_check_evaluations()}

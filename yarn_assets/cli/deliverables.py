@@ -288,7 +288,9 @@ def resend_cmd(state: CliState, deliverable_id: str, version_number: int) -> Non
     """Deliver a stored version again (after an interrupted send); the operator decides, not a retry."""
     from yarn_assets.deliverables.delivery.base import parse_destination
     from yarn_assets.deliverables.delivery.outbox import deliver_once
-    from yarn_assets.deliverables.generate import _gold_row, run_resources_from_settings, send_to
+    from yarn_assets.deliverables.run_resources import run_resources_from_settings
+    from yarn_assets.deliverables.send import send_to
+    from yarn_assets.deliverables.versions import _gold_row
 
     try:
         with state.session() as session:

@@ -33,13 +33,34 @@ from resources.embeddings import Embeddings
 from resources.llm import LLM, LLMScope
 from resources.search import WebSearch
 from resources.warehouse import Warehouse
+from yarn_assets.core import metadata as md
 from yarn_assets.deliverables.delivery.base import DeliveryError, parse_destination
 from yarn_assets.deliverables.delivery.resource import DeliveryChannels
-from yarn_assets.deliverables.generate import RunOutcome, RunResources, run_deliverable
+from yarn_assets.deliverables.run import RunOutcome, run_deliverable
+from yarn_assets.deliverables.run_resources import RunResources
 from yarn_assets.deliverables.tables import DELIVERABLE_VERSIONS
 from yarn_assets.ingest.sources import SILVER_CONTENT
 
 DELIVERABLE_VERSIONS_KEY = dg.AssetKey(["gold", "deliverable_versions"])
+#: bump when what a run writes changes (prompt, composition, row layout): versions then show as stale
+CODE_VERSION = "1"
+
+#: The control-plane tables ``deliverables`` and ``deliverable_run_requests`` as an external asset, so the
+#: lineage shows the real flow: the signal passes and the conversation analyst write them (through
+#: :mod:`yarn_assets.deliverables.service`), the versions asset reads them. Upstream keys are named,
+#: not imported: the producers live in other domains.
+CONTROL_DELIVERABLES_KEY = dg.AssetKey(["control", "deliverables"])
+control_deliverables = dg.AssetSpec(
+    CONTROL_DELIVERABLES_KEY,
+    deps=[dg.AssetKey(["gold", "signal_actions"]), dg.AssetKey(["gold", "deliverable_suggestions"])],
+    description=(
+        "Control-plane tables deliverables + deliverable_run_requests: what to generate and when. Written by "
+        "users (CLI, API), by executed signal actions (signal-emergent deliverables, run requests, triggers) and "
+        "by the conversation analyst (paused suggestions), always through the deliverables service; read by the "
+        "deliverable sensors and runs. Not materialized by Dagster."
+    ),
+    group_name="deliverables", kinds={"sqlalchemy"}, owners=["team:data-platform"],
+)
 
 deliverable_partitions = dg.DynamicPartitionsDefinition(name="deliverables")
 
@@ -56,8 +77,9 @@ CHECK_VERSIONS = "version_numbers_unique"
 @dg.asset(
     key=DELIVERABLE_VERSIONS_KEY,
     partitions_def=deliverable_partitions,
-    deps=[dg.AssetDep(SILVER_CONTENT, partition_mapping=dg.AllPartitionMapping())],
+    deps=[dg.AssetDep(SILVER_CONTENT, partition_mapping=dg.AllPartitionMapping()), CONTROL_DELIVERABLES_KEY],
     group_name="deliverables",
+    code_version=CODE_VERSION,
     kinds={"deltalake", "polars", "anthropic"},
     owners=["team:data-platform"],
     retry_policy=DELIVERABLE_RETRY,
@@ -96,7 +118,7 @@ def deliverable_versions(
         res, deliverable_id=deliverable_id, run_id=run.run_id, root_run_id=run.root_run_id or run.run_id,
         trigger=trigger, scope=LLMScope.from_context(context),
     )
-    checks = _checks(res, deliverable_id, outcome.version_id)
+    checks, partition_rows = _checks(res, deliverable_id, outcome.version_id)
     if outcome.status == "skipped":
         context.log.info(f"deliverable {deliverable_id} skipped: {outcome.reason}")
         yield from checks
@@ -106,7 +128,8 @@ def deliverable_versions(
             description=f"deliverable {deliverable_id} v{outcome.version_number}: {outcome.reason}",
             metadata=_metadata(outcome), allow_retries=False,
         )
-    yield dg.MaterializeResult(metadata=_metadata(outcome), check_results=checks)
+    table = md.table_metadata_of(warehouse.store, DELIVERABLE_VERSIONS, partition_rows=partition_rows)
+    yield dg.MaterializeResult(metadata={**_metadata(outcome), **table}, check_results=checks)
 
 
 #: Source fields that name or quote content (channel/page titles, API error text): kept out of run history.
@@ -121,7 +144,7 @@ def _ids_only(raw: str | None) -> list[dict]:
 def _metadata(o: RunOutcome) -> dict:
     row = o.row or {}
     steps = [s.as_dict() for s in o.steps]
-    md = {
+    meta = {
         "deliverable_id": o.deliverable_id,
         "user_id": o.user_id,
         "deliverable_type": o.deliverable_type,
@@ -149,11 +172,13 @@ def _metadata(o: RunOutcome) -> dict:
         "content_chars": len(row.get("final_content") or ""),
     }
     if o.reason:
-        md["reason"] = o.reason
-    return md
+        meta["reason"] = o.reason
+    return meta
 
 
-def _checks(res: RunResources, deliverable_id: str, version_id: str | None) -> list[dg.AssetCheckResult]:
+def _checks(res: RunResources, deliverable_id: str, version_id: str | None
+            ) -> tuple[list[dg.AssetCheckResult], int]:
+    """The two checks, and the partition's (this deliverable's) row count they read."""
     from control_plane.models import Deliverable
 
     with res.session_factory() as session:
@@ -176,7 +201,7 @@ def _checks(res: RunResources, deliverable_id: str, version_id: str | None) -> l
                                       "unexpected_targets": dg.MetadataValue.json(wrong)}),
         dg.AssetCheckResult(check_name=CHECK_VERSIONS, passed=dupes.is_empty(),
                             metadata={"versions": versions.height, "duplicate_numbers": dupes.height}),
-    ]
+    ], versions.height
 
 
 deliverable_job = dg.define_asset_job(

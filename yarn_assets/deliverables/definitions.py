@@ -6,6 +6,6 @@ import dagster as dg
 
 
 def definitions() -> dg.Definitions:
-    from yarn_assets.deliverables.assets import deliverable_job, deliverable_versions
+    from yarn_assets.deliverables.assets import control_deliverables, deliverable_job, deliverable_versions
 
-    return dg.Definitions(assets=[deliverable_versions], jobs=[deliverable_job])
+    return dg.Definitions(assets=[control_deliverables, deliverable_versions], jobs=[deliverable_job])

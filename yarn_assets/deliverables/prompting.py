@@ -13,10 +13,13 @@ from typing import Any
 
 from resources.search import Paper, WebResult
 from yarn_assets.deliverables.content import PlatformContext
+from yarn_assets.deliverables.freshness import stale_note
 from yarn_assets.deliverables.types import DeliverableType, length_instruction, system_prompt
 
 PREVIOUS_CHARS = 3000
 MAX_TOKENS = 4000
+OFFLINE_LABEL = "_Generated offline by deterministic rules (no LLM): a summary of your content, not a model's writing._"
+EMPTY_RULE = "nothing to deliver: no platform content or research results for this deliverable"
 
 
 @dataclass
@@ -140,3 +143,28 @@ def build_prompt(inp: ComposeInput) -> tuple[str, str]:
     if inp.previous:
         parts.append("# Previous version (do not repeat what has not changed)\n" + inp.previous[:PREVIOUS_CHARS])
     return system_prompt(dtype), "\n\n".join(parts)
+
+
+def people_queries(inp: ComposeInput, n_titles: int = 3) -> list[str]:
+    """What the related items should be close to: the deliverable's focus and its material's titles."""
+    titles = []
+    rows = inp.platform.in_prompt
+    if rows.height and "title" in rows.columns:
+        titles = [t for t in rows["title"].drop_nulls().unique(maintain_order=True).to_list() if t.strip()]
+    return list(dict.fromkeys([inp.focus, *titles[:n_titles]]))
+
+
+def finalize(draft: str, dtype: Any, *, stale: list[dict[str, Any]], offline: bool) -> str:
+    """The delivered text: the draft plus the stale-source line and the offline label, within limits."""
+    parts = [draft.strip()]
+    note = stale_note(stale)
+    if note:
+        parts.append(note)
+    if offline:
+        parts.append(OFFLINE_LABEL)
+    text = "\n\n".join(parts)
+    if dtype.max_chars and len(text) > dtype.max_chars:
+        tail = "\n\n".join(parts[1:])
+        room = max(200, dtype.max_chars - len(tail) - 4)
+        text = parts[0][:room].rsplit("\n", 1)[0] + "\n…" + ("\n\n" + tail if tail else "")
+    return text

@@ -3,6 +3,9 @@
 Only the deliverables domain calls these (the run, the sensors' requests, recipes through
 :mod:`yarn_assets.deliverables.service`). :func:`allocate_version` owns its transactions because it
 must retry on a lost race; the others take a session and leave committing to the caller.
+
+A version's status changes only in :func:`settle_version` (``VERSION_TRANSITIONS`` lists what may
+follow what); the gold row copies the status it returns, so the two stores never disagree.
 """
 
 from __future__ import annotations
@@ -12,6 +15,8 @@ import random
 import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
+from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError, OperationalError
@@ -113,3 +118,84 @@ def allocate_version(
             last_exc = exc
             time.sleep(min(0.5, 0.01 * (2 ** attempt)) * (0.5 + random.random()))
     raise RuntimeError(f"could not allocate a version of {deliverable_id} after {max_attempts} attempts") from last_exc
+
+
+def mark_ran(session: Session, deliverable_id: str, now: dt.datetime) -> None:
+    """The deliverable produced a version at ``now`` (the freshness gate compares content with it)."""
+    d = session.get(Deliverable, deliverable_id)
+    if d is not None:
+        d.last_run_at = now
+
+
+#: What a version's status may become. ``generating`` is allocated; ``generated``/``empty`` are the
+#: stored text (the checkpoint a resumed run starts from); ``delivered``/``empty``/``failed`` end a run.
+#: A resumed run may repeat a status or recover a failed one; ``delivered`` can still fail after the
+#: send (a later step), and a recipe delivers straight from ``generating``.
+VERSION_TRANSITIONS: dict[str, frozenset[str]] = {
+    "generating": frozenset({"generated", "empty", "failed", "delivered"}),
+    "generated": frozenset({"generated", "delivered", "failed"}),
+    "empty": frozenset({"empty", "failed"}),
+    "failed": frozenset({"generated", "empty", "delivered", "failed"}),
+    # a replayed recipe step may store a delivered version's text again (the outbox still sends it once)
+    "delivered": frozenset({"delivered", "failed", "generated"}),
+}
+
+
+class InvalidTransition(ValueError):
+    """A status change the version's lifecycle does not allow (a bug in the caller)."""
+
+
+@dataclass(frozen=True)
+class VersionState:
+    """The version's control-plane state after a transition: what the gold row copies."""
+
+    status: str
+    delivery_status: str | None
+    delivery_error: str | None
+    delivered_at: dt.datetime | None
+    generated_at: dt.datetime | None
+
+    def gold_fields(self) -> dict[str, Any]:
+        return {"status": self.status, "delivery_status": self.delivery_status,
+                "delivery_error": self.delivery_error, "delivered_at": self.delivered_at}
+
+
+def settle_version(
+    session: Session,
+    version_id: str,
+    status: str,
+    *,
+    now: dt.datetime | None = None,
+    steps: list[dict[str, Any]] | None = None,
+    delivery_status: str | None = None,
+    delivery_error: str | None = None,
+    error: str | None = None,
+    generated: bool = False,
+) -> VersionState:
+    """The one place a version's status changes.
+
+    ``generated=True`` (the text was just stored) stamps ``generated_at``; a delivery outcome
+    (``delivery_status``) is recorded with its error and, when delivered, ``delivered_at`` (first
+    time only); ``error`` is kept for ``failed`` and cleared otherwise; ``steps`` replaces the list.
+    """
+    if status not in VERSION_TRANSITIONS:
+        raise InvalidTransition(f"unknown version status {status!r}")
+    now = now or utcnow()
+    v = session.get(DeliverableVersion, version_id)
+    if v is None:
+        raise InvalidTransition(f"no version {version_id!r}")
+    current = v.status or "generating"
+    if status not in VERSION_TRANSITIONS.get(current, frozenset()):
+        raise InvalidTransition(f"version {version_id}: {current} -> {status} is not allowed")
+    v.status = status
+    if generated or (status == "delivered" and v.generated_at is None):
+        v.generated_at = now
+    if delivery_status is not None:
+        v.delivery_status, v.delivery_error = delivery_status, delivery_error
+        if delivery_status == "delivered":
+            v.delivered_at = v.delivered_at or now
+    v.error = error if status == "failed" else None
+    if steps is not None:
+        v.steps = steps
+    return VersionState(status=v.status, delivery_status=v.delivery_status, delivery_error=v.delivery_error,
+                        delivered_at=v.delivered_at, generated_at=v.generated_at)

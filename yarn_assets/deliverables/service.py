@@ -3,7 +3,8 @@
 Used by the CLI, the demo, the sensors, the asset and other domains: signals call
 :func:`create_from_signal`, :func:`request_generation` and :func:`trigger_now`; the memory
 analyst calls :func:`create_suggested`. Reads for other domains are :func:`find`,
-:func:`list_for_user`, :func:`active_count`, :func:`due_deliverables` and :func:`pending_requests`.
+:func:`list_for_user`, :func:`active_count`, :func:`owners`, :func:`signal_deliverables_near`,
+:func:`due_deliverables` and :func:`pending_requests`.
 Every function takes a session and leaves committing to the caller, except
 :func:`allocate_version` (re-exported from :mod:`run_state`), which owns its transactions because
 it must retry on a lost race.
@@ -275,6 +276,24 @@ def list_for_user(session: Session, user_id: str) -> list[Deliverable]:
 def active_count(session: Session, user_id: str) -> int:
     return int(session.scalar(select(func.count()).select_from(Deliverable).where(
         Deliverable.user_id == user_id, Deliverable.status == "active")) or 0)
+
+
+def owners(session: Session, deliverable_ids: list[str]) -> dict[str, str]:
+    """deliverable id -> user id, for the given ids that exist."""
+    if not deliverable_ids:
+        return {}
+    rows = session.execute(select(Deliverable.id, Deliverable.user_id).where(Deliverable.id.in_(deliverable_ids)))
+    return {did: uid for did, uid in rows.all()}
+
+
+def signal_deliverables_near(session: Session, d: Deliverable, window: dt.timedelta) -> int:
+    """Signal-emergent deliverables of ``d``'s user, ref and type created within ``window`` of ``d``
+    (``d`` included): the signals' one-deliverable-per-signal check."""
+    return int(session.scalar(select(func.count()).select_from(Deliverable).where(
+        Deliverable.user_id == d.user_id, Deliverable.origin == "signal_emergent",
+        Deliverable.signal_ref == d.signal_ref, Deliverable.deliverable_type == d.deliverable_type,
+        Deliverable.created_at > d.created_at - window, Deliverable.created_at < d.created_at + window,
+    )) or 0)
 
 
 # ---- writes for other domains ----------------------------------------------------------------

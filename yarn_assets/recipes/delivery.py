@@ -15,11 +15,12 @@ from typing import Any
 from control_plane.models import Deliverable, DeliverableVersion, User, utcnow
 from io_managers.predicates import Eq, all_of
 from yarn_assets.core.activity_log import ActivityEvent, write_events
-from yarn_assets.deliverables import service
+from yarn_assets.deliverables import run_state, service
 from yarn_assets.deliverables.delivery.base import parse_destination
 from yarn_assets.deliverables.delivery.outbox import deliver_once
-from yarn_assets.deliverables.generate import send_to, write_gold
+from yarn_assets.deliverables.send import send_to
 from yarn_assets.deliverables.tables import DELIVERABLE_VERSIONS
+from yarn_assets.deliverables.versions import write_gold
 from yarn_assets.recipes.runtime import StepRuntime
 
 STRATEGY = "recipe"
@@ -71,19 +72,11 @@ def deliver_version(rt: StepRuntime, *, deliverable_id: str, content: str, title
     final = str(row.get("final_content") or content)
     result = deliver_once(rt.session_factory, version_id=version.id, deliverable_id=d.id, dest=dest, run_id=rt.run_id,
                           send=lambda: send_to(rt.delivery, dest, d, version, final, row))
-    now = utcnow()
     status = "delivered" if result.status == "delivered" else "failed"
     with rt.session_factory() as session:
-        v = session.get(DeliverableVersion, version.id)
-        assert v is not None
-        v.status, v.delivery_status, v.delivery_error = status, result.status, result.error
-        v.error = result.error if status == "failed" else None
-        v.generated_at = v.generated_at or now
-        if result.status == "delivered":
-            v.delivered_at = v.delivered_at or now
-        delivered_at = v.delivered_at
-    row.update({"status": status, "delivery_status": result.status, "delivery_error": result.error,
-                "delivered_at": delivered_at})
+        state = run_state.settle_version(session, version.id, status, delivery_status=result.status,
+                                         delivery_error=result.error, error=result.error)
+    row.update(state.gold_fields())
     write_gold(rt.store, row)
     write_events(rt.store, [ActivityEvent(
         user_id=d.user_id, event_type="deliverable_run",

@@ -14,20 +14,28 @@ import dagster as dg
 import polars as pl
 from dagster import AssetExecutionContext
 from pydantic import Field
-from sqlalchemy import func, select
 
-from control_plane.models import Deliverable
 from resources.control_plane import ControlPlane
 from resources.llm import LLM, LLMScope
 from resources.signal_policy import SignalPolicy
 from resources.warehouse import Warehouse
 from yarn_assets.core import metadata as md
+from yarn_assets.deliverables import service as deliverables
 from yarn_assets.ingest.sources import SILVER_CONTENT
 from yarn_assets.signals.actions import dedup_window
 from yarn_assets.signals.processing import HourSpec, Policy, run_hour
-from yarn_assets.signals.tables import ACTIONS_KEY, PASSES, SUMMARIES_KEY, signal_hours
+from yarn_assets.signals.tables import (
+    ACTIONS_KEY,
+    PASSES,
+    SIGNAL_ACTIONS,
+    SIGNAL_SUMMARIES,
+    SUMMARIES_KEY,
+    signal_hours,
+)
 
 TRIGGERS = ("schedule", "manual")
+#: bump when what the pass computes changes (windows, limits, rules, prompt): the hours then show as stale
+CODE_VERSION = "1"
 SIGNALS_RETRY = dg.RetryPolicy(max_retries=2, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS)
 
 
@@ -52,6 +60,7 @@ class SignalRunConfig(dg.Config):
                 "pass did (evaluated / skipped and why / failed), with LLM tokens and cost."
             ),
             group_name="signals", kinds={"deltalake", "polars"}, owners=["team:data-platform"],
+            code_version=CODE_VERSION,
         ),
         dg.AssetSpec(
             ACTIONS_KEY,
@@ -59,9 +68,11 @@ class SignalRunConfig(dg.Config):
             description=(
                 "Every action a signal pass proposed (create_signal_emergent, trigger_existing, no_action) with its "
                 "disposition: executed (deliverable created + generation requested, or next_run_at set to now), "
-                "dropped with the reason (confidence, type exists, history dedup, per-pass cap...), or recorded."
+                "dropped with the reason (confidence, type exists, history dedup, per-pass cap...), or recorded. "
+                "Executed actions write control/deliverables through the deliverables service."
             ),
             group_name="signals", kinds={"deltalake", "polars", "anthropic"}, owners=["team:data-platform"],
+            code_version=CODE_VERSION,
         ),
     ],
     partitions_def=signal_hours,
@@ -138,7 +149,7 @@ def signal_passes(
             "failed_passes": dg.MetadataValue.json([{"user": p.user_id, "pass": p.pass_name, "error": p.error}
                                                     for p in failed]),
             "passes_by_status": md.counts(summaries, "pass", "status", "skip_reason"),
-            "columns": md.schema(summaries),
+            **md.table_metadata_of(store, SIGNAL_SUMMARIES, partition_rows=summaries.height),
         },
         check_results=_summary_checks(summaries, failed),
     )
@@ -159,7 +170,7 @@ def signal_passes(
             "replayed": sum(p.replayed for p in result.passes),
             "events_written": events_written,
             "actions_by_type": md.counts(actions, "action_type", "deliverable_type", "disposition"),
-            "columns": md.schema(actions),
+            **md.table_metadata_of(store, SIGNAL_ACTIONS, partition_rows=actions.height),
         },
         check_results=_action_checks(control_plane, actions),
     )
@@ -192,20 +203,16 @@ def _action_checks(control_plane: ControlPlane, actions: pl.DataFrame) -> list[d
     foreign: list[str] = []
     with control_plane.session() as session:
         for row in creates.iter_rows(named=True):
-            mine = session.get(Deliverable, row["deliverable_id"])
+            mine = deliverables.find(session, row["deliverable_id"])
             if mine is None:
                 multiple.append(f"{row['user_id']}|{row['signal_ref']}: deliverable {row['deliverable_id']} missing")
                 continue
             window = dedup_window(row["signal_type"] or "")
-            n = session.scalar(select(func.count()).select_from(Deliverable).where(
-                Deliverable.user_id == row["user_id"], Deliverable.origin == "signal_emergent",
-                Deliverable.signal_ref == row["signal_ref"], Deliverable.deliverable_type == mine.deliverable_type,
-                Deliverable.created_at > mine.created_at - window, Deliverable.created_at < mine.created_at + window,
-            ))
-            if int(n or 0) != 1:
+            n = deliverables.signal_deliverables_near(session, mine, window)
+            if n != 1:
                 multiple.append(f"{row['user_id']}|{row['signal_ref']}: {n} deliverables within {window}")
         ids = [r for r in executed["deliverable_id"].drop_nulls().unique().to_list()] if executed.height else []
-        owners = dict(session.execute(select(Deliverable.id, Deliverable.user_id).where(Deliverable.id.in_(ids))).all())
+        owners = deliverables.owners(session, ids)
         for row in executed.iter_rows(named=True):
             if row["deliverable_id"] and owners.get(row["deliverable_id"]) != row["user_id"]:
                 foreign.append(f"{row['user_id']} -> {row['deliverable_id']}")

@@ -12,7 +12,7 @@ import re
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from yarn_assets.deliverables.generate import OFFLINE_LABEL
+from yarn_assets.deliverables.prompting import OFFLINE_LABEL
 from yarn_assets.recipes.registry import recipe_function
 from yarn_assets.recipes.runtime import StepRuntime
 

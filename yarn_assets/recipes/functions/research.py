@@ -6,7 +6,7 @@ The seed pipeline's four steps (parse the request -> search -> papers -> compose
 ``research.gather_platform`` (the user's own grounding content), the ``research.plan`` flow (search
 terms and whether papers help), ``research.web_search``, ``research.arxiv_papers``, the
 ``deliverables.compose`` flow and ``research.store_version``; the recipe's ``output`` step delivers.
-Each function reuses what ``yarn_assets.deliverables.generate`` uses, so the recipe writes the same
+Each function reuses what ``yarn_assets.deliverables.run`` uses, so the recipe writes the same
 version (text, research, sources, stale note) as the built-in run on the same inputs.
 
 Step outputs are JSON: platform rows are carried as dicts (times as ISO strings) and turned
@@ -21,19 +21,21 @@ from typing import Any
 
 import polars as pl
 
-from control_plane.models import Deliverable, DeliverableVersion, utcnow
+from control_plane.models import utcnow
 from io_managers.json_steps import to_jsonable
 from resources.search import Paper, WebResult
 from yarn_assets.core.tables import PLATFORM_CONTENT
+from yarn_assets.deliverables import run_state
 from yarn_assets.deliverables.content import PlatformContext, SourceGroup, gather_platform_context
 from yarn_assets.deliverables.freshness import source_snapshot
-from yarn_assets.deliverables.generate import ResearchPlan, finalize, previous_output, write_gold
 from yarn_assets.deliverables.offline import compose_offline, offline_plan_terms
-from yarn_assets.deliverables.prompting import MAX_TOKENS, ComposeInput, Research, build_prompt
+from yarn_assets.deliverables.prompting import MAX_TOKENS, ComposeInput, Research, build_prompt, finalize
+from yarn_assets.deliverables.research import ResearchPlan
 from yarn_assets.deliverables.retention import mark_retained
 from yarn_assets.deliverables.sources import effective_sources, normalize_sources, parse_source
 from yarn_assets.deliverables.types import binding_of, get_type
 from yarn_assets.deliverables.user_context import read_user_context
+from yarn_assets.deliverables.versions import previous_output, write_gold
 from yarn_assets.recipes.delivery import load_deliverable, version_for_run
 from yarn_assets.recipes.executors import StepError
 from yarn_assets.recipes.registry import FlowCall, recipe_flow, recipe_function
@@ -278,10 +280,6 @@ def store_version(rt: StepRuntime, *, request: dict[str, Any], platform: dict[st
     in_prompt = platform_context(platform).in_prompt
     retained = mark_retained(rt.store, in_prompt, ref=request["version_id"], now=rt.now) if in_prompt.height else 0
     with rt.session_factory() as session:
-        v = session.get(DeliverableVersion, request["version_id"])
-        if v is not None:
-            v.status, v.generated_at = status, utcnow()
-        d = session.get(Deliverable, request["deliverable_id"])
-        if d is not None:
-            d.last_run_at = rt.now
+        run_state.settle_version(session, request["version_id"], status, generated=True)
+        run_state.mark_ran(session, request["deliverable_id"], rt.now)
     return {"status": status, "final": final, "version_id": request["version_id"], "retained": retained}
