@@ -14,10 +14,12 @@ import dagster as dg
 from io_managers.json_steps import JsonStepIOManager
 from resources.control_plane import ControlPlane
 from resources.credentials import CredentialVault
+from resources.delivery import DeliveryChannels
 from resources.embeddings import Embeddings
 from resources.input_limits import InputLimits
 from resources.llm import LLM
 from resources.llm_batches import LLMBatches
+from resources.mailer import MemoryMailer
 from resources.maintenance import Maintenance
 from resources.notifier import Notifier
 from resources.people import PeoplePolicy
@@ -28,8 +30,6 @@ from resources.search import WebSearch
 from resources.settings import YarnSettings
 from resources.signal_policy import SignalPolicy
 from resources.warehouse import Warehouse
-from yarn_assets.deliverables.delivery.resource import DeliveryChannels
-from yarn_assets.memory.mailer import MemoryMailer
 
 
 def _secret(settings_value: object, variable: str) -> Any:

@@ -1,11 +1,9 @@
-"""Ingest domain: export imports and live API syncs -> bronze -> silver."""
+"""Ingest domain definitions: export imports and live API syncs -> bronze -> silver (triggers: ``sensors.ingest``)."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from sensors.import_jobs import import_jobs_sensor
-from sensors.silver_catchup import silver_catchup_sensor
 from yarn_assets.ingest.assets import bronze_imported_items, ingest_job, silver_platform_content
 from yarn_assets.ingest.platforms.chat.assets import ASSETS as CHAT_ASSETS
 from yarn_assets.ingest.platforms.chat.assets import JOBS as CHAT_JOBS
@@ -14,10 +12,7 @@ from yarn_assets.ingest.sync.definitions import definitions as sync_definitions
 
 def definitions() -> dg.Definitions:
     return dg.Definitions.merge(
-        dg.Definitions(
-            assets=[bronze_imported_items, silver_platform_content, *CHAT_ASSETS],
-            jobs=[ingest_job, *CHAT_JOBS],
-            sensors=[import_jobs_sensor, silver_catchup_sensor],
-        ),
+        dg.Definitions(assets=[bronze_imported_items, silver_platform_content, *CHAT_ASSETS],
+                       jobs=[ingest_job, *CHAT_JOBS]),
         sync_definitions(),
     )

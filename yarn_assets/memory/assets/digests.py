@@ -10,6 +10,7 @@ import polars as pl
 from dagster import AssetExecutionContext
 
 from resources.control_plane import ControlPlane
+from resources.mailer import MemoryMailer
 from resources.warehouse import Warehouse
 from yarn_assets.core.activity_log import ActivityEvent, write_events
 from yarn_assets.memory import digest
@@ -23,7 +24,6 @@ from yarn_assets.memory.assets.common import (
     _table_md,
     digest_hours,
 )
-from yarn_assets.memory.mailer import MemoryMailer
 from yarn_assets.memory.tables import (
     WEEKLY_DIGESTS,
 )

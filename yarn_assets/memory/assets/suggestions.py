@@ -15,6 +15,7 @@ from control_plane.models import Deliverable, User
 from io_managers.predicates import Eq, In, Window, all_of
 from resources.control_plane import ControlPlane
 from resources.llm_batches import BatchRequest, LLMBatches
+from resources.mailer import MemoryMailer
 from resources.warehouse import Warehouse
 from yarn_assets.core import metadata as md
 from yarn_assets.core.activity_log import ActivityEvent, write_events
@@ -33,7 +34,6 @@ from yarn_assets.memory.assets.common import (
     _table_md,
     memory_days,
 )
-from yarn_assets.memory.mailer import MemoryMailer
 from yarn_assets.memory.tables import (
     CHAT_MESSAGES,
     CHAT_SESSIONS,
