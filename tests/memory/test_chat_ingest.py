@@ -171,3 +171,20 @@ def test_sensors_route_chat_imports_and_then_their_session_days(settings, cp, tm
         ctx = dg.build_sensor_context(instance=instance, cursor=second.cursor,
                                       resources={"control_plane": res["control_plane"]})
         assert not chat_imports_sensor(ctx).run_requests
+
+
+def test_chat_tables_report_the_catalogs_standard_metadata(settings, cp, store, tmp_path) -> None:  # type: ignore[no-untyped-def]
+    lines = [chat_line("m1", i, "user" if i % 2 == 0 else "assistant", f"turn {i}", T + dt.timedelta(minutes=i))
+             for i in range(5)]
+    register_chat(settings, "alice", write_jsonl(tmp_path / "meta.jsonl", lines), DAY)
+    result = _ingest(build_resources(settings))
+    materialized = [e.materialization for e in result.get_asset_materialization_events()]
+    by_key = {m.asset_key.to_user_string(): m.metadata for m in materialized}
+    expected = {"bronze/imported_chats": (BRONZE_CHAT_ITEMS, 5), "silver/chat_messages": (CHAT_MESSAGES, 5),
+                "silver/chat_sessions": (CHAT_SESSIONS, 1)}
+    for key, (spec, rows) in expected.items():
+        meta = by_key[key]
+        assert meta["dagster/table_name"].value == spec.name
+        assert meta["dagster/row_count"].value == rows == store.read(spec).height
+        assert [c.name for c in meta["dagster/column_schema"].schema.columns] == list(spec.schema)
+        assert meta["dagster/uri"].value == store.uri(spec)

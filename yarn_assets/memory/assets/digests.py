@@ -15,6 +15,7 @@ from resources.warehouse import Warehouse
 from yarn_assets.core.activity_log import ActivityEvent, write_events
 from yarn_assets.memory import digest
 from yarn_assets.memory.assets.common import (
+    ACTIVITY_LOG,
     CODE_VERSION,
     MAIL_RETRY,
     OWNERS,
@@ -32,6 +33,7 @@ from yarn_assets.memory.tables import (
 @dg.asset(
     key=WEEKLY_DIGESTS_KEY,
     partitions_def=digest_hours,
+    deps=[ACTIVITY_LOG],  # the week's syncs are counted from activity_log
     group_name="memory",
     code_version=CODE_VERSION,
     kinds={"deltalake", "polars", "email"},
