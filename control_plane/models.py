@@ -504,3 +504,22 @@ class PeopleDecision(Base):
     note: Mapped[str | None] = mapped_column(Text)
     created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     revoked_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class OAuthState(Base):
+    """A pending OAuth consent (yarn_assets.connect): the CSRF ``state`` (stored as its SHA-256),
+    who started it, and the PKCE verifier (encrypted). Single use (``used_at``), expiring."""
+
+    __tablename__ = "oauth_states"
+
+    state_hash: Mapped[str] = mapped_column(String(64), primary_key=True)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    provider: Mapped[str] = mapped_column(String(16))  # slack | google | notion
+    platforms: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    scopes: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    verifier_encrypted: Mapped[str | None] = mapped_column(Text)
+    redirect_uri: Mapped[str] = mapped_column(Text)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[dt.datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    outcome: Mapped[str | None] = mapped_column(String(32))  # connected | refused:<reason>
