@@ -145,10 +145,10 @@ def free_port() -> int:
 
 @pytest.fixture
 def http_server(seeded: Seeded) -> Iterator[str]:
-    """``python -m yarn_assets.mcp --transport http`` as a real process on loopback; yields its /mcp URL."""
+    """``yarnnn serve mcp --transport http`` as a real process on loopback; yields its /mcp URL."""
     port = free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "yarn_assets.mcp", "--transport", "http", "--port", str(port)],
-                            cwd=REPO, env=server_env(seeded.home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    yarnnn = str(Path(sys.executable).parent / "yarnnn")  # the documented command: yarnnn serve mcp
+    proc = subprocess.Popen([yarnnn, "serve", "mcp", "--transport", "http", "--port", str(port)], cwd=REPO, env=server_env(seeded.home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
         while True:

@@ -148,3 +148,17 @@ def test_http_server_needs_a_signing_key(seeded: Seeded, bad_key: str) -> None:
     proc = subprocess.run([sys.executable, "-m", "yarn_assets.mcp", "--transport", "http", "--port", "1"], cwd=REPO,
                           capture_output=True, timeout=120, env=env, stdin=subprocess.DEVNULL)
     assert proc.returncode != 0 and b"YARNNN_AUTH_SIGNING_KEY" in proc.stderr
+
+
+def test_serve_token_issues_a_verifiable_token_for_known_users_only(seeded: Seeded) -> None:
+    from click.testing import CliRunner
+
+    from tests.mcp.conftest import SIGNING_KEY
+    from yarn_assets.cli import main
+    from yarn_assets.core import auth
+
+    ok = CliRunner().invoke(main, ["serve", "token", "--user", "ada", "--audience", "mcp", "--days", "2"])
+    assert ok.exit_code == 0, ok.output
+    assert auth.verify(SIGNING_KEY, ok.output.strip(), audience="mcp") == "ada"
+    unknown = CliRunner().invoke(main, ["serve", "token", "--user", "carol"])
+    assert unknown.exit_code == 1 and "unknown user" in unknown.output
