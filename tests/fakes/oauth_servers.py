@@ -346,7 +346,7 @@ class FakeNotionOAuth(FakeOAuthServer):
                 return self._error("invalid_grant")
             self.live_refresh.discard(rt)
             access, refresh = self.issue_pair()
-            return Response.json({"access_token": access, "token_type": "bearer", "refresh_token": refresh,
+            return Response.json({"access_token": "ntn_" + access, "token_type": "bearer", "refresh_token": refresh,
                                   "bot_id": "bot-1", "workspace_id": "ws-1", "workspace_name": "Ada's Notion"})
         if data.get("grant_type") != "authorization_code":
             return self._error("unsupported_grant_type")

@@ -66,8 +66,12 @@ class Provider:
     auth_method: str = "client_secret_basic"
     slots: tuple[Slot, ...] = ()
 
-    def client(self, cfg: ConnectConfig) -> OAuthClient:
+    def client(self, cfg: ConnectConfig, creds: dict[str, Any] | None = None) -> OAuthClient:
+        """The configured OAuth app; else the one a stored grant was made with (the sync workers
+        refresh tokens without the operator's OAuth settings)."""
         client = getattr(cfg, self.name)
+        if client is None and creds and creds.get("client_id") and creds.get("client_secret"):
+            return OAuthClient(str(creds["client_id"]), str(creds["client_secret"]))
         if client is None:
             upper = self.name.upper()
             raise NotConfigured(
@@ -103,9 +107,9 @@ class Provider:
         raise NotImplementedError
 
     # --- HTTP
-    def session(self, cfg: ConnectConfig, *, redirect_uri: str | None = None,
-                scope: list[str] | None = None) -> OAuth2Session:
-        client = self.client(cfg)
+    def session(self, cfg: ConnectConfig, *, redirect_uri: str | None = None, scope: list[str] | None = None,
+                creds: dict[str, Any] | None = None) -> OAuth2Session:
+        client = self.client(cfg, creds)
         sess = OAuth2Session(
             client.client_id, client.client_secret, scope=" ".join(scope) if scope else None,
             redirect_uri=redirect_uri, token_endpoint_auth_method=self.auth_method,
@@ -119,8 +123,8 @@ class Provider:
     def hooks(self, sess: OAuth2Session) -> None:
         """Register Authlib compliance hooks or client-auth methods for a provider's wire format."""
 
-    def refresh(self, cfg: ConnectConfig, refresh_token: str) -> dict[str, Any]:
-        with self.session(cfg) as sess:
+    def refresh(self, cfg: ConnectConfig, refresh_token: str, creds: dict[str, Any] | None = None) -> dict[str, Any]:
+        with self.session(cfg, creds=creds) as sess:
             return dict(sess.refresh_token(self.token_url(cfg), refresh_token=refresh_token))
 
     def revoke(self, cfg: ConnectConfig, creds: dict[str, Any]) -> str:
@@ -128,7 +132,7 @@ class Provider:
         token = self.revocable_token(creds)
         if not token:
             return "nothing to revoke"
-        with self.session(cfg) as sess:
+        with self.session(cfg, creds=creds) as sess:
             resp = sess.revoke_token(self.revoke_url(cfg), token=token)
         return self.revoke_outcome(resp)
 

@@ -78,6 +78,7 @@ class NotionProvider(Provider):
         creds: dict[str, Any] = {
             "token": token["access_token"], "bot_id": token.get("bot_id"),
             "workspace_id": token.get("workspace_id"), "oauth": "notion",
+            "client_id": client.client_id, "client_secret": client.client_secret,  # to refresh its tokens
         }
         if token.get("refresh_token"):
             creds["refresh_token"] = token["refresh_token"]

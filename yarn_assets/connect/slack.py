@@ -67,6 +67,7 @@ class SlackProvider(Provider):
             "scope": token.get("scope"),
             "user_scope": user.get("scope"),
             "oauth": "slack",
+            "client_id": client.client_id, "client_secret": client.client_secret,  # to refresh rotated tokens
         }
         if bot and token.get("refresh_token"):
             creds.update(refresh_token=token["refresh_token"], expires_at=expires_at(token, now))
@@ -82,7 +83,7 @@ class SlackProvider(Provider):
             token = creds.get(key)
             if not token or (key == "bot_token" and token == creds.get("user_token")):
                 continue
-            with self.session(cfg) as sess:
+            with self.session(cfg, creds=creds) as sess:
                 resp = sess.revoke_token(self.revoke_url(cfg), token=token)
             outcomes.append(self.revoke_outcome(resp))
         return "revoked" if "revoked" in outcomes else (outcomes[0] if outcomes else "nothing to revoke")

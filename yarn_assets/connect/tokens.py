@@ -26,7 +26,7 @@ from control_plane.crypto import TokenCipher
 from control_plane.models import PlatformConnection, utcnow
 from yarn_assets.connect.base import DEAD_GRANT_ERRORS, TransportError, expires_at
 from yarn_assets.connect.config import ConnectConfig, ConnectEnv
-from yarn_assets.connect.errors import ReconnectNeeded, RefreshFailed
+from yarn_assets.connect.errors import NotConfigured, ReconnectNeeded, RefreshFailed
 from yarn_assets.connect.flow import RECONNECT_NEEDED, SHARED_FIELDS
 from yarn_assets.connect.providers import for_platform
 
@@ -44,8 +44,9 @@ def fresh_credentials(sessions: Callable[[], AbstractContextManager[Session]], c
                       config: ConnectConfig, connection_id: str, *, now: dt.datetime | None = None) -> dict[str, Any]:
     """The connection's credential payload with every expiring token refreshed.
 
-    Raises :class:`ReconnectNeeded` (the user must act; the status says so) or :class:`RefreshFailed`
-    (passing: network or provider 5xx; nothing changes).
+    Raises :class:`ReconnectNeeded` (the user must act; the status says so), :class:`RefreshFailed`
+    (passing: network or provider 5xx; nothing changes) or ``CredentialError`` (nothing stored, or
+    the encryption key cannot read it).
     """
     now = now or utcnow()
     with sessions() as session:
@@ -56,9 +57,7 @@ def fresh_credentials(sessions: Callable[[], AbstractContextManager[Session]], c
         label = f"{conn.platform} connection {conn.id[:8]} of {conn.user_id}"
         if conn.status == RECONNECT_NEEDED:
             raise ReconnectNeeded(f"{label}: {conn.last_error or 'reconnect needed'}", conn.id, conn.platform)
-        if not conn.credentials_encrypted:
-            raise ReconnectNeeded(f"{label}: not connected (no credentials stored)", conn.id, conn.platform)
-        creds = cipher.decrypt(conn.credentials_encrypted, what=label)
+        creds = cipher.decrypt(conn.credentials_encrypted, what=label)  # none stored: CredentialError
         if not creds.get("oauth"):
             return creds
         prov = for_platform(conn.platform)
@@ -68,7 +67,7 @@ def fresh_credentials(sessions: Callable[[], AbstractContextManager[Session]], c
             if not refresh or exp is None or float(exp) - config.refresh_margin_seconds > now.timestamp():
                 continue
             try:
-                token = prov.refresh(config, refresh)
+                token = prov.refresh(config, refresh, creds)
             except OAuthError as exc:
                 code = str(exc.error or "error")
                 if code not in DEAD_GRANT_ERRORS:
@@ -80,6 +79,8 @@ def fresh_credentials(sessions: Callable[[], AbstractContextManager[Session]], c
                 raise ReconnectNeeded(f"{label}: {message}", conn.id, conn.platform) from None
             except TransportError as exc:
                 raise RefreshFailed(f"{label}: token refresh failed ({type(exc).__name__}); will retry") from None
+            except NotConfigured as exc:
+                raise RefreshFailed(f"{label}: cannot refresh: {exc}") from None
             creds[slot.access] = token["access_token"]
             creds[slot.refresh] = token.get("refresh_token") or refresh  # Google keeps the old one
             creds[slot.expires] = expires_at(token, now.timestamp())
