@@ -79,6 +79,17 @@ class World:
 
 @pytest.fixture
 def world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
+    yield from _world(monkeypatch)
+
+
+@pytest.fixture
+def world_pg(monkeypatch: pytest.MonkeyPatch, pg_url: str) -> Iterator[World]:
+    """The same, with the control plane (states, connections) on PostgreSQL."""
+    monkeypatch.setenv("YARNNN_CONTROL_PLANE_URL", pg_url)
+    yield from _world(monkeypatch)
+
+
+def _world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     from cryptography.fernet import Fernet
     from fastapi import FastAPI
 

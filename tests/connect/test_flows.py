@@ -199,3 +199,23 @@ def test_disconnect_still_disconnects_when_the_token_is_already_gone(world: Worl
     r = requests.delete(f"{world.api}/connect/notion", headers=world.headers(), timeout=10)
     assert r.status_code == 200 and r.json()["revoke"] == "already gone"
     assert _conns(world)["notion"].credentials_encrypted is None
+
+
+def test_no_token_or_secret_reaches_the_logs(world: World, caplog: pytest.LogCaptureFixture) -> None:
+    from yarn_assets.connect.tokens import credentials_for
+
+    caplog.set_level(logging.DEBUG)
+    for provider in ("slack", "google", "notion"):
+        assert world.connect(provider).status_code == 200
+    conns = _conns(world)
+    secrets = {"client-secret-xyz"}
+    for platform, conn in conns.items():
+        creds = credentials_for(world.env, conn.id, now=dt.datetime.now(dt.UTC) + dt.timedelta(hours=2))
+        secrets |= {str(v) for k, v in _creds(world, platform).items() if "token" in k} | {
+            str(v) for k, v in creds.items() if "token" in k}
+    for provider in ("slack", "google", "notion"):
+        requests.delete(f"{world.api}/connect/{provider}", headers=world.headers(), timeout=10)
+    text = "\n".join(r.getMessage() for r in caplog.records)
+    assert "oauth connected" in text and "refreshed" in text  # the logs do say what happened
+    leaked = [s for s in secrets if s and s in text]
+    assert leaked == []
