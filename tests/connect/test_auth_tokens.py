@@ -9,7 +9,7 @@ import pytest
 
 from yarn_assets.core import auth
 
-KEY = "s" * 40
+KEY = "s" * 64  # long enough for the HS512 forgery below not to warn
 
 
 def test_round_trip_and_audience() -> None:
@@ -46,3 +46,13 @@ def test_a_short_key_is_a_configuration_error() -> None:
         auth.issue("short", "ada")
     with pytest.raises(auth.SigningKeyMissing):
         auth.verify(None, "x")
+
+
+def test_router_from_settings_mounts_the_four_routes() -> None:
+    from resources.settings import load_settings
+    from yarn_assets.connect.routes import router_from_settings
+
+    router = router_from_settings(load_settings(auth_signing_key=KEY))
+    assert {(r.path, *sorted(r.methods)) for r in router.routes} == {  # type: ignore[attr-defined]
+        ("/connect", "GET"), ("/connect/{provider}/start", "POST"), ("/connect/{provider}/callback", "GET"),
+        ("/connect/{provider}", "DELETE")}

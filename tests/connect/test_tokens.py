@@ -85,8 +85,10 @@ def test_invalid_grant_becomes_reconnect_needed_not_a_crash_loop(world: World) -
                     instance=None, user_id="ada")
     assert [(c["status"], "reconnect" in c["last_error"]) for c in shown.users["ada"].connections] == [
         ("reconnect_needed", True)] * 2
-    # reconnecting clears it
-    assert world.connect("google").status_code == 200
+    # reconnecting clears it; the dead refresh token does not count as stored: consent is forced
+    restart = world.start("google")
+    assert "prompt=consent" in restart["authorize_url"]
+    assert requests.get(world.consent(restart["authorize_url"]), timeout=10).status_code == 200
     assert _conn(world, "gmail").status == "active"
     assert credentials_for(world.env, _conn(world, "gmail").id)["refresh_token"]
 

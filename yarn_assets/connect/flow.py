@@ -109,8 +109,8 @@ def start(env: ConnectEnv, *, user_id: str, provider_name: str, platforms: list[
     with env.sessions() as session:
         if session.get(User, user_id) is None:
             raise ConnectError("unknown user", "unknown_user")
-        has_refresh = any(_decrypt(cipher, c).get("refresh_token")
-                          for c in _connections(session, user_id, prov.platforms))
+        has_refresh = any(_decrypt(cipher, c).get("refresh_token")  # a dead grant's does not count
+                          for c in _connections(session, user_id, prov.platforms) if c.status != RECONNECT_NEEDED)
         state = states.create(
             session, user_id=user_id, provider=provider_name, platforms=wanted, scopes=scopes,
             verifier_encrypted=cipher.encrypt({"v": verifier}) if verifier else None, redirect_uri=redirect_uri,
@@ -173,7 +173,8 @@ def _store_grant(env: ConnectEnv, cipher: TokenCipher, prov: Any, pending: _Pend
     with env.sessions() as session:
         existing = {c.platform: c for c in _connections(session, pending.user_id, prov.platforms)}
         stored = {p: _decrypt(cipher, c) for p, c in existing.items()}
-        any_stored = next((s for s in stored.values() if s.get("refresh_token")), None)
+        alive = [stored[p] for p, c in existing.items() if c.status != RECONNECT_NEEDED]
+        any_stored = next((s for s in alive if s.get("refresh_token")), None)  # never revive a dead grant
         try:
             grant = prov.grant(token, client, pending.platforms, any_stored)
         except ConnectError as exc:

@@ -6,7 +6,8 @@
   the server-side ``state`` says whose consent it is)
 * ``DELETE /connect/{provider}`` revoke and disconnect
 
-Usage: ``app.include_router(build_router(lambda: env, bearer_user(key)))``. Handlers are plain
+Usage: ``app.include_router(router_from_settings(settings))`` (or :func:`build_router` with your own
+environment and user dependency). Handlers are plain
 functions (FastAPI runs them in its thread pool: the provider calls block). No ``from __future__
 import annotations`` here: FastAPI resolves the handlers' annotations, some of them local.
 """
@@ -53,6 +54,13 @@ def _http(exc: ConnectError) -> HTTPException:
     if isinstance(exc, CallbackRefused):
         return HTTPException(400, {"error": exc.reason, "message": str(exc)})
     return HTTPException(STATUS.get(exc.reason, 400), {"error": exc.reason, "message": str(exc)})
+
+
+def router_from_settings(settings: Any) -> APIRouter:
+    """The router wired to the settings: flow environment, and user tokens checked with ``auth_signing_key``."""
+    env = ConnectEnv.from_settings(settings)
+    key = settings.auth_signing_key
+    return build_router(lambda: env, bearer_user(lambda: key.get_secret_value() if key else None))
 
 
 def build_router(env: Callable[[], ConnectEnv], current_user: Callable[..., str]) -> APIRouter:
