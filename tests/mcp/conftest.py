@@ -148,7 +148,8 @@ def http_server(seeded: Seeded) -> Iterator[str]:
     """``yarnnn serve mcp --transport http`` as a real process on loopback; yields its /mcp URL."""
     port = free_port()
     yarnnn = str(Path(sys.executable).parent / "yarnnn")  # the documented command: yarnnn serve mcp
-    proc = subprocess.Popen([yarnnn, "serve", "mcp", "--transport", "http", "--port", str(port)], cwd=REPO, env=server_env(seeded.home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen([yarnnn, "serve", "mcp", "--transport", "http", "--port", str(port)], cwd=REPO,
+                            env=server_env(seeded.home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
         while True:
