@@ -148,13 +148,15 @@ def http_server(seeded: Seeded) -> Iterator[str]:
     """``yarnnn serve mcp --transport http`` as a real process on loopback; yields its /mcp URL."""
     port = free_port()
     yarnnn = str(Path(sys.executable).parent / "yarnnn")  # the documented command: yarnnn serve mcp
-    proc = subprocess.Popen([yarnnn, "serve", "mcp", "--transport", "http", "--port", str(port)], cwd=REPO,
-                            env=server_env(seeded.home), stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    log = seeded.home / "mcp-server.log"
+    with log.open("wb") as out:  # a file, not a pipe nobody reads (a full pipe would block the server)
+        proc = subprocess.Popen([yarnnn, "serve", "mcp", "--transport", "http", "--port", str(port)], cwd=REPO,
+                                env=server_env(seeded.home), stdout=out, stderr=subprocess.STDOUT)
     try:
         deadline = time.monotonic() + 90
         while True:
             if proc.poll() is not None:
-                raise RuntimeError(f"mcp server exited: {proc.stdout.read().decode() if proc.stdout else ''}")
+                raise RuntimeError(f"mcp server exited: {log.read_text(errors='replace')[-2000:]}")
             try:
                 with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                     break
