@@ -54,19 +54,30 @@ def _content(user: str, items: dict[str, tuple[str, str, str | None, str]], now:
     return with_item_key(pl.DataFrame(rows, schema=dict(PLATFORM_CONTENT.schema), strict=False))
 
 
-def _meeting(user: str, title: str, starts: dt.datetime, now: dt.datetime) -> pl.DataFrame:
-    from yarn_assets.people.tables import CALENDAR_EVENTS
+def _meeting(user: str, uid: str, title: str, starts: dt.datetime, now: dt.datetime
+             ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The event's silver row (what read_item reads) and its calendar_events row (same item_key)."""
+    from yarn_assets.core.tables import PLATFORM_CONTENT
+    from yarn_assets.people.tables import CALENDAR_EVENTS, with_item_key
 
-    return pl.DataFrame([{
+    silver = with_item_key(pl.DataFrame([{
+        "user_id": user, "platform": "calendar", "created_day": starts.date().isoformat(), "resource_id": "primary",
+        "resource_name": "Work", "external_id": uid, "content_type": "event", "title": title,
+        "content": f"{title}. Agenda: numbers first.", "content_hash": f"h-{uid}", "occurred_at": starts,
+        "ends_at": starts + dt.timedelta(hours=1), "fetched_at": now, "expires_at": now + dt.timedelta(days=30),
+        "retained": False, "participants": [user],
+    }], schema=dict(PLATFORM_CONTENT.schema), strict=False))
+    event = pl.DataFrame([{
         "user_id": user, "ingest_date": now.date(), "source": "gcal_api", "calendar_id": "primary",
-        "calendar_name": "Work", "event_uid": f"{user}-ev", "instance_id": f"{user}-ev", "item_key": f"{user}-ev-key",
-        "created_day": now.date().isoformat(), "starts_at": starts, "ends_at": starts + dt.timedelta(hours=1),
+        "calendar_name": "Work", "event_uid": uid, "instance_id": uid, "item_key": silver["item_key"][0],
+        "created_day": starts.date().isoformat(), "starts_at": starts, "ends_at": starts + dt.timedelta(hours=1),
         "all_day": False, "title": title, "location": "Room 1", "organizer": f"{user}@example.com",
         "attendees": [{"email": f"{user}@example.com", "name": user, "response_status": "accepted",
                        "role": "organizer"}],
         "status": "confirmed", "is_cancelled": False, "is_recurring": False, "fetched_at": now, "batch_id": "b1",
         "seq": 1,
     }], schema=dict(CALENDAR_EVENTS.schema), strict=False)
+    return silver.drop("item_key"), event
 
 
 def _deliverable(session: Any, store: Any, user: str, title: str, text: str, now: dt.datetime) -> str:
@@ -108,10 +119,15 @@ def seeded(monkeypatch: pytest.MonkeyPatch, _isolated_env: Path) -> Seeded:
         store.append(PLATFORM_CONTENT, df)
         vectors.embed_partition(store, df, embedder, 1000, 12)
         target.update(dict(zip(df["external_id"], df["item_key"], strict=True)))
-    store.append(CALENDAR_EVENTS, _meeting("ada", "Budget sync with finance", now + dt.timedelta(days=1), now))
-    store.append(CALENDAR_EVENTS, _meeting("bob", "Zebra enclosure walkthrough", now + dt.timedelta(days=1), now))
-    store.append(CALENDAR_EVENTS, _meeting("ada", "Last week's retro", now - dt.timedelta(days=7), now))
-    out.ada_meeting, out.bob_meeting = "ada-ev-key", "bob-ev-key"
+    keys = []
+    for user, uid, title, days in (("ada", "ev-a1", "Budget sync with finance", 1),
+                                   ("bob", "ev-b1", "Zebra enclosure walkthrough", 1),
+                                   ("ada", "ev-a0", "Last week's retro", -7)):
+        silver, event = _meeting(user, uid, title, now + dt.timedelta(days=days), now)
+        store.append(PLATFORM_CONTENT, silver)
+        store.append(CALENDAR_EVENTS, event)
+        keys.append(event["item_key"][0])
+    out.ada_meeting, out.bob_meeting = keys[0], keys[1]
     url = settings.resolved_control_plane_url
     db.ensure_schema(url, True)
     with db.session_scope(url) as s:

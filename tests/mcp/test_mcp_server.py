@@ -48,6 +48,8 @@ async def _exercise(client: Client, seeded: Seeded) -> None:
 
     ok, meetings = await _call(client, "upcoming_meetings", {"days": 7})
     assert ok and [m["title"] for m in meetings["meetings"]] == ["Budget sync with finance"]
+    ok, event = await _call(client, "read_item", {"item_key": meetings["meetings"][0]["item_key"]})
+    assert ok and event["type"] == "event" and event["text"].startswith("Budget sync") and event["ends_at"]
 
     ok, facts = await _call(client, "memory_facts")
     assert ok and [(f["key"], f["value"]) for f in facts["facts"]] == [("fact:home_city", "Berlin")]
@@ -63,7 +65,7 @@ async def _exercise(client: Client, seeded: Seeded) -> None:
         ("read_item", {"item_key": "0" * 24}), ("read_deliverable", {"deliverable_id": "nope"}))}
     assert all(not ok and message.endswith(": not found") for ok, message in unknown.values()), unknown
     for tool, args in (("read_item", {"item_key": seeded.bob_items["b1"]}),
-                       ("read_item", {"item_key": seeded.bob_meeting.ljust(24, "0")}),
+                       ("read_item", {"item_key": seeded.bob_meeting}),
                        ("read_deliverable", {"deliverable_id": seeded.bob_deliverable})):
         assert await _call(client, tool, args) == unknown[tool], tool
 
