@@ -65,6 +65,8 @@ def test_wrong_state_is_refused_and_logged(world: World, caplog: pytest.LogCaptu
     assert forged.status_code == 400 and forged.json()["detail"]["error"] == "unknown_state"
     missing = requests.get(f"{world.api}/connect/slack/callback", params={"code": code}, timeout=10)
     assert missing.status_code == 400 and missing.json()["detail"]["error"] == "missing_state"
+    huge = requests.get(f"{world.api}/connect/slack/callback", params={"code": code, "state": "s" * 5000}, timeout=10)
+    assert huge.status_code == 422  # bounded before anything is looked up
     # a Slack state presented at Google's callback
     state = parse_qs(parts.query)["state"][0]
     cross = requests.get(f"{world.api}/connect/google/callback", params={"code": code, "state": state}, timeout=10)
