@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 from control_plane.models import Deliverable
 from io_managers.delta_store import DeltaStore
 from io_managers.predicates import Eq, all_of
+from yarn_assets.core import user_memory
 from yarn_assets.core.tables import PLATFORM_CONTENT
 from yarn_assets.deliverables.tables import DELIVERABLE_VERSIONS
 from yarn_assets.memory import user_context
@@ -141,7 +142,7 @@ class UserReads:
         if not 1 <= limit <= 200:
             raise BadRequest("limit must be between 1 and 200")
         with self.sessions() as session:
-            rows = user_context.for_prompt(session, user_id, limit)
+            rows = user_memory.for_prompt(session, user_id, limit)  # the published read into memory
             return [{"key": r.key, "value": r.value, "source": r.source, "confidence": r.confidence,
                      "since": _iso(r.valid_from)} for r in rows]
 
