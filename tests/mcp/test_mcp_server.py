@@ -159,8 +159,8 @@ def test_serve_token_issues_a_verifiable_token_for_known_users_only(seeded: Seed
     from yarn_assets.cli import main
     from yarn_assets.core import auth
 
-    ok = CliRunner().invoke(main, ["serve", "token", "--user", "ada", "--audience", "mcp", "--days", "2"])
+    ok = CliRunner().invoke(main, ["serve", "mcp-token", "ada", "--days", "2"])
     assert ok.exit_code == 0, ok.output
     assert auth.verify(SIGNING_KEY, ok.output.strip(), audience="mcp") == "ada"
-    unknown = CliRunner().invoke(main, ["serve", "token", "--user", "carol"])
+    unknown = CliRunner().invoke(main, ["serve", "mcp-token", "carol"])
     assert unknown.exit_code == 1 and "unknown user" in unknown.output

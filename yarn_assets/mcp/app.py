@@ -2,7 +2,7 @@
 
 ``python -m yarn_assets.mcp --transport stdio`` (the user's token in ``YARNNN_MCP_TOKEN``, or the
 variable named by ``--token-env``) or ``--transport http --host 127.0.0.1 --port 8765`` (each request
-carries its own ``Authorization: Bearer`` token; ``yarnnn serve token --user U`` issues one).
+carries its own ``Authorization: Bearer`` token; ``yarnnn serve mcp-token U`` issues one).
 """
 
 from __future__ import annotations
@@ -53,7 +53,7 @@ def stdio_user(settings: Any, token_env: str) -> str:
         return auth.verify(_key(settings), os.environ.get(token_env), audience="mcp")
     except auth.InvalidToken:
         raise SystemExit(f"yarnnn mcp: ${token_env} does not hold a valid MCP token "
-                         "(issue one with `yarnnn serve token --user <id> --audience mcp`)") from None
+                         "(issue one with `yarnnn serve mcp-token <user>`)") from None
     except auth.SigningKeyMissing as exc:
         raise SystemExit(f"yarnnn mcp: {exc}") from None
 
