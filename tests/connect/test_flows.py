@@ -221,3 +221,14 @@ def test_no_token_or_secret_reaches_the_logs(world: World, caplog: pytest.LogCap
     assert "oauth connected" in text and "refreshed" in text  # the logs do say what happened
     leaked = [s for s in secrets if s and s in text]
     assert leaked == []
+
+
+def test_google_grant_without_any_refresh_token_is_refused(world: World) -> None:
+    from control_plane.models import OAuthState
+
+    url = world.start("google")["authorize_url"].replace("access_type=offline", "access_type=online")
+    r = requests.get(world.consent(url), timeout=10)
+    assert r.status_code == 400 and r.json()["detail"]["error"] == "no_refresh_token"
+    assert "gmail" not in _conns(world)
+    with world.env.sessions() as s:
+        assert [o.outcome for o in s.query(OAuthState)] == ["refused:no_refresh_token"]

@@ -179,6 +179,7 @@ def _store_grant(env: ConnectEnv, cipher: TokenCipher, prov: Any, pending: _Pend
             grant = prov.grant(token, client, pending.platforms, any_stored)
         except ConnectError as exc:
             states.finish(session, pending.key, f"refused:{exc.reason}")
+            session.commit()  # keep the outcome: the raise below rolls the scope back
             raise _refuse(prov.name, exc.reason, str(exc), pending.key) from None
         shared = next(iter(grant.credentials.values()))
         ids = []
