@@ -155,6 +155,23 @@ class YarnSettings(BaseSettings):
         default_factory=dict,
         description='Requests per minute overriding the built-in budgets, JSON: {"slack": 50, "notion:*": 180}.',
     )
+    # --- OAuth connection flows (yarn_assets.connect); endpoints are settings so tests use loopback --
+    oauth_redirect_base_url: str = Field(
+        default="http://127.0.0.1:8000", description="Public base URL of the API: callbacks are <this>/connect/*."
+    )
+    oauth_state_ttl_seconds: int = Field(default=600, ge=30, description="Life of an OAuth `state` (single use).")
+    slack_client_id: str | None = None
+    slack_client_secret: SecretStr | None = None
+    slack_authorize_url: str = "https://slack.com/oauth/v2/authorize"
+    google_client_id: str | None = None
+    google_client_secret: SecretStr | None = None
+    google_authorize_url: str = "https://accounts.google.com/o/oauth2/v2/auth"
+    google_revoke_url: str = "https://oauth2.googleapis.com/revoke"
+    notion_client_id: str | None = None
+    notion_client_secret: SecretStr | None = None
+    auth_signing_key: SecretStr | None = Field(
+        default=None, description="HMAC key of per-user tokens (API and MCP; yarn_assets.core.auth)."
+    )
     search_base_url: str | None = None
     search_provider: Literal["anthropic", "exa", "offline"] = Field(
         default="anthropic", description="Web search for research deliverables (offline when the LLM is offline)."

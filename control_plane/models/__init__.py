@@ -19,6 +19,7 @@ from control_plane.models.deliverables import (
 from control_plane.models.ingest import BronzeBatch, ImportJob
 from control_plane.models.llm import LlmBatch, LlmUsage
 from control_plane.models.memory import ChatSession, NotificationLog, SessionMessage, UserContext, UserContextHistory
+from control_plane.models.oauth import OAuthState
 from control_plane.models.people import PeopleDecision
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "LlmBatch",
     "LlmUsage",
     "NotificationLog",
+    "OAuthState",
     "PeopleDecision",
     "PlatformConnection",
     "SessionMessage",

@@ -20,7 +20,7 @@ class CredentialProblem(SyncError):
 
     def __init__(self, message: str, status: str = "error") -> None:
         super().__init__(message)
-        self.status = status  # error | revoked | expired
+        self.status = status  # error | revoked | expired | reconnect_needed
 
 
 class ResourceFailure(SyncError):

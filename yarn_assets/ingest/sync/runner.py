@@ -133,10 +133,7 @@ def sync_connection(env: SyncEnv, connection_id: str, now: dt.datetime | None = 
     secrets: list[str] = []
     try:
         try:
-            cipher = env.cipher()
-            with env.session() as s:
-                token = s.get(PlatformConnection, connection_id).credentials_encrypted  # type: ignore[union-attr]
-            creds = cipher.decrypt(token, what=label)
+            creds = _credentials(env, env.cipher(), connection_id, now)
         except CredentialError as exc:
             raise CredentialProblem(f"{label}: {exc}") from None
         secrets = secret_values(creds)
@@ -275,6 +272,27 @@ def _refresh_landscape(env: SyncEnv, outcome: ConnectionOutcome, fetcher: Fetche
     return landscape.selected_resources(outcome.platform, current, selected)
 
 
+def _credentials(env: SyncEnv, cipher: TokenCipher, connection_id: str, now: dt.datetime) -> dict[str, Any]:
+    """The stored credentials, OAuth tokens refreshed when due (:mod:`yarn_assets.connect.tokens`).
+
+    A grant the provider refused (or a connection already waiting for its user) is a
+    ``reconnect_needed`` credential problem: one clear failure, and schedules skip it after that.
+    """
+    from yarn_assets.connect.config import ConnectConfig
+    from yarn_assets.connect.errors import ReconnectNeeded, RefreshFailed
+    from yarn_assets.connect.tokens import fresh_credentials
+
+    c = env.client_config
+    config = ConnectConfig(slack_api_base_url=c.slack_base_url, google_token_url=c.google_token_uri,
+                           notion_base_url=c.notion_base_url, timeout_seconds=c.timeout_seconds)
+    try:
+        return fresh_credentials(env.session, cipher, config, connection_id, now=now)
+    except ReconnectNeeded as exc:
+        raise CredentialProblem(str(exc), status="reconnect_needed") from None
+    except RefreshFailed as exc:
+        raise SyncError(str(exc)) from None
+
+
 def _record_connection_failure(env: SyncEnv, outcome: ConnectionOutcome, message: str, status: str,
                                now: dt.datetime) -> None:
     env.log.error(message)
@@ -282,7 +300,7 @@ def _record_connection_failure(env: SyncEnv, outcome: ConnectionOutcome, message
         conn = s.get(PlatformConnection, outcome.connection_id)
         if conn is None:
             return
-        if status in ("revoked", "expired"):
+        if status in ("revoked", "expired", "reconnect_needed"):
             conn.status = status
         conn.last_error, conn.last_error_at = message, now
         cursors.record_error(s, outcome.user_id, outcome.platform, cursors.CONNECTION_ROW, message, now)

@@ -1,0 +1,70 @@
+"""Per-user signed tokens, shared by the HTTP API and the MCP server.
+
+A token is a JWT (HS256, PyJWT) with ``sub`` = user id, ``iss`` = ``yarnnn``, an audience
+(``api`` or ``mcp``), ``iat`` and ``exp``; the key is the ``auth_signing_key`` setting
+(``YARNNN_AUTH_SIGNING_KEY``, at least 32 characters). :func:`verify` returns the user id or raises
+:class:`InvalidToken` whose message is for logs only: callers answer 401 with no detail.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import jwt
+
+from control_plane.user_ids import InvalidUserId, validate_user_id
+
+ISSUER = "yarnnn"
+ALGORITHM = "HS256"
+AUDIENCES = ("api", "mcp")
+MAX_TOKEN_CHARS = 4_096
+MIN_KEY_CHARS = 32
+DEFAULT_TTL = dt.timedelta(days=30)
+
+
+class InvalidToken(Exception):
+    """The token is missing, malformed, forged, expired or for another audience (detail for logs only)."""
+
+
+class SigningKeyMissing(RuntimeError):
+    """No usable signing key is configured."""
+
+
+def _key(key: str | None) -> str:
+    if not key or len(key) < MIN_KEY_CHARS:
+        raise SigningKeyMissing(
+            f"YARNNN_AUTH_SIGNING_KEY must be set to at least {MIN_KEY_CHARS} characters to issue or check user tokens"
+        )
+    return key
+
+
+def issue(key: str | None, user_id: str, *, audience: str = "api", ttl: dt.timedelta = DEFAULT_TTL,
+          now: dt.datetime | None = None) -> str:
+    if audience not in AUDIENCES:
+        raise ValueError(f"unknown audience {audience!r}; known: {', '.join(AUDIENCES)}")
+    now = now or dt.datetime.now(dt.UTC)
+    claims = {"sub": validate_user_id(user_id), "iss": ISSUER, "aud": audience, "iat": int(now.timestamp()),
+              "exp": int((now + ttl).timestamp())}
+    return jwt.encode(claims, _key(key), algorithm=ALGORITHM)
+
+
+def verify(key: str | None, token: str | None, *, audience: str = "api", now: dt.datetime | None = None,
+           leeway_seconds: int = 30) -> str:
+    """The user id a valid token names; anything else raises :class:`InvalidToken`."""
+    secret = _key(key)
+    if not token or len(token) > MAX_TOKEN_CHARS:
+        raise InvalidToken("missing or oversized token")
+    options = {"require": ["sub", "exp", "iat", "iss", "aud"]}
+    if now is not None:  # an explicit clock (tests): check expiry against it, not the wall clock
+        options["verify_exp"] = False  # type: ignore[assignment]
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], audience=audience, issuer=ISSUER,
+                            leeway=leeway_seconds, options=options)  # type: ignore[arg-type]
+    except jwt.PyJWTError as exc:
+        raise InvalidToken(f"{type(exc).__name__}: {exc}") from None
+    if now is not None and int(claims["exp"]) + leeway_seconds < now.timestamp():
+        raise InvalidToken("ExpiredSignatureError: token expired")
+    try:
+        return validate_user_id(str(claims["sub"]))
+    except InvalidUserId as exc:
+        raise InvalidToken(f"bad subject: {exc}") from None
