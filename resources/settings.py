@@ -170,7 +170,18 @@ class YarnSettings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     mail_from: str = "yarnnn <noreply@yarnnn.local>"
-    slack_delivery_token: SecretStr | None = None
+    slack_delivery_token: SecretStr | None = Field(
+        default=None, description="Operator bot token: alerts, and the fallback for a user without a Slack connection."
+    )
+    delivery_default_channels: list[Literal["email", "slack", "file"]] = Field(
+        default_factory=lambda: ["email", "slack"],
+        description="Where a deliverable without a destination goes, each once: the user's email (the file outbox, "
+        "the demo's transport, when SMTP is unset), a Slack DM through the user's own Slack connection.",
+    )
+    deliverables_rejection_block_days: int = Field(
+        default=30, ge=0,
+        description="A rejected signal-created deliverable's signal (type, ref) is not proposed again for this long.",
+    )
     operator_email: str | None = Field(default=None, description="Where run-failure alerts are mailed.")
     operator_slack_channel: str | None = None
 

@@ -33,7 +33,8 @@ from resources.embeddings import Embeddings
 from resources.llm import LLM, LLMScope
 from resources.search import WebSearch
 from resources.warehouse import Warehouse
-from yarn_assets.deliverables.delivery.base import DeliveryError, parse_destination
+from yarn_assets.deliverables.delivery.base import DeliveryError
+from yarn_assets.deliverables.delivery.dispatch import resolve
 from yarn_assets.deliverables.delivery.resource import DeliveryChannels
 from yarn_assets.deliverables.generate import RunOutcome, RunResources, run_deliverable
 from yarn_assets.deliverables.tables import DELIVERABLE_VERSIONS
@@ -159,13 +160,13 @@ def _checks(res: RunResources, deliverable_id: str, version_id: str | None) -> l
     with res.session_factory() as session:
         d = session.get(Deliverable, deliverable_id)
         try:
-            dest = parse_destination(d.destination if d else None)
-            expected = [dest.channel, dest.target]
+            expected = resolve(session, res.delivery, user_id=d.user_id, destination=d.destination).targets() \
+                if d else []
         except (ValueError, DeliveryError):
-            expected = None
+            expected = []
         rows = [[r.channel, r.target, r.status] for r in session.scalars(
             select(DeliverableDelivery).where(DeliverableDelivery.version_id == (version_id or "")))]
-    wrong = [r for r in rows if r[:2] != expected]
+    wrong = [r for r in rows if r[:2] not in expected]
     versions = res.store.read(DELIVERABLE_VERSIONS, Eq("deliverable_id", deliverable_id),
                               columns=["version_number", "version_id"])
     dupes = versions.group_by("version_number").agg(pl.col("version_id").n_unique().alias("n")).filter(pl.col("n") > 1)

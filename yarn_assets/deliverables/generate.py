@@ -32,8 +32,8 @@ from resources.search import SearchOutcome, WebSearch
 from yarn_assets.core.activity_log import ActivityEvent, write_events
 from yarn_assets.deliverables import service
 from yarn_assets.deliverables.content import PlatformContext, gather_platform_context
-from yarn_assets.deliverables.delivery.base import Destination, parse_destination
-from yarn_assets.deliverables.delivery.outbox import DeliveryOutcome, deliver_once
+from yarn_assets.deliverables.delivery.base import DestinationPlan, parse_destination
+from yarn_assets.deliverables.delivery.dispatch import DeliveryReport, deliver_all
 from yarn_assets.deliverables.delivery.resource import DeliveryChannels
 from yarn_assets.deliverables.freshness import has_new_content, source_snapshot, stale_note
 from yarn_assets.deliverables.offline import compose_offline, offline_plan_terms
@@ -94,7 +94,7 @@ class RunOutcome:
     reason: str | None = None
     row: dict[str, Any] = field(default_factory=dict)
     steps: list[Step] = field(default_factory=list)
-    delivery: DeliveryOutcome | None = None
+    delivery: DeliveryReport | None = None
     next_run_at: dt.datetime | None = None
     retained: int = 0
     wall_ms: float = 0.0
@@ -319,7 +319,7 @@ def _search_usage(res: RunResources, d: Deliverable, scope: Any, out: SearchOutc
 
 def _generate(res: RunResources, steps: _Steps, d: Deliverable, user: User, dtype: Any, binding: str, timezone: str,
               version: DeliverableVersion, trigger: str, run_id: str, scope: Any, now: dt.datetime,
-              outcome: RunOutcome, dest: Destination) -> dict[str, Any]:
+              outcome: RunOutcome, dest: DestinationPlan) -> dict[str, Any]:
     usage: dict[str, Any] = {"input_tokens": 0, "output_tokens": 0, "cost_usd": 0.0, "calls": 0, "searches": 0}
     read_sources = _read_sources(binding, d)
     with steps.step("context") as s:
@@ -442,7 +442,7 @@ def finalize(draft: str, dtype: Any, *, stale: list[dict[str, Any]], offline: bo
 
 
 def _deliver(res: RunResources, steps: _Steps, d: Deliverable, version: DeliverableVersion, row: dict[str, Any],
-             dest: Destination, run_id: str, outcome: RunOutcome) -> None:
+             dest: DestinationPlan, run_id: str, outcome: RunOutcome) -> None:
     final = row.get("final_content")
     if row.get("status") == "empty" or not (final or "").strip():
         steps.skipped("deliver", EMPTY_RULE)
@@ -451,36 +451,19 @@ def _deliver(res: RunResources, steps: _Steps, d: Deliverable, version: Delivera
         _record_delivery(res, d, version, row, steps, status="skipped", error=EMPTY_RULE, version_status="empty")
         return
     with steps.step("deliver") as s:
-        result = deliver_once(res.session_factory, version_id=version.id, deliverable_id=d.id, dest=dest, run_id=run_id,
-                              send=lambda: send_to(res.delivery, dest, d, version, final, row))
-        s.detail.update({"channel": dest.channel, "target": dest.target, "status": result.status,
-                         "duplicate": result.duplicate, "attempts": result.attempts})
+        result = deliver_all(res.session_factory, res.delivery, deliverable=d, version=version, text=final or "",
+                             row=row, run_id=run_id)
+        s.detail.update({"channel": result.channel, "target": result.target, "status": result.status,
+                         "duplicate": result.duplicate, "attempts": result.attempts, "notes": result.notes})
         if result.status != "delivered":
             s.status = "failed"
             s.detail["error"] = result.error
+    row["destination"] = result.destination_json()
     outcome.delivery = result
     outcome.status = "delivered" if result.status == "delivered" else "failed"
     outcome.reason = result.error
     _record_delivery(res, d, version, row, steps, status=result.status, error=result.error,
                      version_status=outcome.status)
-
-
-def send_to(channels: DeliveryChannels, dest: Destination, d: Deliverable, version: DeliverableVersion,
-            text: str, row: dict[str, Any]) -> str:
-    """Send ``text`` to the deliverable's configured destination (the only place a recipient is chosen)."""
-    subject = f"{d.title} (v{version.version_number})"
-    if dest.channel == "email":
-        return channels.smtp().send(to=dest.target, subject=subject, markdown_text=text,
-                                    message_id=f"<{version.id}@deliverables.yarnnn>")
-    if dest.channel == "slack":
-        return channels.slack().send(channel=dest.target, title=subject, markdown_text=text)
-    return channels.files().send(
-        user_id=d.user_id, deliverable_id=d.id, version_number=version.version_number, version_id=version.id,
-        title=subject, markdown_text=text,
-        header={"deliverable": d.id, "type": d.deliverable_type, "version": str(version.version_number),
-                "generated_at": str(row.get("generated_at")), "model": str(row.get("model")),
-                "offline": str(row.get("offline")).lower()},
-    )
 
 
 def _record_delivery(res: RunResources, d: Deliverable, version: DeliverableVersion, row: dict[str, Any],
