@@ -11,6 +11,7 @@ TABLE_MODULES = (
     "yarn_assets.core.tables",
     "yarn_assets.signals.tables",
     "yarn_assets.deliverables.tables",
+    "yarn_assets.deliverables.feedback",
     "yarn_assets.memory.tables",
     "yarn_assets.recipes.tables",
     "yarn_assets.people.tables",
