@@ -185,6 +185,20 @@ class YarnSettings(BaseSettings):
     operator_email: str | None = Field(default=None, description="Where run-failure alerts are mailed.")
     operator_slack_channel: str | None = None
 
+    # --- HTTP API (yarn_assets.api; `yarnnn serve api`) -------------------------------------------
+    api_host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on.")
+    auth_signing_key: SecretStr | None = Field(
+        default=None, description="HMAC key (>= 32 characters) of per-user tokens (API and MCP; `yarnnn users token`)."
+    )
+    api_token_ttl_hours: int = Field(
+        default=24 * 30, ge=1, description="Life of a token minted by `yarnnn users token`."
+    )
+    api_max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Larger request bodies are refused (413).")
+    api_trigger_rate_limit: str = Field(
+        default="10/minute", description="Trigger routes per user (`limits` notation, e.g. 10/minute;30/hour)."
+    )
+
     # --- import lifecycle and crash recovery ------------------------------------------------------
     import_max_attempts: int = Field(
         default=3, ge=1,
