@@ -43,6 +43,7 @@ class ApiServer:
     """``create_app(settings, instance=...)`` under uvicorn in a thread; ``client(user)`` is an httpx client."""
 
     def __init__(self, app: Any) -> None:
+        self.app = app
         self.port = free_port()
         self.server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=self.port, log_level="warning",
                                                     lifespan="off"))
@@ -70,6 +71,18 @@ class ApiServer:
         if user is not None or token is not None:
             headers["Authorization"] = f"Bearer {token or token_for(user or '')}"
         return httpx.Client(base_url=self.base_url, headers=headers, timeout=30)
+
+
+def app_routes(app: Any) -> list[tuple[str, str]]:
+    """(method, path) of every route the app serves (included routers flattened), HEAD left out."""
+    def flat(routes: Any) -> Iterator[Any]:
+        for r in routes:
+            if hasattr(r, "original_router"):
+                yield from flat(r.original_router.routes)
+            else:
+                yield r
+
+    return sorted({(m, r.path) for r in flat(app.routes) for m in (getattr(r, "methods", None) or ()) if m != "HEAD"})
 
 
 def token_for(user_id: str, *, ttl: dt.timedelta = dt.timedelta(hours=1), now: dt.datetime | None = None,
