@@ -83,7 +83,7 @@ def deliver_version(rt: StepRuntime, *, deliverable_id: str, content: str, title
             v.delivered_at = v.delivered_at or now
         delivered_at = v.delivered_at
     row.update({"status": status, "delivery_status": result.status, "delivery_error": result.error,
-                "delivered_at": delivered_at})
+                "delivered_at": delivered_at, "destination": result.destination_json()})
     write_gold(rt.store, row)
     write_events(rt.store, [ActivityEvent(
         user_id=d.user_id, event_type="deliverable_run",
