@@ -31,7 +31,14 @@ from control_plane.crypto import CredentialError
 from control_plane.models import PlatformConnection, User
 from yarn_assets.deliverables.delivery.base import CHANNEL_ID, DeliveryError, Destination, parse_destination
 from yarn_assets.deliverables.delivery.outbox import DeliveryOutcome, SessionFactory, deliver_once
-from yarn_assets.deliverables.delivery.resource import DeliveryChannels
+from yarn_assets.deliverables.delivery.resource import (
+    DeliveryChannels,
+    credential_cipher,
+    file_outbox,
+    slack_sender,
+    smtp_configured,
+    smtp_sender,
+)
 
 DEMO_TRANSPORT = "file outbox (the demo's transport: SMTP is not configured)"
 VIA_CONNECTION = "the user's Slack connection"
@@ -72,7 +79,7 @@ def _slack_connection(session: Session, channels: DeliveryChannels, user_id: str
     if conn is None:
         return None
     try:
-        creds = channels.cipher().decrypt(conn.credentials_encrypted, what=f"slack connection of {user_id}")
+        creds = credential_cipher(channels).decrypt(conn.credentials_encrypted, what=f"slack connection of {user_id}")
     except CredentialError:
         return _Slack(status="unreadable", token=None, user_id=None)
     uid = creds.get("slack_user_id")
@@ -112,7 +119,7 @@ def resolve(session: Session, channels: DeliveryChannels, *, user_id: str,
     if plan.is_default:
         for channel in channels.default_channels:
             if channel == "email":
-                if not channels.smtp_configured:
+                if not smtp_configured(channels):
                     out.routes.append(Route(Destination("file", "outbox"), DEMO_TRANSPORT))
                 elif email:
                     out.routes.append(Route(Destination("email", email), "the user's address"))
@@ -190,14 +197,14 @@ def send_route(channels: DeliveryChannels, route: Route, *, user_id: str, delive
     subject = f"{title} (v{version_number})"
     dest = route.dest
     if dest.channel == "email":
-        return channels.smtp().send(to=dest.target, subject=subject, markdown_text=text,
+        return smtp_sender(channels).send(to=dest.target, subject=subject, markdown_text=text,
                                     message_id=f"<{version_id}@deliverables.yarnnn>")
     if dest.channel == "slack":
-        return channels.slack(route.token).send(channel=dest.target, title=subject, markdown_text=text)
+        return slack_sender(channels, route.token).send(channel=dest.target, title=subject, markdown_text=text)
     header = {"deliverable": deliverable_id, "type": deliverable_type, "version": str(version_number),
               "generated_at": str(row.get("generated_at")), "model": str(row.get("model")),
               "offline": str(row.get("offline")).lower(), "transport": route.via or "file outbox"}
-    return channels.files().send(user_id=user_id, deliverable_id=deliverable_id, version_number=version_number,
+    return file_outbox(channels).send(user_id=user_id, deliverable_id=deliverable_id, version_number=version_number,
                                  version_id=version_id, title=subject, markdown_text=text, header=header)
 
 
@@ -228,7 +235,7 @@ def configured_but_unusable(channels: DeliveryChannels, destination: dict[str, A
     plan = parse_destination(destination)
     wants_email = (any(d.channel == "email" for d in plan.destinations) if not plan.is_default
                    else "email" in channels.default_channels)
-    if wants_email and not channels.smtp_configured:
+    if wants_email and not smtp_configured(channels):
         where = ("its email destination" if not plan.is_default
                  else "the default (the user's email) goes to the file outbox, the demo's transport")
         return [f"email delivery is configured but SMTP is not (YARNNN_SMTP_HOST is unset): {where}"

@@ -1,52 +1,36 @@
-"""Delivery configuration as a Dagster resource: SMTP, Slack, the file outbox and the default channels."""
+"""The senders of each delivery channel, built from the ``delivery`` resource's configuration."""
 
 from __future__ import annotations
 
-import dagster as dg
-from pydantic import Field
-
 from control_plane.crypto import TokenCipher
+from resources.delivery import DeliveryChannels
 from yarn_assets.deliverables.delivery.files import FileOutbox
 from yarn_assets.deliverables.delivery.slack import SlackSender
 from yarn_assets.deliverables.delivery.smtp import SmtpSender
 
+__all__ = ["DeliveryChannels", "credential_cipher", "file_outbox", "slack_sender", "smtp_configured", "smtp_sender"]
 
-class DeliveryChannels(dg.ConfigurableResource):
-    """Secrets (SMTP password, Slack token, credential key) are EnvVars: never in run config or the UI."""
 
-    outbox_dir: str = Field(description="File outbox root (the demo's transport when SMTP is not configured).")
-    smtp_host: str | None = None
-    smtp_port: int = 25
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_starttls: bool = False
-    mail_from: str = "yarnnn <noreply@yarnnn.local>"
-    slack_token: str | None = Field(default=None, description="Operator bot token: fallback when a user has no "
-                                    "Slack connection (explicit channel destinations only).")
-    slack_base_url: str = "https://slack.com/api/"
-    timeout_seconds: float = 30.0
-    encryption_key: str | None = Field(default=None, description="Fernet key(s): reads the user's Slack connection.")
-    default_channels: list[str] = Field(
-        default_factory=lambda: ["email", "slack"],
-        description="Where a deliverable without a destination goes: its user's email, then their Slack DM.",
-    )
+def smtp_configured(channels: DeliveryChannels) -> bool:
+    return bool(channels.smtp_host)
 
-    @property
-    def smtp_configured(self) -> bool:
-        return bool(self.smtp_host)
 
-    def smtp(self) -> SmtpSender:
-        return SmtpSender(host=self.smtp_host, port=self.smtp_port, username=self.smtp_username,
-                          password=self.smtp_password, starttls=self.smtp_starttls, mail_from=self.mail_from,
-                          timeout=self.timeout_seconds)
+def smtp_sender(channels: DeliveryChannels) -> SmtpSender:
+    return SmtpSender(host=channels.smtp_host, port=channels.smtp_port, username=channels.smtp_username,
+                      password=channels.smtp_password, starttls=channels.smtp_starttls, mail_from=channels.mail_from,
+                      timeout=channels.timeout_seconds)
 
-    def slack(self, token: str | None = None) -> SlackSender:
-        """A sender with ``token`` (the user's connection), else the operator token."""
-        return SlackSender(token=token or self.slack_token, base_url=self.slack_base_url,
-                           timeout=int(self.timeout_seconds))
 
-    def files(self) -> FileOutbox:
-        return FileOutbox(self.outbox_dir)
+def slack_sender(channels: DeliveryChannels, token: str | None = None) -> SlackSender:
+    """A sender with ``token`` (the user's own Slack connection), else the operator token."""
+    return SlackSender(token=token or channels.slack_token, base_url=channels.slack_base_url,
+                       timeout=int(channels.timeout_seconds))
 
-    def cipher(self) -> TokenCipher:
-        return TokenCipher(self.encryption_key)
+
+def file_outbox(channels: DeliveryChannels) -> FileOutbox:
+    return FileOutbox(channels.outbox_dir)
+
+
+def credential_cipher(channels: DeliveryChannels) -> TokenCipher:
+    """Decrypts the user's Slack connection (its bot token and Slack user id)."""
+    return TokenCipher(channels.encryption_key)
