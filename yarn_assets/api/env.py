@@ -57,12 +57,18 @@ class ApiEnv:
             return self.instance
 
     def job(self, name: str) -> Any:
-        """A job definition of the code location (for the run's plan; the run executes in the daemon's worker)."""
-        from yarn_assets.definitions import build_definitions
+        """A job of the domains the triggers run, resolved for the run's plan snapshot. The run itself is
+        executed by the daemon's worker from the code location's own definitions (same job name);
+        ``yarn_assets.definitions`` (the assembly) is above this serving layer and is not imported."""
+        from resources.registry import build_resources
+        from yarn_assets.deliverables.definitions import definitions as deliverables
+        from yarn_assets.ingest.definitions import definitions as ingest
+        from yarn_assets.signals.definitions import definitions as signals
 
         with self._lock:
             if self._definitions is None:
-                self._definitions = build_definitions(self.settings)
+                self._definitions = dg.Definitions.merge(
+                    ingest(), signals(), deliverables(), dg.Definitions(resources=build_resources(self.settings)))
             return self._definitions.resolve_job_def(name)
 
     def rate_limit(self, user_id: str, route: str) -> None:
