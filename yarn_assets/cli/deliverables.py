@@ -39,6 +39,17 @@ def _destination(email: str | None, slack: str | None, to_file: bool) -> dict[st
     return None
 
 
+def _destination_label(destination: dict[str, Any] | None) -> str:
+    """``email:a@b``, ``email:(user)+slack:(user)``, or ``default`` (the user's email and Slack DM)."""
+    from yarn_assets.deliverables.delivery.base import DestinationError, parse_destination
+
+    try:
+        plan = parse_destination(destination)
+    except DestinationError:
+        return "invalid"
+    return "+".join(d.label for d in plan.destinations) or "default (user)"
+
+
 def _recipient(name: str | None, role: str | None, priorities: tuple[str, ...]) -> dict[str, Any] | None:
     if not (name or role or priorities):
         return None
@@ -163,7 +174,7 @@ def list_cmd(state: CliState, user_id: str | None, show_all: bool) -> None:
             last = service.previous_versions(session, d.id, limit=1)
             rows.append({
                 "id": d.id[:8], "user": d.user_id, "type": d.deliverable_type, "title": d.title[:40],
-                "status": d.status, "destination": f"{d.destination.get('platform')}:{d.destination.get('target')}",
+                "status": d.status, "destination": _destination_label(d.destination),
                 "next_run": d.next_run_at.strftime("%Y-%m-%d %H:%M") if d.next_run_at else "-",
                 "last": f"v{last[0].version_number} {last[0].status}" if last else "-",
             })
