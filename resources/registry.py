@@ -173,6 +173,8 @@ def build_delivery(settings: YarnSettings) -> DeliveryChannels:
         **_smtp(settings),
         slack_token=_secret(settings.slack_delivery_token, "YARNNN_SLACK_DELIVERY_TOKEN"),
         slack_base_url=settings.slack_base_url,
+        encryption_key=_secret(settings.encryption_key, "YARNNN_ENCRYPTION_KEY"),
+        default_channels=list(settings.delivery_default_channels),
     )
 
 

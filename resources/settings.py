@@ -169,9 +169,6 @@ class YarnSettings(BaseSettings):
     google_revoke_url: str = "https://oauth2.googleapis.com/revoke"
     notion_client_id: str | None = None
     notion_client_secret: SecretStr | None = None
-    auth_signing_key: SecretStr | None = Field(
-        default=None, description="HMAC key of per-user tokens (API and MCP; yarn_assets.core.auth)."
-    )
     search_base_url: str | None = None
     search_provider: Literal["anthropic", "exa", "offline"] = Field(
         default="anthropic", description="Web search for research deliverables (offline when the LLM is offline)."
@@ -187,9 +184,34 @@ class YarnSettings(BaseSettings):
     smtp_password: SecretStr | None = None
     smtp_starttls: bool = False
     mail_from: str = "yarnnn <noreply@yarnnn.local>"
-    slack_delivery_token: SecretStr | None = None
+    slack_delivery_token: SecretStr | None = Field(
+        default=None, description="Operator bot token: alerts, and the fallback for a user without a Slack connection."
+    )
+    delivery_default_channels: list[Literal["email", "slack", "file"]] = Field(
+        default_factory=lambda: ["email", "slack"],
+        description="Where a deliverable without a destination goes, each once: the user's email (the file outbox, "
+        "the demo's transport, when SMTP is unset), a Slack DM through the user's own Slack connection.",
+    )
+    deliverables_rejection_block_days: int = Field(
+        default=30, ge=0,
+        description="A rejected signal-created deliverable's signal (type, ref) is not proposed again for this long.",
+    )
     operator_email: str | None = Field(default=None, description="Where run-failure alerts are mailed.")
     operator_slack_channel: str | None = None
+
+    # --- HTTP API (yarn_assets.api; `yarnnn serve api`) -------------------------------------------
+    api_host: str = Field(default="127.0.0.1", description="Address the API listens on.")
+    api_port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on.")
+    auth_signing_key: SecretStr | None = Field(
+        default=None, description="HMAC key (>= 32 characters) of per-user tokens (API and MCP; yarn_assets.core.auth; `yarnnn users token`)."
+    )
+    api_token_ttl_hours: int = Field(
+        default=24 * 30, ge=1, description="Life of a token minted by `yarnnn users token`."
+    )
+    api_max_body_bytes: int = Field(default=1 << 20, ge=1024, description="Larger request bodies are refused (413).")
+    api_trigger_rate_limit: str = Field(
+        default="10/minute", description="Trigger routes per user (`limits` notation, e.g. 10/minute;30/hour)."
+    )
 
     # --- import lifecycle and crash recovery ------------------------------------------------------
     import_max_attempts: int = Field(

@@ -12,6 +12,7 @@ from control_plane.models.base import NAMING, Base, Timestamps, UTCDateTime, new
 from control_plane.models.deliverables import (
     Deliverable,
     DeliverableDelivery,
+    DeliverableReview,
     DeliverableRunRequest,
     DeliverableVersion,
     SignalHistory,
@@ -30,6 +31,7 @@ __all__ = [
     "ChatSession",
     "Deliverable",
     "DeliverableDelivery",
+    "DeliverableReview",
     "DeliverableRunRequest",
     "DeliverableVersion",
     "ImportJob",

@@ -136,3 +136,27 @@ class DeliverableRunRequest(Base):
     requested_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)
     launched_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
     completed_at: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+
+
+class DeliverableReview(Base):
+    """A user's verdict on a version (``yarn_assets.deliverables.feedback``): approved, rejected or edited.
+
+    Ids and counts only: the edited text and its diff are content and live in the gold Delta table
+    ``gold/deliverable_feedback``. A rejection of a signal-created deliverable carries its signal
+    (type, ref) and ``blocked_until``: the signal passes do not propose that signal again before then.
+    """
+
+    __tablename__ = "deliverable_reviews"
+    __table_args__ = (Index("ix_deliverable_reviews_signal", "user_id", "signal_type", "signal_ref"),)
+
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+    user_id: Mapped[str] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"))
+    deliverable_id: Mapped[str] = mapped_column(ForeignKey("deliverables.id", ondelete="CASCADE"), index=True)
+    version_id: Mapped[str] = mapped_column(ForeignKey("deliverable_versions.id", ondelete="CASCADE"), index=True)
+    action: Mapped[str] = mapped_column(String(16))  # approved | rejected | edited
+    chars_before: Mapped[int | None] = mapped_column(Integer)
+    chars_after: Mapped[int | None] = mapped_column(Integer)
+    signal_type: Mapped[str | None] = mapped_column(String(40))
+    signal_ref: Mapped[str | None] = mapped_column(String(300))
+    blocked_until: Mapped[dt.datetime | None] = mapped_column(UTCDateTime)
+    created_at: Mapped[dt.datetime] = mapped_column(UTCDateTime, default=utcnow)

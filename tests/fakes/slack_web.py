@@ -24,8 +24,9 @@ class PostedMessage:
 
 
 class SlackWebApi:
-    def __init__(self, token: str = "xoxb-test-token") -> None:
+    def __init__(self, token: str = "xoxb-test-token", *other_tokens: str) -> None:
         self.token = token
+        self.tokens = {token, *other_tokens}  # every workspace token it accepts (operator bot, users' connections)
         self.messages: list[PostedMessage] = []
         self.fail_next: list[tuple[int, dict[str, Any], dict[str, str]]] = []  # (status, body, headers)
         self.calls = 0
@@ -43,7 +44,7 @@ class SlackWebApi:
         if path.rstrip("/") != "/api/chat.postMessage":
             return 404, {"ok": False, "error": "unknown_method"}, {}
         auth = headers.get("authorization", "")
-        if auth != f"Bearer {self.token}":
+        if auth not in {f"Bearer {t}" for t in self.tokens}:
             return 200, {"ok": False, "error": "invalid_auth"}, {}
         ctype = headers.get("content-type", "")
         if "json" in ctype:

@@ -22,6 +22,7 @@ COMMANDS = (
     ("yarn_assets.cli.people", "COMMANDS"),
     ("yarn_assets.cli.ops", "OPS_COMMANDS"),
     ("yarn_assets.cli.recipes", "recipes_group"),
+    ("yarn_assets.cli.serve", "COMMANDS"),
     ("yarn_assets.cli.serve_mcp", "COMMANDS"),
 )
 

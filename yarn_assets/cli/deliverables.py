@@ -39,6 +39,17 @@ def _destination(email: str | None, slack: str | None, to_file: bool) -> dict[st
     return None
 
 
+def _destination_label(destination: dict[str, Any] | None) -> str:
+    """``email:a@b``, ``email:(user)+slack:(user)``, or ``default`` (the user's email and Slack DM)."""
+    from yarn_assets.deliverables.delivery.base import DestinationError, parse_destination
+
+    try:
+        plan = parse_destination(destination)
+    except DestinationError:
+        return "invalid"
+    return "+".join(d.label for d in plan.destinations) or "default (user)"
+
+
 def _recipient(name: str | None, role: str | None, priorities: tuple[str, ...]) -> dict[str, Any] | None:
     if not (name or role or priorities):
         return None
@@ -70,7 +81,8 @@ schedule_options = [
     click.option("--timezone", "tz", default=None, help="IANA timezone; default the user's."),
     click.option("--email", default=None, help="Deliver by email to this address."),
     click.option("--slack", default=None, help="Deliver to this Slack channel id."),
-    click.option("--file", "to_file", is_flag=True, help="Deliver to the file outbox (the default)."),
+    click.option("--file", "to_file", is_flag=True,
+                 help="Deliver to the file outbox (the demo's transport; default: the user's email and Slack DM)."),
     click.option("--recipient-name", default=None),
     click.option("--recipient-role", default=None),
     click.option("--priority", "priorities", multiple=True, help="Recipient priority (repeatable)."),
@@ -129,6 +141,16 @@ def create_cmd(state: CliState, user_id: str, dtype: str, title: str, descriptio
         raise click.ClickException(str(exc)) from None
     note = _add_partition(state, did)
     click.echo(f"created deliverable {did} ({dtype}), {sched}; next run {nxt.isoformat() if nxt else '-'}{note}")
+    _warn_delivery(state, _destination(email, slack, to_file))
+
+
+def _warn_delivery(state: CliState, destination: dict[str, Any] | None) -> None:
+    """Email delivery configured (explicitly or as the default) without SMTP: say so now, not at the first run."""
+    from resources.registry import build_delivery
+    from yarn_assets.deliverables.delivery.dispatch import configured_but_unusable
+
+    for warning in configured_but_unusable(build_delivery(state.settings), destination):
+        click.echo(f"Warning: {warning}", err=True)
 
 
 @deliverables_group.command("list")
@@ -147,7 +169,7 @@ def list_cmd(state: CliState, user_id: str | None, show_all: bool) -> None:
             last = service.previous_versions(session, d.id, limit=1)
             rows.append({
                 "id": d.id[:8], "user": d.user_id, "type": d.deliverable_type, "title": d.title[:40],
-                "status": d.status, "destination": f"{d.destination.get('platform')}:{d.destination.get('target')}",
+                "status": d.status, "destination": _destination_label(d.destination),
                 "next_run": d.next_run_at.strftime("%Y-%m-%d %H:%M") if d.next_run_at else "-",
                 "last": f"v{last[0].version_number} {last[0].status}" if last else "-",
             })
@@ -286,10 +308,8 @@ def run_cmd(state: CliState, deliverable_id: str, inline: bool, reason: str, wai
 @pass_state
 def resend_cmd(state: CliState, deliverable_id: str, version_number: int) -> None:
     """Deliver a stored version again (after an interrupted send); the operator decides, not a retry."""
-    from yarn_assets.deliverables.delivery.base import parse_destination
-    from yarn_assets.deliverables.delivery.outbox import deliver_once
+    from yarn_assets.deliverables.delivery.dispatch import deliver_all
     from yarn_assets.deliverables.run_resources import run_resources_from_settings
-    from yarn_assets.deliverables.send import send_to
     from yarn_assets.deliverables.versions import _gold_row
 
     try:
@@ -305,14 +325,13 @@ def resend_cmd(state: CliState, deliverable_id: str, version_number: int) -> Non
     row = _gold_row(state.store, d.id, v.id)
     if not row or not (row.get("final_content") or "").strip():
         raise click.ClickException(f"version {version_number} has no stored text to deliver")
-    dest = parse_destination(d.destination)
     with run_resources_from_settings(state.settings) as resources:
-        outcome = deliver_once(state.session, version_id=v.id, deliverable_id=d.id, dest=dest, force=True,
-                               send=lambda: send_to(resources.delivery, dest, d, v, row["final_content"], row))
+        outcome = deliver_all(state.session, resources.delivery, deliverable=d, version=v,
+                              text=row["final_content"], row=row, force=True)
     with state.session() as session:
         vv = session.get(DeliverableVersion, v.id)
         if vv is not None:
             vv.delivery_status, vv.delivery_error = outcome.status, outcome.error
             rows = session.scalars(select(DeliverableDelivery).where(DeliverableDelivery.version_id == v.id)).all()
-    click.echo(f"{outcome.status} to {dest.channel}:{dest.target}" + (f" ({outcome.error})" if outcome.error else "")
-               + f"; {len(rows)} outbox row(s)")
+    click.echo(f"{outcome.status} to {outcome.channel}:{outcome.target}"
+               + (f" ({outcome.error})" if outcome.error else "") + f"; {len(rows)} outbox row(s)")

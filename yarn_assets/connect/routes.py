@@ -16,7 +16,7 @@ import logging
 from collections.abc import Callable
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, HTTPException, Query
+from fastapi import APIRouter, Depends, HTTPException, Query
 from pydantic import BaseModel, Field
 
 from yarn_assets.connect import flow
@@ -36,20 +36,6 @@ class StartBody(BaseModel):
                                         description="google: gmail and/or calendar (default both)")
 
 
-def bearer_user(signing_key: Callable[[], str | None]) -> Callable[..., str]:
-    """A FastAPI dependency: the user id of a valid ``Authorization: Bearer`` token, else 401 with no detail."""
-
-    def current_user(authorization: Annotated[str | None, Header(max_length=auth.MAX_TOKEN_CHARS + 20)] = None) -> str:
-        token = authorization[7:] if authorization and authorization.lower().startswith("bearer ") else None
-        try:
-            return auth.verify(signing_key(), token, audience="api")
-        except auth.InvalidToken as exc:
-            log.info("rejected user token: %s", exc)
-            raise HTTPException(401, "not authenticated", headers={"WWW-Authenticate": "Bearer"}) from None
-
-    return current_user
-
-
 def _http(exc: ConnectError) -> HTTPException:
     if isinstance(exc, CallbackRefused):
         return HTTPException(400, {"error": exc.reason, "message": str(exc)})
@@ -60,7 +46,7 @@ def router_from_settings(settings: Any) -> APIRouter:
     """The router wired to the settings: flow environment, and user tokens checked with ``auth_signing_key``."""
     env = ConnectEnv.from_settings(settings)
     key = settings.auth_signing_key
-    return build_router(lambda: env, bearer_user(lambda: key.get_secret_value() if key else None))
+    return build_router(lambda: env, auth.bearer_user(lambda: key.get_secret_value() if key else None))
 
 
 def build_router(env: Callable[[], ConnectEnv], current_user: Callable[..., str]) -> APIRouter:

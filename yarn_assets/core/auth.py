@@ -9,8 +9,12 @@ A token is a JWT (HS256, PyJWT) with ``sub`` = user id, ``iss`` = ``yarnnn``, an
 from __future__ import annotations
 
 import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Annotated
 
 import jwt
+from fastapi import Header, HTTPException
 
 from control_plane.user_ids import InvalidUserId, validate_user_id
 
@@ -19,6 +23,8 @@ ALGORITHM = "HS256"
 AUDIENCES = ("api", "mcp")
 MAX_TOKEN_CHARS = 4_096
 MIN_KEY_CHARS = 32
+
+log = logging.getLogger("yarnnn.auth")
 DEFAULT_TTL = dt.timedelta(days=30)
 
 
@@ -68,3 +74,21 @@ def verify(key: str | None, token: str | None, *, audience: str = "api", now: dt
         return validate_user_id(str(claims["sub"]))
     except InvalidUserId as exc:
         raise InvalidToken(f"bad subject: {exc}") from None
+
+
+def bearer_user(signing_key: Callable[[], str | None], audience: str = "api") -> Callable[..., str]:
+    """A FastAPI dependency: the user id of a valid ``Authorization: Bearer`` token, else 401 with no
+    detail (the reason goes to the log only). Shared by the API's routers and the OAuth routes."""
+
+    def current_user(authorization: Annotated[str | None, Header(max_length=MAX_TOKEN_CHARS + 20)] = None) -> str:
+        raw = authorization or ""
+        token = raw[7:].strip() if raw[:7].lower() == "bearer " else None
+        try:
+            return verify(signing_key(), token, audience=audience)
+        except InvalidToken as exc:
+            log.info("refused a user token: %s", exc)
+        except SigningKeyMissing as exc:
+            log.error("%s", exc)
+        raise HTTPException(401, "not authenticated", headers={"WWW-Authenticate": "Bearer"})
+
+    return current_user

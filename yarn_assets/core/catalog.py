@@ -12,6 +12,7 @@ TABLE_MODULES = (
     "yarn_assets.ingest.platforms.chat.tables",
     "yarn_assets.signals.tables",
     "yarn_assets.deliverables.tables",
+    "yarn_assets.deliverables.feedback",
     "yarn_assets.memory.tables",
     "yarn_assets.recipes.tables",
     "yarn_assets.people.tables",

@@ -34,7 +34,8 @@ from resources.llm import LLM, LLMScope
 from resources.search import WebSearch
 from resources.warehouse import Warehouse
 from yarn_assets.core import metadata as md
-from yarn_assets.deliverables.delivery.base import DeliveryError, parse_destination
+from yarn_assets.deliverables.delivery.base import DeliveryError
+from yarn_assets.deliverables.delivery.dispatch import resolve
 from yarn_assets.deliverables.delivery.resource import DeliveryChannels
 from yarn_assets.deliverables.run import RunOutcome, run_deliverable
 from yarn_assets.deliverables.run_resources import RunResources
@@ -184,13 +185,13 @@ def _checks(res: RunResources, deliverable_id: str, version_id: str | None
     with res.session_factory() as session:
         d = session.get(Deliverable, deliverable_id)
         try:
-            dest = parse_destination(d.destination if d else None)
-            expected = [dest.channel, dest.target]
+            expected = resolve(session, res.delivery, user_id=d.user_id, destination=d.destination).targets() \
+                if d else []
         except (ValueError, DeliveryError):
-            expected = None
+            expected = []
         rows = [[r.channel, r.target, r.status] for r in session.scalars(
             select(DeliverableDelivery).where(DeliverableDelivery.version_id == (version_id or "")))]
-    wrong = [r for r in rows if r[:2] != expected]
+    wrong = [r for r in rows if r[:2] not in expected]
     versions = res.store.read(DELIVERABLE_VERSIONS, Eq("deliverable_id", deliverable_id),
                               columns=["version_number", "version_id"])
     dupes = versions.group_by("version_number").agg(pl.col("version_id").n_unique().alias("n")).filter(pl.col("n") > 1)

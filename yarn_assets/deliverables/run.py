@@ -31,8 +31,8 @@ from control_plane.models import Deliverable, DeliverableVersion, User, utcnow
 from yarn_assets.core.activity_log import ActivityEvent, write_events
 from yarn_assets.deliverables import run_state, service
 from yarn_assets.deliverables.content import PlatformContext, gather_platform_context
-from yarn_assets.deliverables.delivery.base import Destination, parse_destination
-from yarn_assets.deliverables.delivery.outbox import DeliveryOutcome, deliver_once
+from yarn_assets.deliverables.delivery.base import DestinationPlan, parse_destination
+from yarn_assets.deliverables.delivery.dispatch import DeliveryReport, deliver_all
 from yarn_assets.deliverables.freshness import has_new_content, source_snapshot
 from yarn_assets.deliverables.offline import compose_offline
 from yarn_assets.deliverables.prompting import (
@@ -47,7 +47,6 @@ from yarn_assets.deliverables.prompting import (
 from yarn_assets.deliverables.research import Usage, gather_research
 from yarn_assets.deliverables.retention import mark_retained
 from yarn_assets.deliverables.run_resources import RunResources
-from yarn_assets.deliverables.send import send_to
 from yarn_assets.deliverables.sources import SourceRef, effective_sources, normalize_sources, parse_source
 from yarn_assets.deliverables.steps import Step, StepLog
 from yarn_assets.deliverables.types import DeliverableType, binding_of, get_type
@@ -72,7 +71,7 @@ class RunOutcome:
     reason: str | None = None
     row: dict[str, Any] = field(default_factory=dict)
     steps: list[Step] = field(default_factory=list)
-    delivery: DeliveryOutcome | None = None
+    delivery: DeliveryReport | None = None
     next_run_at: dt.datetime | None = None
     retained: int = 0
     wall_ms: float = 0.0
@@ -100,7 +99,7 @@ class DeliverableRun:
     timezone: str
     outcome: RunOutcome
     # set by execute() / load_sources()
-    dest: Destination
+    dest: DestinationPlan
     read_sources: list[SourceRef]
     snapshot: list[dict[str, Any]]
     stale: list[dict[str, Any]]
@@ -290,7 +289,7 @@ class DeliverableRun:
 
     def deliver(self, row: dict[str, Any]) -> None:
         """Send the stored text once to the configured destination (the outbox), then settle the version."""
-        final, dest, outcome = row.get("final_content"), self.dest, self.outcome
+        final, outcome = row.get("final_content"), self.outcome
         if row.get("status") == "empty" or not (final or "").strip():
             self.steps.skipped("deliver", EMPTY_RULE)
             outcome.status, outcome.reason = "empty", EMPTY_RULE
@@ -298,13 +297,14 @@ class DeliverableRun:
             return
         d, v = self.d, self.v
         with self.steps.step("deliver") as s:
-            result = deliver_once(self.res.session_factory, version_id=v.id, deliverable_id=d.id, dest=dest,
-                                  run_id=self.run_id, send=lambda: send_to(self.res.delivery, dest, d, v, final, row))
-            s.detail.update({"channel": dest.channel, "target": dest.target, "status": result.status,
-                             "duplicate": result.duplicate, "attempts": result.attempts})
+            result = deliver_all(self.res.session_factory, self.res.delivery, deliverable=d, version=v,
+                                 text=final or "", row=row, run_id=self.run_id)
+            s.detail.update({"channel": result.channel, "target": result.target, "status": result.status,
+                             "duplicate": result.duplicate, "attempts": result.attempts, "notes": result.notes})
             if result.status != "delivered":
                 s.status = "failed"
                 s.detail["error"] = result.error
+        row["destination"] = result.destination_json()
         outcome.delivery = result
         outcome.status = "delivered" if result.status == "delivered" else "failed"
         outcome.reason = result.error

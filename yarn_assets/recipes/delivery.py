@@ -17,8 +17,7 @@ from io_managers.predicates import Eq, all_of
 from yarn_assets.core.activity_log import ActivityEvent, write_events
 from yarn_assets.deliverables import run_state, service
 from yarn_assets.deliverables.delivery.base import parse_destination
-from yarn_assets.deliverables.delivery.outbox import deliver_once
-from yarn_assets.deliverables.send import send_to
+from yarn_assets.deliverables.delivery.dispatch import deliver_all
 from yarn_assets.deliverables.tables import DELIVERABLE_VERSIONS
 from yarn_assets.deliverables.versions import write_gold
 from yarn_assets.recipes.runtime import StepRuntime
@@ -70,13 +69,14 @@ def deliver_version(rt: StepRuntime, *, deliverable_id: str, content: str, title
         }
         write_gold(rt.store, row)
     final = str(row.get("final_content") or content)
-    result = deliver_once(rt.session_factory, version_id=version.id, deliverable_id=d.id, dest=dest, run_id=rt.run_id,
-                          send=lambda: send_to(rt.delivery, dest, d, version, final, row))
+    result = deliver_all(rt.session_factory, rt.delivery, deliverable=d, version=version, text=final, row=row,
+                         run_id=rt.run_id)
     status = "delivered" if result.status == "delivered" else "failed"
     with rt.session_factory() as session:
         state = run_state.settle_version(session, version.id, status, delivery_status=result.status,
                                          delivery_error=result.error, error=result.error)
     row.update(state.gold_fields())
+    row["destination"] = result.destination_json()
     write_gold(rt.store, row)
     write_events(rt.store, [ActivityEvent(
         user_id=d.user_id, event_type="deliverable_run",
@@ -84,9 +84,9 @@ def deliver_version(rt: StepRuntime, *, deliverable_id: str, content: str, title
                  else f"{d.title} v{version.version_number} failed (recipe {rt.recipe_id})"),
         idempotency_key=f"{version.id}:recipe:{status}", event_ref=version.id, created_at=rt.now,
         metadata={"deliverable_id": d.id, "version_id": version.id, "version_number": version.version_number,
-                  "recipe": rt.recipe_id, "final_status": status, "channel": dest.channel,
+                  "recipe": rt.recipe_id, "final_status": status, "channel": result.channel,
                   "duplicate": result.duplicate},
     )], run_id=rt.run_id)
-    return {"status": result.status, "channel": dest.channel, "target": dest.target, "duplicate": result.duplicate,
+    return {"status": result.status, "channel": result.channel, "target": result.target, "duplicate": result.duplicate,
             "attempts": result.attempts, "version_id": version.id, "version_number": version.version_number,
             "error": result.error}

@@ -9,7 +9,9 @@ Screening (pure apart from the history lookups it is given), in this order, each
 4. A create of a type the user already has as an active/paused deliverable they configured
    (``type_exists``; ``custom`` is a catch-all and never blocks). One-off signal deliverables do
    not block later ones of the same type: their refs and the history windows govern repeats.
-5. History (``history_dedup``): the same (signal type, ref) within its window - meeting_prep 24 h,
+5. A signal whose deliverable the user rejected (``rejected_by_user``), until the block the rejection set
+   (``deliverables_rejection_block_days``; ``yarn_assets.deliverables.feedback.blocked_signals``).
+   History (``history_dedup``): the same (signal type, ref) within its window - meeting_prep 24 h,
    silence_alert 168 h, contact_drift 336 h, otherwise 24 h - measured from the pass's ``as_of``;
    a trigger is recorded per deliverable, hour and pass. A history row written by this same hour's
    pass (same derived deliverable id) is a replay, reported as already executed, so re-running an
@@ -42,6 +44,7 @@ from sqlalchemy.orm import Session
 
 from control_plane.models import SignalHistory
 from yarn_assets.deliverables import service as deliverables
+from yarn_assets.deliverables.feedback import blocked_signals
 from yarn_assets.deliverables.types import is_known
 from yarn_assets.signals.context import DeliverableView, UserProfile
 from yarn_assets.signals.prompt import SignalAction, SignalDecision
@@ -97,6 +100,7 @@ def deliverable_id_for(user_id: str, signal_type: str, signal_ref: str, partitio
 class HistoryEntry:
     last_triggered_at: dt.datetime
     deliverable_id: str | None
+    blocked_until: dt.datetime | None = None  # the user rejected this signal's deliverable (until then)
 
 
 def load_history(session: Session, user_id: str) -> dict[tuple[str, str], HistoryEntry]:
@@ -105,7 +109,8 @@ def load_history(session: Session, user_id: str) -> dict[tuple[str, str], Histor
                SignalHistory.deliverable_id)
         .where(SignalHistory.user_id == user_id)
     ).all()
-    return {(t, r): HistoryEntry(last, did) for t, r, last, did in rows}
+    blocked = blocked_signals(session, user_id)  # screening compares them with the pass's as_of
+    return {(t, r): HistoryEntry(last, did, blocked.get((t, r))) for t, r, last, did in rows}
 
 
 def _within(last: dt.datetime | None, as_of: dt.datetime, window: dt.timedelta) -> bool:
@@ -176,6 +181,11 @@ def screen(
             signal_ref = str(action.signal_ref)
             entry = history.get((p.signal_type, signal_ref))
             mine = deliverable_id_for(user_id, p.signal_type, signal_ref, partition_hour)
+            if entry is not None and entry.deliverable_id != mine and entry.blocked_until is not None \
+                    and as_of < entry.blocked_until:
+                p.drop(f"rejected_by_user: {p.signal_type} {signal_ref} blocked until "
+                       f"{entry.blocked_until:%Y-%m-%d %H:%M}")
+                continue
             if entry is not None and entry.deliverable_id != mine and _within(
                     entry.last_triggered_at, as_of, dedup_window(p.signal_type)):
                 p.drop(f"history_dedup: {p.signal_type} {signal_ref} last triggered "

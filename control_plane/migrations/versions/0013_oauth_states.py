@@ -13,7 +13,7 @@ from alembic import op
 import control_plane.models
 
 revision = '0013'
-down_revision = '0009'
+down_revision = '0012'
 branch_labels = None
 depends_on = None
 

@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+from control_plane.crypto import TokenCipher
 from resources.delivery import DeliveryChannels
 from yarn_assets.deliverables.delivery.files import FileOutbox
 from yarn_assets.deliverables.delivery.slack import SlackSender
 from yarn_assets.deliverables.delivery.smtp import SmtpSender
 
-__all__ = ["DeliveryChannels", "file_outbox", "slack_sender", "smtp_sender"]
+__all__ = ["DeliveryChannels", "credential_cipher", "file_outbox", "slack_sender", "smtp_configured", "smtp_sender"]
+
+
+def smtp_configured(channels: DeliveryChannels) -> bool:
+    return bool(channels.smtp_host)
 
 
 def smtp_sender(channels: DeliveryChannels) -> SmtpSender:
@@ -16,10 +21,16 @@ def smtp_sender(channels: DeliveryChannels) -> SmtpSender:
                       timeout=channels.timeout_seconds)
 
 
-def slack_sender(channels: DeliveryChannels) -> SlackSender:
-    return SlackSender(token=channels.slack_token, base_url=channels.slack_base_url,
+def slack_sender(channels: DeliveryChannels, token: str | None = None) -> SlackSender:
+    """A sender with ``token`` (the user's own Slack connection), else the operator token."""
+    return SlackSender(token=token or channels.slack_token, base_url=channels.slack_base_url,
                        timeout=int(channels.timeout_seconds))
 
 
 def file_outbox(channels: DeliveryChannels) -> FileOutbox:
     return FileOutbox(channels.outbox_dir)
+
+
+def credential_cipher(channels: DeliveryChannels) -> TokenCipher:
+    """Decrypts the user's Slack connection (its bot token and Slack user id)."""
+    return TokenCipher(channels.encryption_key)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from yarn_assets.deliverables.delivery.base import DeliveryError
+from yarn_assets.deliverables.delivery.base import CHANNEL_ID, DeliveryError
 from yarn_assets.deliverables.delivery.render import markdown_to_mrkdwn
 
-CHANNEL_ID = re.compile(r"^(#[a-z0-9._-]{1,80}|[CDGU][A-Z0-9]{2,20})$")
+__all__ = ["CHANNEL_ID", "MAX_TEXT", "SlackSender"]
+
 MAX_TEXT = 39_000
 
 
@@ -23,7 +23,7 @@ class SlackSender:
 
     def send(self, *, channel: str, title: str, markdown_text: str) -> str:
         if not self.token:
-            raise DeliveryError("Slack delivery needs YARNNN_SLACK_DELIVERY_TOKEN to be set")
+            raise DeliveryError("Slack delivery needs the user's Slack connection or YARNNN_SLACK_DELIVERY_TOKEN")
         if not CHANNEL_ID.match(channel or ""):
             raise DeliveryError(f"invalid Slack channel {channel!r}")
         if not markdown_text.strip():

@@ -8,13 +8,10 @@ from email.message import EmailMessage
 from email.utils import formataddr, formatdate, parseaddr
 
 from resources.smtp import SmtpServer
-from yarn_assets.deliverables.delivery.base import DeliveryError
+from yarn_assets.deliverables.delivery.base import DeliveryError, valid_address
 from yarn_assets.deliverables.delivery.render import markdown_to_html
 
-
-def valid_address(addr: str) -> bool:
-    _name, email = parseaddr(addr or "")
-    return bool(email) and "@" in email and email == addr.strip() and not any(c in addr for c in ",;\r\n <>")
+__all__ = ["SmtpSender", "valid_address"]
 
 
 @dataclass(frozen=True)
