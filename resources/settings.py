@@ -203,7 +203,7 @@ class YarnSettings(BaseSettings):
     api_host: str = Field(default="127.0.0.1", description="Address the API listens on.")
     api_port: int = Field(default=8000, ge=1, le=65535, description="Port the API listens on.")
     auth_signing_key: SecretStr | None = Field(
-        default=None, description="HMAC key (>= 32 characters) of per-user tokens (API and MCP; yarn_assets.core.auth; `yarnnn users token`)."
+        default=None, description="HMAC key (>= 32 characters) of per-user tokens (API and MCP; `yarnnn users token`)."
     )
     api_token_ttl_hours: int = Field(
         default=24 * 30, ge=1, description="Life of a token minted by `yarnnn users token`."

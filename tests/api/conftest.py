@@ -114,7 +114,7 @@ def world(api_env: None, tmp_path: Path) -> Iterator[World]:
 
     from resources.settings import load_settings
     from yarn_assets.core.instance import ensure_instance_dir
-    from yarn_assets.deliverables.generate import run_deliverable
+    from yarn_assets.deliverables.run import run_deliverable
     from yarn_assets.ingest.sync import connections
     from yarn_assets.memory import user_context
 

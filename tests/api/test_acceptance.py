@@ -40,7 +40,7 @@ def test_signal_deliverable_reaches_inbox_and_dm_is_edited_and_taught(channels, 
     from resources.registry import build_resources
     from resources.settings import load_settings
     from yarn_assets.api.app import create_app
-    from yarn_assets.deliverables.generate import run_deliverable
+    from yarn_assets.deliverables.run import run_deliverable
     from yarn_assets.memory.assets import activity_patterns
     from yarn_assets.signals.assets import hour_key, signal_passes
 

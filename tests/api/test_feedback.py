@@ -80,7 +80,7 @@ def test_edits_keep_the_diff_and_teach_the_next_nights_patterns(server, world, _
 
 
 def _signal_deliverable(world, ref: str) -> tuple[str, str]:
-    from yarn_assets.deliverables.generate import run_deliverable
+    from yarn_assets.deliverables.run import run_deliverable
 
     did = create(world.url, "alice", "meeting_prep", title="Prep: partner review", origin="signal_emergent",
                  trigger_type="manual", signal_ref=ref,

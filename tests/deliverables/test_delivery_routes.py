@@ -19,7 +19,7 @@ from tests.deliverables.helpers import NOW, create, run_resources, sample_conten
 from tests.fakes.slack_web import SlackWebApi
 from yarn_assets.cli import main
 from yarn_assets.deliverables.delivery.base import DestinationError, parse_destination
-from yarn_assets.deliverables.generate import run_deliverable
+from yarn_assets.deliverables.run import run_deliverable
 from yarn_assets.ingest.sync import connections
 
 USER_BOT = "xoxb-alice-workspace"

@@ -256,7 +256,7 @@ def reject(store: DeltaStore, session_factory: SessionFactory, *, user_id: str, 
 def edit(store: DeltaStore, session_factory: SessionFactory, *, user_id: str, version_id: str, content: str,
          now: dt.datetime | None = None) -> Review:
     """Replace the version's text with the user's; the diff is kept, the pattern rules get the counts."""
-    from yarn_assets.deliverables.generate import write_gold
+    from yarn_assets.deliverables.versions import write_gold
 
     now = now or utcnow()
     if not content.strip():
