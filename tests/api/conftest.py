@@ -105,6 +105,9 @@ def api_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("YARNNN_AUTH_SIGNING_KEY", SIGNING_KEY)
     monkeypatch.setenv("YARNNN_ENCRYPTION_KEY", TokenCipher.generate_key())
     monkeypatch.setenv("YARNNN_API_MAX_BODY_BYTES", "65536")
+    for provider in ("SLACK", "GOOGLE", "NOTION"):  # the OAuth routes are mounted: configured, never called here
+        monkeypatch.setenv(f"YARNNN_{provider}_CLIENT_ID", f"{provider.lower()}-client")
+        monkeypatch.setenv(f"YARNNN_{provider}_CLIENT_SECRET", f"{provider.lower()}-secret")
 
 
 @pytest.fixture

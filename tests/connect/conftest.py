@@ -96,7 +96,8 @@ def _world(monkeypatch: pytest.MonkeyPatch) -> Iterator[World]:
     from control_plane.models import User
     from resources.settings import load_settings
     from yarn_assets.connect.config import ConnectConfig, ConnectEnv
-    from yarn_assets.connect.routes import bearer_user, build_router
+    from yarn_assets.connect.routes import build_router
+    from yarn_assets.core.auth import bearer_user
 
     monkeypatch.setenv("YARNNN_ENCRYPTION_KEY", Fernet.generate_key().decode())
     with FakeSlackOAuth() as slack, FakeGoogleOAuth() as google, FakeNotionOAuth() as notion:
