@@ -8,8 +8,7 @@ import time
 import pytest
 
 from control_plane import db
-from yarn_assets.ingest.liveapi.budget import RateBudget, rate_for
-from yarn_assets.ingest.platforms import api_of
+from yarn_assets.ingest.sync.budget import RateBudget, rate_for
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
@@ -20,18 +19,17 @@ def engine(request, tmp_path):
 
 
 def test_rates_per_method_and_overrides():
-    assert rate_for("slack", "conversations.history", rates=api_of("slack").rates)[0] == "conversations.history"
-    assert rate_for("slack", "chat.unknown", rates=api_of("slack").rates)[0] == "*"
-    assert rate_for("notion", "search", rates=api_of("notion").rates)[0] == "*"  # one budget per Notion integration
-    _, rate = rate_for("slack", "users.info", {"slack": 6000}, rates=api_of("slack").rates)
+    assert rate_for("slack", "conversations.history")[0] == "conversations.history"
+    assert rate_for("slack", "chat.unknown")[0] == "*"
+    assert rate_for("notion", "search")[0] == "*"  # one budget per Notion integration
+    _, rate = rate_for("slack", "users.info", {"slack": 6000})
     assert rate.per_minute == 6000 and rate.burst == 10
-    overrides = {"slack:users.info": 1, "slack": 6000}
-    assert rate_for("slack", "users.info", overrides, rates=api_of("slack").rates)[1].per_minute == 1
+    assert rate_for("slack", "users.info", {"slack:users.info": 1, "slack": 6000})[1].per_minute == 1
 
 
 def test_concurrent_runs_share_one_budget(engine):
     overrides = {"notion": 600}  # one request per 0.1 s, bursts of 3
-    budgets = [RateBudget(engine, "notion", "conn-1", overrides, rates=api_of("notion").rates) for _ in range(2)]
+    budgets = [RateBudget(engine, "notion", "conn-1", overrides) for _ in range(2)]
     stamps: list[float] = []
     lock = threading.Lock()
 
@@ -53,13 +51,13 @@ def test_concurrent_runs_share_one_budget(engine):
     assert elapsed < 5
     # another connection has its own budget: no wait
     t0 = time.monotonic()
-    RateBudget(engine, "notion", "conn-2", overrides, rates=api_of("notion").rates).acquire("search")
+    RateBudget(engine, "notion", "conn-2", overrides).acquire("search")
     assert time.monotonic() - t0 < 0.5
 
 
 def test_retry_after_is_shared(engine):
-    a = RateBudget(engine, "slack", "conn-1", {"slack": 60000}, rates=api_of("slack").rates)
-    b = RateBudget(engine, "slack", "conn-1", {"slack": 60000}, rates=api_of("slack").rates)
+    a = RateBudget(engine, "slack", "conn-1", {"slack": 60000})
+    b = RateBudget(engine, "slack", "conn-1", {"slack": 60000})
     a.acquire("conversations.history")
     a.penalize("conversations.history", 0.6)
     t0 = time.monotonic()

@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 
 from control_plane.crypto import CredentialError, TokenCipher
 from control_plane.models import PlatformConnection, SyncRegistry, User, utcnow
-from yarn_assets.ingest.liveapi.calls import ApiCaller, RetrySettings
-from yarn_assets.ingest.liveapi.clients import ClientConfig
-from yarn_assets.ingest.liveapi.errors import CredentialProblem, SyncError
 from yarn_assets.ingest.platforms import api_of, live
 from yarn_assets.ingest.sync import landscape
+from yarn_assets.ingest.sync.calls import ApiCaller, RetrySettings
+from yarn_assets.ingest.sync.clients import ClientConfig
+from yarn_assets.ingest.sync.errors import CredentialProblem, SyncError
 from yarn_assets.ingest.sync.redact import redact, redacting, secret_values
 from yarn_assets.ingest.sync.runner import connection_label, make_fetcher, open_api
 
@@ -110,7 +110,7 @@ def _open(conn: PlatformConnection, cipher: TokenCipher, config: ClientConfig,
         creds = cipher.decrypt(conn.credentials_encrypted, what=label)
     except CredentialError as exc:
         raise CredentialProblem(str(exc)) from None
-    caller = ApiCaller(conn.platform, label, None, retry, classify=api_of(conn.platform).classify)
+    caller = ApiCaller(conn.platform, label, None, retry)
     return open_api(conn.platform, caller, creds, config, label), caller, secret_values(creds)
 
 

@@ -31,14 +31,14 @@ from io_managers.delta_store import DeltaStore
 from yarn_assets.core.activity_log import ActivityEvent
 from yarn_assets.core.tables import BRONZE_ITEMS, REJECTS
 from yarn_assets.ingest import batches, bronze
-from yarn_assets.ingest.liveapi.budget import RateBudget
-from yarn_assets.ingest.liveapi.calls import ApiCaller, RetrySettings
-from yarn_assets.ingest.liveapi.clients import ClientConfig
-from yarn_assets.ingest.liveapi.errors import CredentialProblem, SyncError
-from yarn_assets.ingest.liveapi.fetch import Fetcher, Prior, Resource, ResourceResult
 from yarn_assets.ingest.normalize import context_only
 from yarn_assets.ingest.platforms import api_of, get
 from yarn_assets.ingest.sync import cursors, landscape
+from yarn_assets.ingest.sync.budget import RateBudget
+from yarn_assets.ingest.sync.calls import ApiCaller, RetrySettings
+from yarn_assets.ingest.sync.clients import ClientConfig
+from yarn_assets.ingest.sync.errors import CredentialProblem, SyncError
+from yarn_assets.ingest.sync.fetch import Fetcher, Prior, Resource, ResourceResult
 from yarn_assets.ingest.sync.redact import redact, redacting, secret_values
 
 
@@ -153,10 +153,9 @@ def sync_connection(env: SyncEnv, connection_id: str, now: dt.datetime | None = 
 
 def _sync(env: SyncEnv, outcome: ConnectionOutcome, creds: dict[str, Any], tier: str, now: dt.datetime) -> None:
     platform = outcome.platform
-    live = api_of(platform)
     budget = RateBudget(env.engine if env.shared_budget else None, platform, outcome.connection_id,
-                        env.rate_overrides, rates=live.rates)
-    caller = ApiCaller(platform, outcome.label, budget, env.retry, classify=live.classify)
+                        env.rate_overrides)
+    caller = ApiCaller(platform, outcome.label, budget, env.retry)
     landing: bronze.BatchInfo | None = None
     seq = 0
     try:

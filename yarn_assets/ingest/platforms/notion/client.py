@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from yarn_assets.ingest.liveapi.budget import Rate
-from yarn_assets.ingest.liveapi.calls import ApiCaller, Verdict, network_error, retry_after
-from yarn_assets.ingest.liveapi.clients import ClientConfig, require_credentials
+from yarn_assets.ingest.sync.budget import Rate
+from yarn_assets.ingest.sync.calls import ApiCaller, Verdict, network_error, retry_after
+from yarn_assets.ingest.sync.clients import ClientConfig, require_credentials
 
 RATES: dict[str, Rate] = {"*": Rate(180, 3)}
 

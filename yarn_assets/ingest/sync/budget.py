@@ -39,11 +39,12 @@ class Rate:
 FALLBACK_RATES: dict[str, Rate] = {"*": Rate(60, 1)}
 
 
-def rate_for(platform: str, method: str, overrides: Mapping[str, float] | None = None,
-             rates: Mapping[str, Rate] | None = None) -> tuple[str, Rate]:
-    """(budget group, rate): per method where the provider limits per method (``rates``, the
-    platform's ``LiveApi.rates``), else one group."""
-    table = dict(rates) if rates else FALLBACK_RATES
+def rate_for(platform: str, method: str, overrides: Mapping[str, float] | None = None) -> tuple[str, Rate]:
+    """(budget group, rate): per method where the provider limits per method, else one group."""
+    from yarn_assets.ingest.platforms import NAMES, get
+
+    api = get(platform).api if platform in NAMES else None
+    table = dict(api.rates) if api is not None else FALLBACK_RATES
     group = method if method in table else "*"
     rate = table[group]
     for key in (f"{platform}:{method}", f"{platform}:*", platform):
@@ -63,14 +64,12 @@ class RateBudget:
         connection_id: str,
         overrides: Mapping[str, float] | None = None,
         clock: Callable[[], float] = time.time,
-        rates: Mapping[str, Rate] | None = None,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self.engine = engine
         self.platform = platform
         self.connection_id = connection_id
         self.overrides = dict(overrides or {})
-        self.rates = dict(rates or {})
         self.clock = clock
         self.sleep = sleep
         self.waited_seconds = 0.0
@@ -96,7 +95,7 @@ class RateBudget:
         """Reserve the next slot for ``method`` and wait for it; returns the seconds waited."""
         if self.engine is None:
             return 0.0
-        group, rate = rate_for(self.platform, method, self.overrides, self.rates)
+        group, rate = rate_for(self.platform, method, self.overrides)
         key = self._key(group)
         self._ensure(key)
         now = self.clock()
@@ -118,7 +117,7 @@ class RateBudget:
         """The provider said "wait ``retry_after`` s": no run may use this budget before then."""
         if self.engine is None:
             return
-        group, rate = rate_for(self.platform, method, self.overrides, self.rates)
+        group, rate = rate_for(self.platform, method, self.overrides)
         key = self._key(group)
         self._ensure(key)
         until = self.clock() + max(retry_after, 0.0) + rate.tolerance

@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import tenacity
 
-from yarn_assets.ingest.liveapi.budget import RateBudget
-from yarn_assets.ingest.liveapi.errors import ApiUnavailable, CredentialProblem, CursorExpired, NotFound
+from yarn_assets.ingest.sync.budget import RateBudget
+from yarn_assets.ingest.sync.errors import ApiUnavailable, CredentialProblem, CursorExpired, NotFound
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -115,14 +115,14 @@ class ApiCaller:
         budget: RateBudget | None = None,
         retry: RetrySettings | None = None,
         sleep: Callable[[float], None] = time.sleep,
-        *,
-        classify: Callable[[BaseException], Verdict | None],
     ) -> None:
+        from yarn_assets.ingest.platforms import api_of
+
         self.platform = platform
         self.connection_label = connection_label
         self.budget = budget
         self.retry = retry or RetrySettings()
-        self.classify = classify  # the platform's error classifier (its LiveApi.classify)
+        self.classify = api_of(platform).classify
         self.sleep = sleep
         self.stats = CallStats()
 
