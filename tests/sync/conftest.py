@@ -116,8 +116,8 @@ class World:
 
         from control_plane import db
         from control_plane.crypto import TokenCipher
-        from yarn_assets.ingest.sync.calls import RetrySettings
-        from yarn_assets.ingest.sync.clients import ClientConfig
+        from yarn_assets.ingest.api_calls import RetrySettings
+        from yarn_assets.ingest.api_clients import ClientConfig
         from yarn_assets.ingest.sync.runner import SyncEnv
 
         st = self.settings

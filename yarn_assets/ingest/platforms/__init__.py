@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from resources.input_limits import InputLimits
+    from yarn_assets.ingest.api_calls import ApiCaller, Verdict
+    from yarn_assets.ingest.api_clients import ClientConfig
+    from yarn_assets.ingest.budget import Rate
+    from yarn_assets.ingest.fetch import Fetcher, Resource
     from yarn_assets.ingest.normalize import FrameNormalizer, Normalizer
     from yarn_assets.ingest.objects import RawObject, Reject
-    from yarn_assets.ingest.sync.budget import Rate
-    from yarn_assets.ingest.sync.calls import ApiCaller, Verdict
-    from yarn_assets.ingest.sync.clients import ClientConfig
-    from yarn_assets.ingest.sync.fetch import Fetcher, Resource
 
     Reader = Callable[[Path, InputLimits | None], Iterator[RawObject | Reject]]
 

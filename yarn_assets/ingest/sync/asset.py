@@ -30,10 +30,10 @@ from resources.warehouse import Warehouse
 from yarn_assets.core.activity_log import write_events
 from yarn_assets.core.partitions import ingest_partitions
 from yarn_assets.core.tables import BRONZE_ITEMS
+from yarn_assets.ingest.api_calls import RetrySettings
+from yarn_assets.ingest.api_clients import ClientConfig
 from yarn_assets.ingest.sources import BRONZE_SYNCS, BRONZE_SYNCS_VERSION, partition_parts, table_metadata
 from yarn_assets.ingest.sync import schedule
-from yarn_assets.ingest.sync.calls import RetrySettings
-from yarn_assets.ingest.sync.clients import ClientConfig
 from yarn_assets.ingest.sync.requests import TAG_CONNECTION, TAG_CONNECTIONS, TAG_PLATFORM, TAG_USERS
 from yarn_assets.ingest.sync.runner import ConnectionOutcome, SyncEnv, sync_connection
 

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+from yarn_assets.ingest.budget import Rate
 from yarn_assets.ingest.platforms import LiveApi, Platform, fetcher_of
 from yarn_assets.ingest.platforms.calendar import api, export, normalize, normalize_api
 from yarn_assets.ingest.platforms.google import GOOGLE_CREDENTIALS, GoogleApi, classify_google
-from yarn_assets.ingest.sync.budget import Rate
 
 
 def _detect(name: str, members: list[str] | None, is_dir: bool) -> str | None:
