@@ -6,9 +6,9 @@ also sends the jobs of dead runs back to ``pending`` (a run the instance reports
 worker is gone; a live run is never interrupted), up to ``YARNNN_IMPORT_MAX_ATTEMPTS`` claims.
 
 ``platform_sync_sensor`` launches, every 5 minutes, the syncs of the connections whose tier window
-is due: one run per due connection (partition today × platform), tagged ``yarnnn/connection=<id>``
-so the run queue never runs two syncs of one connection at once; see
-:mod:`yarn_assets.ingest.sync.requests`.
+is due: one run per connection (partition today × platform), tagged ``yarnnn/connection=<id>`` so
+the run queue never runs two syncs of one connection at once; the run key includes the window, so a
+queued run is never requested twice for the same window (:mod:`yarn_assets.ingest.sync.requests`).
 
 ``silver_catchup_sensor``: bronze batches no live run will merge get a silver-only run, unattended.
 Whatever killed a run (SIGKILL in the silver step, a sync killed mid-way, a host restart noticed by

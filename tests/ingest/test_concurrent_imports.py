@@ -39,7 +39,7 @@ def _import_run(env: dict[str, str]) -> subprocess.Popen[bytes]:
 
 
 def _bronze_materializations(instance: dg.DagsterInstance) -> list[dict[str, object]]:
-    records = instance.fetch_materializations(dg.AssetKey(["bronze", "imported_items"]), limit=100).records
+    records = instance.fetch_materializations(dg.AssetKey(["bronze", "platform_items", "imports"]), limit=100).records
     return [{k: v.value for k, v in r.asset_materialization.metadata.items()}  # type: ignore[union-attr]
             for r in records]
 

@@ -61,14 +61,20 @@ def test_mail_import_lands_and_replays_identically(settings, resources, store, c
     versions = (store.version(BRONZE_ITEMS), store.version(PLATFORM_CONTENT))
 
     again = _materialize(resources, key)  # nothing pending: nothing re-read, nothing re-normalized
-    meta = again.asset_materializations_for_node("bronze__imported_items")[0].metadata
+    meta = again.asset_materializations_for_node("bronze__platform_items__imports")[0].metadata
     assert meta["mode"].value == "nothing_pending" and meta["import_jobs"].value == 0
     smeta = again.asset_materializations_for_node("silver__platform_content")[0].metadata
     assert smeta["batches_merged"].value == 0 and smeta["batches_in_partition"].value == 3
     assert (store.version(BRONZE_ITEMS), store.version(PLATFORM_CONTENT)) == versions
+    # the catalog's standard table metadata: the physical table, its columns and sizes
+    assert meta["dagster/table_name"].value == "bronze/platform_items"
+    assert meta["dagster/row_count"].value == meta["dagster/partition_row_count"].value == bronze_rows
+    assert smeta["dagster/table_name"].value == "silver/platform_content"
+    assert smeta["dagster/row_count"].value == first.height
+    assert {c.name for c in smeta["dagster/column_schema"].value.columns} == set(PLATFORM_CONTENT.schema)
 
     replay = _materialize(resources, key, tags={"yarnnn/replay": "full"})  # a parser fix: re-land, merge again
-    meta = replay.asset_materializations_for_node("bronze__imported_items")[0].metadata
+    meta = replay.asset_materializations_for_node("bronze__platform_items__imports")[0].metadata
     assert meta["mode"].value == "replay" and meta["import_jobs"].value == 3
     smeta = replay.asset_materializations_for_node("silver__platform_content")[0].metadata
     assert smeta["mode"].value == "replay" and smeta["batches_merged"].value == 3

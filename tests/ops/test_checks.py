@@ -62,8 +62,8 @@ def test_checks_pass_on_clean_data(cp, store, corpus) -> None:  # type: ignore[n
         ("silver/platform_content", "non_retained_rows_expire"): True,
         ("silver/platform_content", "timestamps_utc"): True,
         ("silver/platform_content", "users_match_batches"): True,
-        ("bronze/imported_items", "timestamps_utc"): True,
-        ("bronze/synced_items", "no_silent_zero_item_syncs"): True,
+        ("bronze/platform_items/imports", "timestamps_utc"): True,
+        ("bronze/platform_items/syncs", "no_silent_zero_item_syncs"): True,
     }
     assert checks[("silver/platform_content", "unique_keys_whole_table")].metadata["rows_checked"].value == 2
 
@@ -99,7 +99,7 @@ def test_timestamp_check_flags_naive_columns(cp, store, corpus) -> None:  # type
     write_deltalake(store.uri("bronze/rejects"), naive.select(["user_id", "platform", "fetched_at"]), mode="overwrite")
     checks = _run_checks()
     assert checks[("silver/platform_content", "timestamps_utc")].passed
-    bronze_check = checks[("bronze/imported_items", "timestamps_utc")]
+    bronze_check = checks[("bronze/platform_items/imports", "timestamps_utc")]
     assert not bronze_check.passed
     assert list(bronze_check.metadata["problems"].value) == ["bronze/rejects.fetched_at"]
 
@@ -120,7 +120,7 @@ def test_zero_item_sync_is_flagged_per_connection(cp, store, corpus) -> None:  #
                            last_synced_at=NOW))  # never had items: not a regression
         s.add(SyncRegistry(user_id="bob", platform="gmail", resource_id="label:BROKEN", item_count=7,
                            last_synced_at=NOW, last_error="403"))  # failed: the sync's own check reports it
-    check = _run_checks()[("bronze/synced_items", "no_silent_zero_item_syncs")]
+    check = _run_checks()[("bronze/platform_items/syncs", "no_silent_zero_item_syncs")]
     assert not check.passed and check.severity == dg.AssetCheckSeverity.WARN
     assert check.metadata["connections_flagged"].value == 1
     assert [c["user_id"] for c in check.metadata["flagged_connections"].value] == ["alice"]

@@ -106,7 +106,7 @@ def test_yarnnn_backfill_launches_an_asset_backfill_over_graphql(dev, monkeypatc
     _wipe_warehouse(dev)
     monkeypatch.setenv("YARNNN_HOME", dev.env["YARNNN_HOME"])
     out = CliRunner().invoke(main, [
-        "backfill", "--url", dev.url, "--select", "bronze/imported_items,silver/platform_content",
+        "backfill", "--url", dev.url, "--select", "bronze/platform_items/imports,silver/platform_content",
         "--dates", f"{DAYS[0]}..{DAYS[1]}", "--platforms", "gmail", "--title", "test asset backfill",
         "--wait", "--poll", "2", "--timeout", "600",
     ], catch_exceptions=False)

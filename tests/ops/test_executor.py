@@ -42,7 +42,7 @@ def test_ingest_partition_runs_on_the_multiprocess_spawn_executor(settings, corp
         assert result.success
         starts = {e.step_key: e.pid for e in result.all_events if e.event_type == dg.DagsterEventType.STEP_START}
         # each step in a process of its own; the cross-cutting checks ride along as ONE step
-        assert set(starts) == {"bronze__imported_items", "silver__platform_content", "warehouse_integrity"}
+        assert set(starts) == {"bronze__platform_items__imports", "silver__platform_content", "warehouse_integrity"}
         assert len(set(starts.values())) == 3 and os.getpid() not in starts.values()
         scopes = {(e.asset_key.to_user_string(), e.check_name): e.metadata["scope"].value
                   for e in result.get_asset_check_evaluations() if "scope" in e.metadata}

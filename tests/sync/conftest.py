@@ -102,7 +102,7 @@ class World:
         return dg.materialize(
             [bronze_synced_items, silver_platform_content],
             partition_key=ingest_key(day, platform),
-            run_config={"ops": {"bronze__synced_items": {"config": {
+            run_config={"ops": {"bronze__platform_items__syncs": {"config": {
                 "connection_ids": ids, "force": force, "full_resync": full_resync}}}},
             resources=self.resources(),
             instance=self.instance,
@@ -116,8 +116,8 @@ class World:
 
         from control_plane import db
         from control_plane.crypto import TokenCipher
-        from yarn_assets.ingest.sync.calls import RetrySettings
-        from yarn_assets.ingest.sync.clients import ClientConfig
+        from yarn_assets.ingest.api_calls import RetrySettings
+        from yarn_assets.ingest.api_clients import ClientConfig
         from yarn_assets.ingest.sync.runner import SyncEnv
 
         st = self.settings
@@ -210,7 +210,7 @@ def _world(slack_api: FakeSlack, google_api: FakeGoogle, notion_api: FakeNotion)
         yield w
 
 
-def metadata(result: dg.ExecuteInProcessResult, node: str = "bronze__synced_items") -> dict[str, Any]:
+def metadata(result: dg.ExecuteInProcessResult, node: str = "bronze__platform_items__syncs") -> dict[str, Any]:
     mats = result.asset_materializations_for_node(node)
     assert mats, f"no materialization for {node}"
     return {k: getattr(v, "value", v) for k, v in mats[-1].metadata.items()}

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from control_plane import db
-from yarn_assets.ingest.sync.budget import RateBudget, rate_for
+from yarn_assets.ingest.budget import RateBudget, rate_for
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from yarn_assets.ingest.sync.fetch import Resource
+from yarn_assets.ingest.fetch import Resource
 from yarn_assets.ingest.sync.landscape import auto_select, selected_resources, validate_selection
 
 

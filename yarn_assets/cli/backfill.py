@@ -8,7 +8,7 @@ command sends the ``launchPartitionBackfill`` mutation and, with ``--wait``, fol
 Examples::
 
     yarnnn backfill --select silver/platform_content --dates 2026-11-20..2026-11-22 --platforms slack,gmail
-    yarnnn backfill --select bronze/imported_items,silver/platform_content -p '2026-11-20|slack' --wait
+    yarnnn backfill --select bronze/platform_items/imports,silver/platform_content -p '2026-11-20|slack' --wait
     yarnnn backfill --select ops/content_cleanup --from 2026-11-20-00:00 --to 2026-11-20-23:00
 """
 
@@ -150,7 +150,7 @@ def _progress(state: dict[str, Any]) -> str:
 
 @click.command("backfill")
 @click.option("--select", "select", required=True,
-              help="Comma-separated asset keys, e.g. bronze/imported_items,silver/platform_content.")
+              help="Comma-separated asset keys, e.g. bronze/platform_items/imports,silver/platform_content.")
 @click.option("-p", "--partition", "partitions", multiple=True,
               help="Partition key(s), comma-separated or repeated; ingest keys read '2026-11-20|slack'.")
 @click.option("--dates", default=None, help="Ingest days YYYY-MM-DD[..YYYY-MM-DD] (with --platforms).")

@@ -16,9 +16,9 @@ from control_plane.crypto import CredentialError, TokenCipher
 from control_plane.models import PlatformConnection, SyncRegistry, utcnow
 from yarn_assets.cli.common import CliState, pass_state, table
 from yarn_assets.core.activity_log import ActivityEvent, write_events
+from yarn_assets.ingest.api_calls import RetrySettings
+from yarn_assets.ingest.api_clients import ClientConfig
 from yarn_assets.ingest.sync import connections as svc
-from yarn_assets.ingest.sync.calls import RetrySettings
-from yarn_assets.ingest.sync.clients import ClientConfig
 from yarn_assets.ingest.sync.landscape import landscape_resources, selection_ids
 
 PLATFORM_CHOICES = ("slack", "gmail", "calendar", "notion", "google")

@@ -15,8 +15,6 @@ runs died ``max_attempts`` times (the reason says which). A dead run's job goes 
 from __future__ import annotations
 
 import datetime as dt
-import errno
-import hashlib
 import os
 import shutil
 import stat
@@ -32,133 +30,15 @@ from sqlalchemy.orm import Session
 from control_plane.models import ImportJob, User, utcnow
 from control_plane.user_ids import InvalidUserId, validate_user_id
 from resources.input_limits import InputLimits
+from yarn_assets.core.activity_log import ActivityEvent
 from yarn_assets.core.runs import run_state
+from yarn_assets.ingest.import_files import ImportError_, check_entry, refused, stage_file, stage_folder
 from yarn_assets.ingest.readers import PROVIDER_PLATFORM, detect_provider
+
+__all__ = ["ImportError_", "check_entry"]
 
 REPLAY_TAG = "yarnnn/replay"
 BACKFILL_TAG = "dagster/backfill"
-
-
-class ImportError_(ValueError):
-    """A file cannot be registered (unknown user, unknown type, unreadable)."""
-
-
-CHUNK = 1 << 20
-
-
-def _kind(mode: int) -> str:
-    if stat.S_ISLNK(mode):
-        return "a symlink"
-    if stat.S_ISFIFO(mode):
-        return "a FIFO"
-    if stat.S_ISSOCK(mode):
-        return "a socket"
-    if stat.S_ISBLK(mode) or stat.S_ISCHR(mode):
-        return "a device"
-    return "not a regular file"
-
-
-def _refused(name: str, mode: int) -> ImportError_:
-    return ImportError_(f"{name}: refused: {_kind(mode)} (only regular files and folders are imported; links, "
-                        "devices, FIFOs and sockets are never read or followed)")
-
-
-_NOFOLLOW = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0)
-
-
-def _copy_fd(fd: int, target: Path, h: hashlib._Hash) -> int:
-    """Copy an open regular file into ``target`` while hashing it; returns its size."""
-    os.set_blocking(fd, True)
-    size = 0
-    with os.fdopen(fd, "rb") as src, target.open("xb") as dst:
-        while chunk := src.read(CHUNK):
-            h.update(chunk)
-            dst.write(chunk)
-            size += len(chunk)
-    return size
-
-
-def _open_checked(name: str, dir_fd: int | None, shown: str) -> int:
-    """An fd of a regular file, opened without following a link (or blocking on a FIFO)."""
-    try:
-        fd = os.open(name, _NOFOLLOW, dir_fd=dir_fd)
-    except OSError as exc:
-        if exc.errno == errno.ELOOP:
-            raise ImportError_(f"{shown}: refused: a symlink (links are never read or followed)") from None
-        raise ImportError_(f"{shown}: cannot be read ({exc.strerror})") from None
-    st = os.fstat(fd)
-    if not stat.S_ISREG(st.st_mode):
-        os.close(fd)
-        raise _refused(shown, st.st_mode)
-    return fd
-
-
-def _stage_file(path: Path, staging: Path) -> tuple[str, int]:
-    """Copy one regular file into ``staging`` (hashing it on the way); (sha256, size)."""
-    fd = _open_checked(str(path), None, path.name)
-    h = hashlib.sha256()
-    size = _copy_fd(fd, staging / path.name, h)
-    return h.hexdigest(), size
-
-
-def _stage_folder(path: Path, staging: Path) -> tuple[str, int]:
-    """Copy a folder export into ``staging`` through directory fds, refusing anything that is not a
-    regular file or folder (a link anywhere inside refuses the whole export, naming it).
-
-    The digest (relative path, then bytes, in path order) is computed from the staged copy, which
-    holds only what was checked."""
-    target_root = staging / path.name
-    target_root.mkdir()
-    files: list[str] = []
-    top = os.open(path, os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_NOFOLLOW", 0))
-    try:
-        for dirpath, dirnames, filenames, dirfd in os.fwalk(".", dir_fd=top, follow_symlinks=False):
-            for name in [*dirnames, *filenames]:
-                rel = os.path.normpath(os.path.join(dirpath, name))
-                st = os.stat(name, dir_fd=dirfd, follow_symlinks=False)
-                if stat.S_ISDIR(st.st_mode):
-                    (target_root / rel).mkdir()
-                elif not stat.S_ISREG(st.st_mode):
-                    raise _refused(f"{path.name}/{rel}", st.st_mode)
-                else:
-                    fd = _open_checked(name, dirfd, f"{path.name}/{rel}")
-                    _copy_fd(fd, target_root / rel, hashlib.sha256())
-                    files.append(rel)
-    finally:
-        os.close(top)
-    h = hashlib.sha256()
-    size = 0
-    for rel in sorted(files, key=lambda r: r.split("/")):  # pathlib's order, as digests always were
-        h.update(rel.encode())
-        with (target_root / rel).open("rb") as fh:
-            while chunk := fh.read(CHUNK):
-                h.update(chunk)
-                size += len(chunk)
-    return h.hexdigest(), size
-
-
-def check_entry(path: Path, inbox: Path | None = None) -> os.stat_result:
-    """What ``path`` is, without following it: a regular file or folder, else ImportError_.
-
-    With ``inbox``: the entry must also resolve inside the inbox, on its filesystem, and a file
-    must have no second name (a hard link to a file elsewhere).
-    """
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        raise ImportError_(f"{path}: no such file") from None
-    if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
-        raise _refused(path.name, st.st_mode)
-    if inbox is not None:
-        real, root = os.path.realpath(path), os.path.realpath(inbox)
-        if os.path.commonpath([real, root]) != root:
-            raise ImportError_(f"{path.name}: refused: resolves outside the inbox ({real})")
-        if st.st_dev != os.stat(root).st_dev:
-            raise ImportError_(f"{path.name}: refused: on another filesystem than the inbox")
-        if stat.S_ISREG(st.st_mode) and st.st_nlink > 1:
-            raise ImportError_(f"{path.name}: refused: a hard link (the same file has another name outside the "
-                               "inbox); copy the file instead")
-    return st
 
 
 def register_import(
@@ -197,9 +77,9 @@ def register_import(
     staging = Path(tempfile.mkdtemp(prefix=".staging-", dir=archive_root))
     try:
         if stat.S_ISDIR(st.st_mode):
-            digest, size = _stage_folder(path, staging)
+            digest, size = stage_folder(path, staging)
         else:
-            digest, size = _stage_file(path, staging)
+            digest, size = stage_file(path, staging)
         existing = session.scalars(
             select(ImportJob).where(
                 ImportJob.user_id == user_id, ImportJob.provider == provider, ImportJob.file_sha256 == digest
@@ -297,7 +177,7 @@ def scan_inbox(session: Session, inbox: Path, archive_root: Path,
             continue  # a stray file beside the user folders: not ours to move
         try:
             if not stat.S_ISDIR(mode):
-                raise _refused(user_name, mode)
+                raise refused(user_name, mode)
             validate_user_id(user_name)
         except (ImportError_, InvalidUserId) as exc:
             _reject(root, user_dir, f"{exc} (the inbox holds one folder per user id)")
@@ -433,4 +313,21 @@ def jobs_in_partition(session: Session, day: str, platform: str) -> list[ImportJ
             .where(ImportJob.partition_date == day, ImportJob.platform == platform)
             .order_by(ImportJob.created_at)
         )
+    )
+
+
+def landing_time(job: ImportJob) -> dt.datetime:
+    """First landing time of the job; retries and replays reuse it so bronze and silver come out identical."""
+    previous = (job.result or {}).get("fetched_at")
+    if previous:
+        return dt.datetime.fromisoformat(previous)
+    return (job.started_at or utcnow()).astimezone(dt.UTC)
+
+
+def job_event(job: ImportJob, event_type: str, summary: str, metadata: dict[str, Any],
+           when: dt.datetime) -> ActivityEvent:
+    return ActivityEvent(
+        user_id=job.user_id, event_type=event_type, summary=summary, idempotency_key=f"import:{job.id}",
+        metadata={"import_job_id": job.id, "file": job.original_name, **metadata}, event_ref=job.id,
+        created_at=when, event_date=dt.date.fromisoformat(job.partition_date),
     )

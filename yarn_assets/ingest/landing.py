@@ -9,7 +9,6 @@ events with the same idempotency key. One copy of each step lives here.
 
 from __future__ import annotations
 
-import datetime as dt
 import traceback
 from collections.abc import Callable, Iterable, Mapping
 from contextlib import AbstractContextManager
@@ -20,7 +19,6 @@ from sqlalchemy.orm import Session
 
 from control_plane.models import ImportJob, utcnow
 from resources.input_limits import InputLimits
-from yarn_assets.core.activity_log import ActivityEvent
 from yarn_assets.ingest import import_jobs
 from yarn_assets.ingest.objects import RawObject, Reject
 from yarn_assets.ingest.readers import reader_for, sample_bytes
@@ -86,22 +84,9 @@ def read_or_reject(job: ImportJob, limits: InputLimits,
                            location=job.original_name)], True
 
 
-def landing_time(job: ImportJob) -> dt.datetime:
-    """First landing time of the job; retries and replays reuse it so bronze and silver come out identical."""
-    previous = (job.result or {}).get("fetched_at")
-    if previous:
-        return dt.datetime.fromisoformat(previous)
-    return (job.started_at or utcnow()).astimezone(dt.UTC)
-
-
-def import_event(job: ImportJob, event_type: str, summary: str, metadata: dict[str, Any],
-                 when: dt.datetime) -> ActivityEvent:
-    """The job's ``import_completed`` / ``import_failed`` event (one per job: same idempotency key)."""
-    return ActivityEvent(
-        user_id=job.user_id, event_type=event_type, summary=summary, idempotency_key=f"import:{job.id}",
-        metadata={"import_job_id": job.id, "file": job.original_name, **metadata}, event_ref=job.id,
-        created_at=when, event_date=dt.date.fromisoformat(job.partition_date),
-    )
+#: One landing time and one import event per job, shared with the platform imports' bronze asset.
+landing_time = import_jobs.landing_time
+import_event = import_jobs.job_event
 
 
 def mark_completed(session: Session, job_id: str, result: dict[str, Any]) -> None:

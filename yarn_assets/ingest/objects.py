@@ -88,3 +88,14 @@ class ContentItem:
             value = getattr(self, name)
             if value is not None and value.tzinfo is None:
                 raise ValueError(f"{name} must be timezone-aware (UTC), got {value!r}")
+
+
+def parse_utc(value: Any) -> dt.datetime | None:
+    """An ISO 8601 time from an API (``Z`` or an offset; naive = UTC) as UTC, or None when it is not one."""
+    if not value:
+        return None
+    try:
+        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)

@@ -20,7 +20,6 @@ from yarn_assets.core.activity_log import write_events
 from yarn_assets.core.catalog import all_tables
 from yarn_assets.core.partitions import PARTITIONS_START
 from yarn_assets.core.tables import PLATFORM_CONTENT
-from yarn_assets.ingest.sources import BRONZE_SOURCES, SILVER_CONTENT
 from yarn_assets.ops import cleanup
 from yarn_assets.ops.maintenance import maintain
 from yarn_assets.ops.maintenance import summary_table as maintenance_summary
@@ -30,7 +29,12 @@ TABLE_MAINTENANCE = dg.AssetKey(["ops", "table_maintenance"])
 
 #: What the hourly cleanup reads and deletes from: bronze bodies (imports and syncs), silver content and
 #: the people vectors of deleted items. Any partition can hold an expired row, so every partition is read.
-CLEANED = (*BRONZE_SOURCES, SILVER_CONTENT, dg.AssetKey(["silver", "content_vectors"]))
+CLEANED = (
+    dg.AssetKey(["bronze", "platform_items", "imports"]),
+    dg.AssetKey(["bronze", "platform_items", "syncs"]),
+    dg.AssetKey(["silver", "platform_content"]),
+    dg.AssetKey(["silver", "content_vectors"]),
+)
 CODE_VERSION = "1"
 
 #: Housekeeping rewrites files that writers also touch; one at a time is plenty.

@@ -17,7 +17,8 @@ H = dt.timedelta(hours=1)
 #: Event-driven assets (deliverable versions) have no policy: their sensors' ticks are the signal.
 FRESHNESS: dict[dg.AssetKey, dg.FreshnessPolicy] = {
     # ingest: some connection syncs every hour (pro) and at least daily (free)
-    dg.AssetKey(["bronze", "synced_items"]): dg.FreshnessPolicy.time_window(fail_window=26 * H, warn_window=2 * H),
+    dg.AssetKey(["bronze", "platform_items", "syncs"]): dg.FreshnessPolicy.time_window(fail_window=26 * H,
+                                                                                        warn_window=2 * H),
     dg.AssetKey(["silver", "platform_content"]): dg.FreshnessPolicy.time_window(fail_window=26 * H,
                                                                                warn_window=2 * H),
     # signals: hourly

@@ -69,7 +69,7 @@ def _install(point: str) -> None:
 
             return dying
 
-        landing.reader_for = reader_for
+        assets.reader_for = landing.reader_for = reader_for  # platform imports and chat imports
     elif point == "bronze_commit":
         original_write_batch = bronze.write_batch
 

@@ -26,12 +26,12 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from resources.input_limits import InputLimits
+    from yarn_assets.ingest.api_calls import ApiCaller, Verdict
+    from yarn_assets.ingest.api_clients import ClientConfig
+    from yarn_assets.ingest.budget import Rate
+    from yarn_assets.ingest.fetch import Fetcher, Resource
     from yarn_assets.ingest.normalize import FrameNormalizer, Normalizer
     from yarn_assets.ingest.objects import RawObject, Reject
-    from yarn_assets.ingest.sync.budget import Rate
-    from yarn_assets.ingest.sync.calls import ApiCaller, Verdict
-    from yarn_assets.ingest.sync.clients import ClientConfig
-    from yarn_assets.ingest.sync.fetch import Fetcher, Resource
 
     Reader = Callable[[Path, InputLimits | None], Iterator[RawObject | Reject]]
 
@@ -83,11 +83,22 @@ class Platform:
     api: LiveApi | None = None  #: the live-API sync, when the platform has one
     bronze_table: str = BRONZE_ITEMS_TABLE  #: where its raw objects land
     silver_tables: tuple[str, ...] = (SILVER_CONTENT_TABLE,)  #: what its normalized rows feed
+    #: bump when a normalizer's output changes: silver's code_version includes it, so silver shows stale
+    normalize_version: str = "1"
 
     @property
     def providers(self) -> tuple[str, ...]:
         """Every source name its bronze rows carry: export providers, then the API's."""
         return (*self.readers, *((self.api.provider,) if self.api else ()))
+
+
+def fetcher_of(fetcher: Callable[[Any, Any], Fetcher], limits: Callable[..., Any]
+               ) -> Callable[[Any, Mapping[str, Any] | None], Fetcher]:
+    """``LiveApi.fetcher`` for a fetcher class taking (client, limits dataclass): overrides by field name."""
+    def make(client: Any, overrides: Mapping[str, Any] | None) -> Fetcher:
+        return fetcher(client, limits(**(overrides or {})))
+
+    return make
 
 
 @cache

@@ -6,8 +6,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from yarn_assets.ingest.sync.calls import ApiCaller, Verdict, network_error, retry_after
-from yarn_assets.ingest.sync.clients import ClientConfig, require_credentials
+from yarn_assets.ingest.api_calls import ApiCaller, Verdict, network_error, retry_after
+from yarn_assets.ingest.api_clients import ClientConfig, require_credentials
 
 #: One Google consent serves Gmail and Calendar; each platform gets its own connection, cursors and errors.
 GOOGLE_CREDENTIALS = ("refresh_token", "client_id", "client_secret")

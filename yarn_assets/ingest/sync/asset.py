@@ -1,4 +1,4 @@
-"""``bronze/synced_items``: live API syncs of one (UTC day, platform) partition.
+"""``bronze/platform_items/syncs``: live API syncs of one (UTC day, platform) partition.
 
 The partition records WHEN content was fetched, not when it was written at the source: APIs
 only serve the present, so "re-syncing 2025-03-02" cannot reproduce what was fetched that day.
@@ -29,11 +29,11 @@ from resources.platform_clients import PlatformClients
 from resources.warehouse import Warehouse
 from yarn_assets.core.activity_log import write_events
 from yarn_assets.core.partitions import ingest_partitions
-from yarn_assets.ingest.assets import partition_parts
-from yarn_assets.ingest.sources import BRONZE_SYNCS
+from yarn_assets.core.tables import BRONZE_ITEMS
+from yarn_assets.ingest.api_calls import RetrySettings
+from yarn_assets.ingest.api_clients import ClientConfig
+from yarn_assets.ingest.sources import BRONZE_SYNCS, BRONZE_SYNCS_VERSION, partition_parts, table_metadata
 from yarn_assets.ingest.sync import schedule
-from yarn_assets.ingest.sync.calls import RetrySettings
-from yarn_assets.ingest.sync.clients import ClientConfig
 from yarn_assets.ingest.sync.requests import TAG_CONNECTION, TAG_CONNECTIONS, TAG_PLATFORM, TAG_USERS
 from yarn_assets.ingest.sync.runner import ConnectionOutcome, SyncEnv, sync_connection
 
@@ -123,6 +123,7 @@ def _table(outcomes: list[ConnectionOutcome]) -> dg.MetadataValue:
     kinds={"deltalake", "polars"},
     owners=["team:data-platform"],
     pool=SYNC_POOL,
+    code_version=BRONZE_SYNCS_VERSION,
     retry_policy=dg.RetryPolicy(max_retries=1, delay=30, backoff=dg.Backoff.EXPONENTIAL, jitter=dg.Jitter.PLUS_MINUS),
     description=(
         "Raw objects fetched from the Slack, Gmail, Notion and Google Calendar APIs, as received, in "
@@ -151,7 +152,8 @@ def bronze_synced_items(
                 "partition; silver for this day can be rebuilt from the bronze it already holds.")
         context.log.info(note)
         return dg.MaterializeResult(
-            metadata={"mode": "noop_past_day", "note": note, "connections": 0, "objects": 0},
+            metadata={"mode": "noop_past_day", "note": note, "connections": 0, "objects": 0,
+                      **table_metadata(warehouse.store, BRONZE_ITEMS, platform=platform, ingest_date=day)},
             check_results=[dg.AssetCheckResult(check_name="sources_synced", passed=True,
                                                metadata={"note": "no sync (past partition)"})],
         )
@@ -195,6 +197,7 @@ def bronze_synced_items(
         "events_written": written,
         "by_connection": _table(outcomes),
         "resources": dg.MetadataValue.json({o.connection_id: o.resources for o in outcomes}),
+        **table_metadata(warehouse.store, BRONZE_ITEMS, platform=platform, ingest_date=day),
     }
     if skipped:
         metadata["not_due"] = dg.MetadataValue.json(skipped)

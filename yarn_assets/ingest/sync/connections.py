@@ -22,11 +22,11 @@ from sqlalchemy.orm import Session
 
 from control_plane.crypto import CredentialError, TokenCipher
 from control_plane.models import PlatformConnection, SyncRegistry, User, utcnow
+from yarn_assets.ingest.api_calls import ApiCaller, RetrySettings
+from yarn_assets.ingest.api_clients import ClientConfig
+from yarn_assets.ingest.api_errors import CredentialProblem, SyncError
 from yarn_assets.ingest.platforms import api_of, live
 from yarn_assets.ingest.sync import landscape
-from yarn_assets.ingest.sync.calls import ApiCaller, RetrySettings
-from yarn_assets.ingest.sync.clients import ClientConfig
-from yarn_assets.ingest.sync.errors import CredentialProblem, SyncError
 from yarn_assets.ingest.sync.redact import redact, redacting, secret_values
 from yarn_assets.ingest.sync.runner import connection_label, make_fetcher, open_api
 

@@ -14,8 +14,8 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control_plane.models import SyncRegistry
+from yarn_assets.ingest.fetch import Prior, Resource, ResourceResult
 from yarn_assets.ingest.normalize import context_only
-from yarn_assets.ingest.sync.fetch import Prior, Resource, ResourceResult
 
 CONNECTION_ROW = "__connection__"
 

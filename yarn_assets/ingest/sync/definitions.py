@@ -11,7 +11,7 @@ platform_sync_job = dg.define_asset_job(
     "platform_sync_job",
     selection=dg.AssetSelection.assets(BRONZE_SYNCS, SILVER_CONTENT),
     description="Sync the named (or all due) connections of one platform into today's bronze, then silver. "
-    'Manual: launch with tags {"yarnnn/connections": "<id>"} or config ops.bronze__synced_items.config.',
+    'Manual: launch with tags {"yarnnn/connections": "<id>"} or config ops.bronze__platform_items__syncs.config.',
 )
 
 

@@ -17,8 +17,8 @@ import datetime as dt
 from collections.abc import Iterable
 from typing import Any
 
+from yarn_assets.ingest.fetch import Resource
 from yarn_assets.ingest.platforms import api_of
-from yarn_assets.ingest.sync.fetch import Resource
 
 TIERS = ("free", "starter", "pro")
 LANDSCAPE_MAX_AGE = dt.timedelta(hours=24)

@@ -1,4 +1,4 @@
-"""Manual sync of one connection: materialize ``bronze/synced_items`` (then silver) for it now.
+"""Manual sync of one connection: materialize ``bronze/platform_items/syncs`` (then silver) for it now.
 
 Used by ``yarnnn connections sync``. The run executes in this process and is recorded in the
 Dagster instance of ``DAGSTER_HOME`` (an ephemeral one when unset), exactly like
@@ -49,7 +49,7 @@ def run_sync(settings: YarnSettings, connection_id: str, *, full_resync: bool = 
             raise ValueError(f"no connection {connection_id}")
         platform = conn.platform
     today = dt.datetime.now(dt.UTC).date().isoformat()
-    run_config = {"ops": {"bronze__synced_items": {"config": {"connection_ids": [connection_id],
+    run_config = {"ops": {"bronze__platform_items__syncs": {"config": {"connection_ids": [connection_id],
                                                               "full_resync": full_resync}}}}
     result = dg.materialize(
         [bronze_synced_items, silver_platform_content],
@@ -61,7 +61,7 @@ def run_sync(settings: YarnSettings, connection_id: str, *, full_resync: bool = 
         raise_on_error=False,
     )
     metadata: dict[str, Any] = {}
-    for mat in result.asset_materializations_for_node("bronze__synced_items"):
+    for mat in result.asset_materializations_for_node("bronze__platform_items__syncs"):
         metadata = {k: getattr(v, "value", v) for k, v in mat.metadata.items()}
     with db.session_scope(url) as s:
         conn = s.get(PlatformConnection, connection_id)

@@ -31,14 +31,14 @@ from io_managers.delta_store import DeltaStore
 from yarn_assets.core.activity_log import ActivityEvent
 from yarn_assets.core.tables import BRONZE_ITEMS, REJECTS
 from yarn_assets.ingest import batches, bronze
+from yarn_assets.ingest.api_calls import ApiCaller, RetrySettings
+from yarn_assets.ingest.api_clients import ClientConfig
+from yarn_assets.ingest.api_errors import CredentialProblem, SyncError
+from yarn_assets.ingest.budget import RateBudget
+from yarn_assets.ingest.fetch import Fetcher, Prior, Resource, ResourceResult
 from yarn_assets.ingest.normalize import context_only
 from yarn_assets.ingest.platforms import api_of, get
 from yarn_assets.ingest.sync import cursors, landscape
-from yarn_assets.ingest.sync.budget import RateBudget
-from yarn_assets.ingest.sync.calls import ApiCaller, RetrySettings
-from yarn_assets.ingest.sync.clients import ClientConfig
-from yarn_assets.ingest.sync.errors import CredentialProblem, SyncError
-from yarn_assets.ingest.sync.fetch import Fetcher, Prior, Resource, ResourceResult
 from yarn_assets.ingest.sync.redact import redact, redacting, secret_values
 
 

@@ -2,20 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from yarn_assets.ingest.platforms import LiveApi, Platform
+from yarn_assets.ingest.budget import Rate
+from yarn_assets.ingest.platforms import LiveApi, Platform, fetcher_of
 from yarn_assets.ingest.platforms.calendar import api, export, normalize, normalize_api
 from yarn_assets.ingest.platforms.google import GOOGLE_CREDENTIALS, GoogleApi, classify_google
-from yarn_assets.ingest.sync.budget import Rate
 
 
 def _detect(name: str, members: list[str] | None, is_dir: bool) -> str | None:
     return "ics" if name.endswith(".ics") else None
-
-
-def _fetcher(client: GoogleApi, limits: dict[str, Any] | None) -> api.CalendarFetcher:
-    return api.CalendarFetcher(client, api.CalendarLimits(**(limits or {})))
 
 
 PLATFORM = Platform(
@@ -28,7 +22,7 @@ PLATFORM = Platform(
         provider="gcal_api",
         credentials=GOOGLE_CREDENTIALS,
         client=GoogleApi,
-        fetcher=_fetcher,
+        fetcher=fetcher_of(api.CalendarFetcher, api.CalendarLimits),
         classify=classify_google,
         rates={"*": Rate(600, 10)},  # Calendar's per-user quota
         probe=api.probe,

@@ -13,10 +13,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from yarn_assets.ingest.api_errors import CursorExpired
+from yarn_assets.ingest.fetch import Prior, Resource, ResourceResult, dumps, parse_iso
 from yarn_assets.ingest.objects import RawObject
 from yarn_assets.ingest.platforms.google import GoogleApi
-from yarn_assets.ingest.sync.errors import CursorExpired
-from yarn_assets.ingest.sync.fetch import Prior, Resource, ResourceResult, dumps, parse_iso
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from bs4 import BeautifulSoup
 
-from yarn_assets.ingest.objects import BronzeObject, ContentItem, Reject
+from yarn_assets.ingest.objects import BronzeObject, ContentItem, Reject, parse_utc
 
 MAX_ATTENDEES = 10
 
@@ -43,16 +43,6 @@ def event_time(value: dict[str, Any] | None, fallback_tz: Any) -> tuple[dt.datet
     return None, False
 
 
-def _parse(value: Any) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
-
-
 def _plain(description: str) -> str:
     if "<" in description and ">" in description:
         return BeautifulSoup(description, "html.parser").get_text("\n").strip()
@@ -74,7 +64,7 @@ def normalize_event(obj: BronzeObject, ctx: object) -> Iterator[ContentItem | Re
     tz = obj.context.get("calendar_time_zone")
     start, all_day = event_time(event.get("start"), tz)
     end, _ = event_time(event.get("end"), tz)
-    created = _parse(event.get("created"))
+    created = parse_utc(event.get("created"))
     if obj.is_tombstone or event.get("status") == "cancelled":
         yield ContentItem(resource_id=obj.resource_id, resource_name=obj.resource_name, external_id=str(event["id"]),
                           content_type="event", content="", is_deleted=True, occurred_at=start,
@@ -108,7 +98,7 @@ def normalize_event(obj: BronzeObject, ctx: object) -> Iterator[ContentItem | Re
         occurred_at=start,
         ends_at=end,
         source_created_at=created or start,
-        source_updated_at=_parse(event.get("updated")),
+        source_updated_at=parse_utc(event.get("updated")),
         metadata={
             "event_id": event["id"], "start": event.get("start"), "end": event.get("end"),
             "location": event.get("location"), "attendees": names, "organizer": _who(organizer),

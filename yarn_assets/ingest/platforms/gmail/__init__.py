@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from yarn_assets.ingest.platforms import LiveApi, Platform
+from yarn_assets.ingest.budget import Rate
+from yarn_assets.ingest.platforms import LiveApi, Platform, fetcher_of
 from yarn_assets.ingest.platforms.gmail import api, export, normalize
 from yarn_assets.ingest.platforms.google import GOOGLE_CREDENTIALS, GoogleApi, classify_google
-from yarn_assets.ingest.sync.budget import Rate
 
 
 def _detect(name: str, members: list[str] | None, is_dir: bool) -> str | None:
@@ -16,10 +14,6 @@ def _detect(name: str, members: list[str] | None, is_dir: bool) -> str | None:
     if name.endswith((".eml", ".txt")):
         return "eml"
     return None
-
-
-def _fetcher(client: GoogleApi, limits: dict[str, Any] | None) -> api.GmailFetcher:
-    return api.GmailFetcher(client, api.GmailLimits(**(limits or {})))
 
 
 PLATFORM = Platform(
@@ -32,7 +26,7 @@ PLATFORM = Platform(
         provider="gmail_api",
         credentials=GOOGLE_CREDENTIALS,
         client=GoogleApi,
-        fetcher=_fetcher,
+        fetcher=fetcher_of(api.GmailFetcher, api.GmailLimits),
         classify=classify_google,
         rates={"*": Rate(3000, 50)},  # 250 quota units/s per user, messages.get costs 5
         probe=api.probe,

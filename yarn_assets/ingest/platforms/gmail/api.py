@@ -13,11 +13,11 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from yarn_assets.ingest.api_errors import NotFound
+from yarn_assets.ingest.fetch import Prior, Resource, ResourceResult
 from yarn_assets.ingest.objects import RawObject
 from yarn_assets.ingest.platforms.gmail.export import message_external_id
 from yarn_assets.ingest.platforms.google import GoogleApi
-from yarn_assets.ingest.sync.errors import NotFound
-from yarn_assets.ingest.sync.fetch import Prior, Resource, ResourceResult
 
 NEVER = frozenset({"SPAM", "TRASH", "DRAFT", "UNREAD"})
 PREFERRED = ("INBOX", "SENT", "STARRED", "IMPORTANT")

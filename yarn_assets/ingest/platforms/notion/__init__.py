@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from yarn_assets.ingest.platforms import LiveApi, Platform
+from yarn_assets.ingest.platforms import LiveApi, Platform, fetcher_of
 from yarn_assets.ingest.platforms.notion import api, client, export, normalize, normalize_api
 
 
@@ -14,10 +12,6 @@ def _detect(name: str, members: list[str] | None, is_dir: bool) -> str | None:
     if members is not None and any(n.lower().endswith((".md", ".csv", ".zip")) for n in members):
         return "notion_export"
     return None
-
-
-def _fetcher(client_: client.NotionApi, limits: dict[str, Any] | None) -> api.NotionFetcher:
-    return api.NotionFetcher(client_, api.NotionLimits(**(limits or {})))
 
 
 PLATFORM = Platform(
@@ -31,7 +25,7 @@ PLATFORM = Platform(
         provider="notion_api",
         credentials=("token",),
         client=client.NotionApi,
-        fetcher=_fetcher,
+        fetcher=fetcher_of(api.NotionFetcher, api.NotionLimits),
         classify=client.classify_notion,
         rates=client.RATES,
         probe=client.probe,

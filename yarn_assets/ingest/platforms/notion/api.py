@@ -20,10 +20,10 @@ import datetime as dt
 from dataclasses import dataclass
 from typing import Any
 
+from yarn_assets.ingest.api_errors import ApiUnavailable, NotFound, ResourceFailure
+from yarn_assets.ingest.fetch import Prior, Resource, ResourceResult, dumps, parse_iso
 from yarn_assets.ingest.objects import RawObject, Reject
 from yarn_assets.ingest.platforms.notion.client import NotionApi
-from yarn_assets.ingest.sync.errors import ApiUnavailable, NotFound, ResourceFailure
-from yarn_assets.ingest.sync.fetch import Prior, Resource, ResourceResult, dumps, parse_iso
 
 SEARCH_ROW = "__search__"
 

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from yarn_assets.ingest.sync.budget import Rate
-from yarn_assets.ingest.sync.calls import ApiCaller, Verdict, network_error, retry_after
-from yarn_assets.ingest.sync.clients import ClientConfig, require_credentials
+from yarn_assets.ingest.api_calls import ApiCaller, Verdict, network_error, retry_after
+from yarn_assets.ingest.api_clients import ClientConfig, require_credentials
+from yarn_assets.ingest.budget import Rate
 
 RATES: dict[str, Rate] = {"*": Rate(180, 3)}
 

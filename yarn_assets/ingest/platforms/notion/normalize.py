@@ -98,6 +98,28 @@ def _parse_time(value: str) -> dt.datetime | None:
     return parsed.astimezone(dt.UTC) if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
 
 
+def _page_item(obj: BronzeObject, title: str, content: str, properties: dict[str, str], fmt: str,
+               **extra: Any) -> ContentItem:
+    """An exported page (Markdown or HTML) as a ``page`` item: the title stands in for an empty body."""
+    return ContentItem(
+        resource_id=obj.resource_id,
+        resource_name=title,
+        external_id=obj.external_id,
+        content_type="page",
+        content=content or title,
+        title=title,
+        thread_id=obj.context.get("parent_id"),
+        metadata={
+            "path": obj.context.get("path"),
+            "parent_id": obj.context.get("parent_id"),
+            **extra,
+            "attachments": obj.context.get("attachments", []),
+            **({"properties": properties} if properties else {}),
+            "format": fmt,
+        },
+    )
+
+
 def normalize_page_md(obj: BronzeObject, ctx: Any) -> Iterator[ContentItem | Reject]:
     text = decode_bytes(obj.raw, "utf-8").lstrip("\ufeff")
     title, body = _title_and_body(text, obj.context.get("title") or obj.resource_name)
@@ -111,24 +133,8 @@ def normalize_page_md(obj: BronzeObject, ctx: Any) -> Iterator[ContentItem | Rej
         if obj.context.get("row_in_csv") and not markdown_to_text(body):
             _count_filtered(ctx, "database_row_page_without_text")  # its CSV row says it all
             return
-    content = markdown_to_text(body)
-    yield ContentItem(
-        resource_id=obj.resource_id,
-        resource_name=title,
-        external_id=obj.external_id,
-        content_type="page",
-        content=content or title,
-        title=title,
-        thread_id=obj.context.get("parent_id"),
-        metadata={
-            "path": obj.context.get("path"),
-            "parent_id": obj.context.get("parent_id"),
-            "database_id": obj.context.get("database_id"),
-            "attachments": obj.context.get("attachments", []),
-            **({"properties": properties} if properties else {}),
-            "format": "markdown",
-        },
-    )
+    yield _page_item(obj, title, markdown_to_text(body), properties, "markdown",
+                     database_id=obj.context.get("database_id"))
 
 
 def normalize_page_html(obj: BronzeObject, ctx: Any) -> Iterator[ContentItem | Reject]:
@@ -147,23 +153,7 @@ def normalize_page_html(obj: BronzeObject, ctx: Any) -> Iterator[ContentItem | R
     for row in body.find_all("tr"):  # tables (inline databases) as "a | b" rows
         cells = [c.get_text(" ", strip=True) for c in row.find_all(["td", "th"])]
         row.replace_with(soup.new_string(" | ".join(cells) + "\n"))
-    content = html_to_text(str(body))
-    yield ContentItem(
-        resource_id=obj.resource_id,
-        resource_name=title,
-        external_id=obj.external_id,
-        content_type="page",
-        content=content or title,
-        title=title,
-        thread_id=obj.context.get("parent_id"),
-        metadata={
-            "path": obj.context.get("path"),
-            "parent_id": obj.context.get("parent_id"),
-            "attachments": obj.context.get("attachments", []),
-            **({"properties": properties} if properties else {}),
-            "format": "html",
-        },
-    )
+    yield _page_item(obj, title, html_to_text(str(body)), properties, "html")
 
 
 def normalize_database_csv(obj: BronzeObject, ctx: Any) -> Iterator[ContentItem | Reject]:

@@ -8,12 +8,11 @@ Rich text is read from ``rich_text`` (current API) or ``text`` (older API versio
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 from collections.abc import Iterator
 from typing import Any
 
-from yarn_assets.ingest.objects import BronzeObject, ContentItem, Reject
+from yarn_assets.ingest.objects import BronzeObject, ContentItem, Reject, parse_utc
 
 TEXT_BLOCKS = ("paragraph", "heading_1", "heading_2", "heading_3", "bulleted_list_item", "numbered_list_item",
                "to_do", "toggle", "quote", "callout", "code")
@@ -98,16 +97,6 @@ def property_text(prop: dict[str, Any]) -> str:
     return ""
 
 
-def _parse(value: Any) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return (parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)).astimezone(dt.UTC)
-
-
 def title_of(page: dict[str, Any]) -> str:
     for prop in (page.get("properties") or {}).values():
         if isinstance(prop, dict) and prop.get("type") == "title":
@@ -122,8 +111,8 @@ def normalize_page(obj: BronzeObject, ctx: object) -> Iterator[ContentItem | Rej
         yield Reject(reason="notion object without a page", raw=obj.raw, object_type=obj.object_type,
                      external_id=obj.external_id)
         return
-    created = _parse(page.get("created_time"))
-    edited = _parse(page.get("last_edited_time"))
+    created = parse_utc(page.get("created_time"))
+    edited = parse_utc(page.get("last_edited_time"))
     content_type = str(doc.get("content_type") or ("database_row" if obj.context.get("source_type") == "data_source"
                                                    else "page"))
     if obj.is_tombstone or doc.get("deleted"):

@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from yarn_assets.ingest.platforms import LiveApi, Platform
+from yarn_assets.ingest.platforms import LiveApi, Platform, fetcher_of
 from yarn_assets.ingest.platforms.slack import api, client, export, normalize, normalize_frame
 
 
@@ -12,10 +10,6 @@ def _detect(name: str, members: list[str] | None, is_dir: bool) -> str | None:
     if members is not None and any(n.endswith(("users.json", "channels.json")) for n in members):
         return "slack_export"
     return None
-
-
-def _fetcher(client_: client.SlackApi, limits: dict[str, Any] | None) -> api.SlackFetcher:
-    return api.SlackFetcher(client_, api.SlackLimits(**(limits or {})))
 
 
 PLATFORM = Platform(
@@ -30,7 +24,7 @@ PLATFORM = Platform(
         provider="slack_api",
         credentials=("bot_token",),
         client=client.SlackApi,
-        fetcher=_fetcher,
+        fetcher=fetcher_of(api.SlackFetcher, api.SlackLimits),
         classify=client.classify_slack,
         rates=client.RATES,
         probe=client.probe,

@@ -25,12 +25,12 @@ from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from typing import Any
 
+from yarn_assets.ingest.api_errors import NotFound
+from yarn_assets.ingest.fetch import Prior, Resource, ResourceResult, dumps
 from yarn_assets.ingest.objects import RawObject
 from yarn_assets.ingest.platforms.slack.client import SlackApi
 from yarn_assets.ingest.platforms.slack.normalize import FILTERED_SUBTYPES
 from yarn_assets.ingest.platforms.slack.normalize import ts_to_datetime as ts_datetime
-from yarn_assets.ingest.sync.errors import NotFound
-from yarn_assets.ingest.sync.fetch import Prior, Resource, ResourceResult, dumps
 
 #: System subtypes never stored (yarnnn-original.md §2): the export normalizer's list, so both paths agree.
 SKIP_SUBTYPES = FILTERED_SUBTYPES

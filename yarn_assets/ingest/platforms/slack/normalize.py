@@ -87,20 +87,21 @@ def user_display_name(user: dict[str, Any]) -> str | None:
     return None
 
 
+def _listed(ctx: Any, object_type: str, key: str) -> Iterator[dict[str, Any]]:
+    """The objects listed in the batch's ``object_type`` context objects: ``{key: [...]}`` or a bare list."""
+    for obj in ctx.of_type(object_type):
+        try:
+            data = json.loads(obj.raw)
+        except ValueError:
+            continue
+        listed = data.get(key, data) if isinstance(data, dict) else data
+        yield from (x for x in (listed if isinstance(listed, list) else []) if isinstance(x, dict))
+
+
 def slack_users(ctx: Any) -> dict[str, dict[str, Any]]:
     """user id -> user object, from every users.json-like object of the batch (cached on the context)."""
     def build() -> dict[str, dict[str, Any]]:
-        users: dict[str, dict[str, Any]] = {}
-        for obj in ctx.of_type("slack_users"):
-            try:
-                data = json.loads(obj.raw)
-            except ValueError:
-                continue
-            members = data.get("members", data) if isinstance(data, dict) else data
-            for user in members if isinstance(members, list) else []:
-                if isinstance(user, dict) and user.get("id"):
-                    users[str(user["id"])] = user
-        return users
+        return {str(u["id"]): u for u in _listed(ctx, "slack_users", "members") if u.get("id")}
 
     return ctx.cached("slack_users", build)  # type: ignore[no-any-return]
 
@@ -116,17 +117,8 @@ def user_names(ctx: Any) -> dict[str, str]:
 def channel_names(ctx: Any) -> dict[str, str]:
     """conversation id -> name, from channels.json/groups.json/mpims.json objects of the batch."""
     def build() -> dict[str, str]:
-        names: dict[str, str] = {}
-        for obj in ctx.of_type("slack_channels"):
-            try:
-                data = json.loads(obj.raw)
-            except ValueError:
-                continue
-            convs = data.get("channels", data) if isinstance(data, dict) else data
-            for conv in convs if isinstance(convs, list) else []:
-                if isinstance(conv, dict) and conv.get("id") and conv.get("name"):
-                    names[str(conv["id"])] = str(conv["name"])
-        return names
+        return {str(c["id"]): str(c["name"]) for c in _listed(ctx, "slack_channels", "channels")
+                if c.get("id") and c.get("name")}
 
     return ctx.cached("slack_channel_names", build)  # type: ignore[no-any-return]
 

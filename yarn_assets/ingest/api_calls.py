@@ -21,8 +21,8 @@ from typing import Any, TypeVar
 
 import tenacity
 
-from yarn_assets.ingest.sync.budget import RateBudget
-from yarn_assets.ingest.sync.errors import ApiUnavailable, CredentialProblem, CursorExpired, NotFound
+from yarn_assets.ingest.api_errors import ApiUnavailable, CredentialProblem, CursorExpired, NotFound
+from yarn_assets.ingest.budget import RateBudget
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

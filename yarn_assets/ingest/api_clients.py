@@ -2,7 +2,7 @@
 resource) and the check that stored credentials hold what the client needs.
 
 The clients themselves live with their platform (``platforms/<name>/client.py``): thin wrappers over
-the official SDKs, one method per API call, each through :class:`~yarn_assets.ingest.sync.calls.ApiCaller`.
+the official SDKs, one method per API call, each through :class:`~yarn_assets.ingest.api_calls.ApiCaller`.
 Tokens live only inside the SDK objects; nothing logs or returns them.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from yarn_assets.ingest.sync.errors import CredentialProblem
+from yarn_assets.ingest.api_errors import CredentialProblem
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,9 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from yarn_assets.ingest.objects import RawObject, Reject
+from yarn_assets.ingest.objects import parse_utc as parse_iso
+
+__all__ = ["Fetcher", "Prior", "Resource", "ResourceResult", "dumps", "parse_iso"]
 
 
 @dataclass(frozen=True)
@@ -78,13 +81,3 @@ class Fetcher(Protocol):
 def dumps(obj: Any) -> bytes:
     """An API object as JSON bytes (key order as received)."""
     return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
-
-
-def parse_iso(value: str | None) -> dt.datetime | None:
-    if not value:
-        return None
-    try:
-        parsed = dt.datetime.fromisoformat(value.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return parsed if parsed.tzinfo else parsed.replace(tzinfo=dt.UTC)
