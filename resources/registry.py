@@ -11,7 +11,6 @@ from typing import Any
 
 import dagster as dg
 
-from io_managers.delta_io_manager import DeltaPolarsIOManager
 from io_managers.json_steps import JsonStepIOManager
 from resources.control_plane import ControlPlane
 from resources.credentials import CredentialVault
@@ -54,7 +53,6 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
     llm = build_llm(settings, control_plane)
     return {
         "warehouse": Warehouse(root=root, storage_options=options),
-        "io_manager": DeltaPolarsIOManager(root=root, storage_options=options),
         "control_plane": control_plane,
         "llm": llm,
         "signal_policy": SignalPolicy(

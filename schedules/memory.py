@@ -1,4 +1,8 @@
-"""Schedules of the memory domain: the original's 00:00 (memory + patterns), 06:00 (analysis) and digest phases."""
+"""Memory schedules: the original's 06:00 (analysis) and digest phases.
+
+The 00:00 phase (chat-app sessions into silver, facts, summaries, patterns) is declarative automation on
+the assets themselves (``yarn_assets.memory.assets.common.NIGHTLY``/``NIGHTLY_EAGER``).
+"""
 
 
 import datetime as dt
@@ -12,13 +16,9 @@ from yarn_assets.memory.assets import (
     conversation_analysis_job,
     digest_hours,
     memory_days,
-    memory_nightly_job,
     weekly_digest_job,
 )
 
-memory_nightly_schedule = previous_partition_schedule(
-    memory_nightly_job, memory_days, name="memory_nightly_schedule", run_key_prefix="memory", hour_of_day=0,
-    description="00:00 UTC: yesterday's chat-app sessions into silver, facts, summaries, activity patterns.")
 conversation_analysis_schedule = previous_partition_schedule(
     conversation_analysis_job, memory_days, name="conversation_analysis_schedule", run_key_prefix="analysis",
     hour_of_day=6, description="06:00 UTC: suggest deliverables from the last 7 days of conversations (ending "
@@ -46,4 +46,4 @@ def weekly_digest_schedule(
                          tags={"yarnnn/trigger": "schedule", "yarnnn/digest_users": str(len(due))})
 
 
-SCHEDULES = [memory_nightly_schedule, conversation_analysis_schedule, weekly_digest_schedule]
+SCHEDULES = [conversation_analysis_schedule, weekly_digest_schedule]
