@@ -27,9 +27,9 @@ class DemoContext:
     def today(self) -> str:
         return self.now.date().isoformat()
 
-    def run_job(self, job_name: str, partition_key: str | None = None, **kwargs: Any) -> RecordedRun:
+    def run_job(self, job_name: str, partition_key: str | None = None, **kwargs: Any) -> Any:
         """Submit the job to the instance (queued when a daemon serves it, else run here) and wait for it."""
-        from yarn_assets.core.submit import submit_run
+        from yarn_assets.core.submit import RecordedRun, submit_run
 
         kwargs.setdefault("run_config", quiet_run_config())
         run = submit_run(job_name, settings=self.settings, instance=self.instance, partition=partition_key,
@@ -41,26 +41,3 @@ class DemoContext:
     def note(self, line: str) -> None:
         self.summary.append(line)
         print(line, flush=True)
-
-
-@dataclass(frozen=True)
-class RecordedRun:
-    """A finished run read back from the instance (what ``execute_in_process`` used to return)."""
-
-    instance: dg.DagsterInstance
-    run_id: str
-
-    def _events(self, event_type: Any) -> list[Any]:
-        records = self.instance.get_records_for_run(self.run_id, of_type=event_type, limit=10_000).records
-        return [r.event_log_entry.dagster_event for r in records if r.event_log_entry.dagster_event]
-
-    def asset_materializations_for_node(self, node: str) -> list[dg.AssetMaterialization]:
-        from dagster._core.events import DagsterEventType
-
-        return [e.event_specific_data.materialization for e in self._events(DagsterEventType.ASSET_MATERIALIZATION)
-                if e.step_key == node]
-
-    def get_asset_check_evaluations(self) -> list[dg.AssetCheckEvaluation]:
-        from dagster._core.events import DagsterEventType
-
-        return [e.event_specific_data for e in self._events(DagsterEventType.ASSET_CHECK_EVALUATION)]

@@ -48,6 +48,35 @@ class SubmittedRun:
                                                   dg.DagsterRunStatus.CANCELED)}
 
 
+@dataclass(frozen=True)
+class RecordedRun:
+    """A finished run read back from the instance: what ``execute_in_process`` used to return."""
+
+    instance: dg.DagsterInstance
+    run_id: str
+
+    def _events(self, event_type: Any) -> list[Any]:
+        records = self.instance.get_records_for_run(self.run_id, of_type=event_type, limit=10_000).records
+        return [r.event_log_entry.dagster_event for r in records if r.event_log_entry.dagster_event]
+
+    def asset_materializations_for_node(self, node: str) -> list[dg.AssetMaterialization]:
+        from dagster._core.events import DagsterEventType
+
+        return [e.event_specific_data.materialization for e in self._events(DagsterEventType.ASSET_MATERIALIZATION)
+                if e.step_key == node]
+
+    def get_asset_check_evaluations(self) -> list[dg.AssetCheckEvaluation]:
+        from dagster._core.events import DagsterEventType
+
+        return [e.event_specific_data for e in self._events(DagsterEventType.ASSET_CHECK_EVALUATION)]
+
+    def step_failure_messages(self) -> list[str]:
+        from dagster._core.events import DagsterEventType
+
+        return [e.event_specific_data.error.message.strip() for e in self._events(DagsterEventType.STEP_FAILURE)
+                if e.event_specific_data is not None and e.event_specific_data.error is not None]
+
+
 def queue_is_served(instance: dg.DagsterInstance) -> bool:
     """Whether a daemon is dequeuing runs for this instance (a recent healthy heartbeat)."""
     from dagster._daemon.controller import get_daemon_statuses
