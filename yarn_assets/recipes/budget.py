@@ -76,7 +76,8 @@ def estimate_step(step: dsl.LLMFlowStep, policy: BudgetPolicy) -> tuple[int, int
     return inp, out, policy.models.get(task, policy.models.get("generation", "claude-sonnet-4-6"))
 
 
-def _budget(recipe: dsl.Recipe, plan: Plan, policy: BudgetPolicy, issue: Any, tier: str) -> Estimate:
+def check_recipe_budget(recipe: dsl.Recipe, plan: Plan, policy: BudgetPolicy, issue: Any, tier: str) -> Estimate:
+    """Level 4: platform limits (steps, rows, loop items, waits, no GPU); the run's LLM estimate vs the tier."""
     from resources.llm_pricing import cost_usd
 
     est = Estimate()

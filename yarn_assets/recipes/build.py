@@ -42,9 +42,17 @@ from yarn_assets.recipes.keys import (
     op_name,
     run_config,
 )
-from yarn_assets.recipes.loop_ops import _loop_ops
+from yarn_assets.recipes.loop_ops import make_loop_ops
 from yarn_assets.recipes.plan import Plan
-from yarn_assets.recipes.step_ops import _Build, _input_op, _result_op, _step_op, envelope, retry_policy, scope_from
+from yarn_assets.recipes.step_ops import (
+    BuildContext,
+    envelope,
+    make_input_op,
+    make_result_op,
+    make_step_op,
+    retry_policy,
+    scope_from,
+)
 
 #: what callers use as ``build.<name>`` (CLI, jobs, dry runs, tests); the pieces live in keys/inputs/step_ops
 __all__ = ["GROUP", "INPUT", "IO_KEY", "PARALLEL_TAG", "RESOURCE_KEYS", "InputError", "asset_key", "build_definitions",
@@ -72,22 +80,22 @@ def build_definitions(recipe: dsl.Recipe, plan: Plan, *, source_text: str = "",
             parallel[f"{recipe.pipeline_id}.{n.id}"] = n.step.max_parallel
         if isinstance(n.step, dsl.ParallelGroupStep) and n.step.max_parallel:
             parallel[f"{recipe.pipeline_id}.{n.id}"] = n.step.max_parallel
-    b = _Build(recipe, plan, key, dict(activated_by), parallel)
+    b = BuildContext(recipe, plan, key, dict(activated_by), parallel)
 
     check_specs = [dg.AssetCheckSpec(check_name(step_id, name), asset=key, blocking=spec.blocking,
                                      description=spec.description or f"{spec.metric} {spec.op} {spec.threshold:g} "
                                      f"(validation step {step_id})")
                    for step_id, name, spec in plan.validation_checks()]
     upstream = _upstream_assets(plan)
-    input_op = _input_op(b, upstream)
-    result_op = _result_op(b)
+    input_op = make_input_op(b, upstream)
+    result_op = make_result_op(b)
     step_ops: dict[str, dg.OpDefinition] = {}
     loops: dict[str, tuple[dg.OpDefinition, list[dg.OpDefinition], dg.OpDefinition]] = {}
     for n in plan.top():
         if isinstance(n.step, dsl.LoopStep):
-            loops[n.id] = _loop_ops(b, n)
+            loops[n.id] = make_loop_ops(b, n)
         else:
-            step_ops[n.id] = _step_op(b, n)
+            step_ops[n.id] = make_step_op(b, n)
 
     def compose(**assets: Any) -> Any:
         inp = input_op(**{f"after_{i}": assets[f"upstream_{i}"] for i in range(len(upstream))})

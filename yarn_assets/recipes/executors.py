@@ -15,7 +15,14 @@ from yarn_assets.recipes import dsl, registry
 from yarn_assets.recipes.expressions import evaluate, path_exists, truthy
 from yarn_assets.recipes.llm_steps import offline_fill, output_model, run_llm_flow
 from yarn_assets.recipes.runtime import StepRuntime
-from yarn_assets.recipes.step_results import CheckOutcome, DeliveryFailed, StepError, StepResult, WaitTimeout, _declared
+from yarn_assets.recipes.step_results import (
+    CheckOutcome,
+    DeliveryFailed,
+    StepError,
+    StepResult,
+    WaitTimeout,
+    check_declared,
+)
 from yarn_assets.recipes.table_steps import readable_columns, run_output, run_read_asset, run_wait, table_spec
 from yarn_assets.recipes.templates import resolve
 
@@ -60,7 +67,7 @@ def run_function(step: dsl.FunctionStep, scope: Mapping[str, Any], rt: StepRunti
     produced = fn.fn(rt, **values)
     if not isinstance(produced, Mapping):
         raise StepError(f"function '{step.method}' returned {type(produced).__name__}, not a mapping of outputs")
-    _declared(step, produced, fn.outputs)
+    check_declared(step, produced, fn.outputs)
     return StepResult(output=dict(produced))
 
 

@@ -10,7 +10,7 @@ from pydantic import BaseModel, ConfigDict, create_model
 from yarn_assets.recipes import dsl, registry
 from yarn_assets.recipes.registry import FlowCall
 from yarn_assets.recipes.runtime import StepRuntime
-from yarn_assets.recipes.step_results import StepResult, _declared
+from yarn_assets.recipes.step_results import StepResult, check_declared
 from yarn_assets.recipes.templates import format_value, resolve
 
 
@@ -102,5 +102,5 @@ def run_llm_flow(step: dsl.LLMFlowStep, scope: Mapping[str, Any], rt: StepRuntim
     if call.post is not None:
         output = dict(call.post(value))
     output["llm"] = _usage(result)
-    _declared(step, output)
+    check_declared(step, output)
     return StepResult(output=output)

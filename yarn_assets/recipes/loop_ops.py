@@ -9,11 +9,12 @@ from yarn_assets.recipes import dsl
 from yarn_assets.recipes.inputs import INPUT
 from yarn_assets.recipes.keys import IO_KEY, RESOURCE_KEYS, op_name
 from yarn_assets.recipes.plan import Node
-from yarn_assets.recipes.step_ops import _Build, _run_with_policy, envelope, retry_policy, scope_from
+from yarn_assets.recipes.step_ops import BuildContext, envelope, retry_policy, run_with_policy, scope_from
 from yarn_assets.recipes.templates import TemplateError, resolve
 
 
-def _loop_ops(b: _Build, node: Node) -> tuple[dg.OpDefinition, list[dg.OpDefinition], dg.OpDefinition]:
+def make_loop_ops(b: BuildContext, node: Node) -> tuple[dg.OpDefinition, list[dg.OpDefinition], dg.OpDefinition]:
+    """The fan-out op, the body ops (chained per item) and the collect op of a ``loop`` step."""
     loop: dsl.LoopStep = node.step
     body = b.plan.body(node.id)
     ins: dict[str, dg.In] = {"ctx": dg.In(), **{f"dep_{d}": dg.In() for d in node.hard}}
@@ -47,7 +48,7 @@ def _loop_ops(b: _Build, node: Node) -> tuple[dg.OpDefinition, list[dg.OpDefinit
             state = dict(inputs["state"])
             scope = {**state["scope"], **state["outputs"], loop.loop_variable: state["item"]}
             hints = {k: f"step '{k}' failed ({v}); it has no outputs" for k, v in state["failed"].items()}
-            result, error, ms = _run_with_policy(context, b, member, scope, hints, state["scope"][INPUT]["now"])
+            result, error, ms = run_with_policy(context, b, member, scope, hints, state["scope"][INPUT]["now"])
             outputs, failed = dict(state["outputs"]), dict(state["failed"])
             if result is None:
                 failed[member.id] = error

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from yarn_assets.recipes import dsl, registry
 
 
 # ------------------------------------------------------------------------------------------ level 2
-def _registry(recipe: dsl.Recipe, issue: Any) -> None:
+def check_registry(recipe: dsl.Recipe, issue: Any) -> None:
+    """Level 2: every function, flow, table and asset a step names exists and fits how the step uses it."""
     try:
         registry.load(recipe.functions_from)
     except registry.RegistryError as exc:
@@ -17,25 +19,13 @@ def _registry(recipe: dsl.Recipe, issue: Any) -> None:
         issue("registry", ("dry_run", "seed"), f"unknown function '{recipe.dry_run.seed}' (dry_run.seed)")
     for step, loc in dsl.iter_steps(recipe.steps):
         if isinstance(step, dsl.FunctionStep):
-            fn = registry.FUNCTIONS.get(step.method)
-            if fn is None:
-                issue("registry", (*loc, "method"), f"unknown function '{step.method}'; registered: "
-                      f"{', '.join(sorted(registry.FUNCTIONS))}", step.id)
-                continue
-            for problem in fn.signature_problems(set(step.inputs)):
-                issue("registry", (*loc, "inputs"), problem, step.id)
-            undeclared = [o for o in step.outputs if fn.outputs and o not in fn.outputs]
+            fn = _registered(registry.FUNCTIONS, "function", step.method, step, loc, "method", issue)
+            undeclared = [o for o in step.outputs if fn is not None and fn.outputs and o not in fn.outputs]
             if undeclared:
                 issue("registry", (*loc, "outputs"), f"'{step.method}' does not produce {', '.join(undeclared)}; "
                       f"it produces: {', '.join(fn.outputs)}", step.id)
         elif isinstance(step, dsl.LLMFlowStep) and step.flow is not None:
-            flow = registry.FLOWS.get(step.flow)
-            if flow is None:
-                issue("registry", (*loc, "flow"), f"unknown flow '{step.flow}'; registered: "
-                      f"{', '.join(sorted(registry.FLOWS)) or '(none)'}", step.id)
-                continue
-            for problem in flow.signature_problems(set(step.inputs)):
-                issue("registry", (*loc, "inputs"), problem, step.id)
+            _registered(registry.FLOWS, "flow", step.flow, step, loc, "flow", issue)
         elif isinstance(step, dsl.LLMFlowStep):
             unknown = sorted(set(step.inputs) - {"user_id"})
             if unknown:
@@ -51,6 +41,19 @@ def _registry(recipe: dsl.Recipe, issue: Any) -> None:
                 _asset_name(name, (*loc, "assets", i), issue, step.id)
     for i, name in enumerate(recipe.reads):
         _asset_name(name, ("reads", i), issue, None)
+
+
+def _registered(entries: Mapping[str, Any], what: str, name: str, step: Any, loc: tuple[Any, ...], field: str,
+                issue: Any) -> Any:
+    """The registered function or flow ``name``, its signature checked against the step's inputs; None if unknown."""
+    entry = entries.get(name)
+    if entry is None:
+        issue("registry", (*loc, field), f"unknown {what} '{name}'; registered: "
+              f"{', '.join(sorted(entries)) or '(none)'}", step.id)
+        return None
+    for problem in entry.signature_problems(set(step.inputs)):
+        issue("registry", (*loc, "inputs"), problem, step.id)
+    return entry
 
 
 def _asset_name(name: str, loc: tuple[Any, ...], issue: Any, step: str | None) -> None:

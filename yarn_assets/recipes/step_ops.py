@@ -77,7 +77,9 @@ def _not_retryable(exc: BaseException) -> bool:
 
 
 @dataclass
-class _Build:
+class BuildContext:
+    """What every op factory of one recipe needs: the recipe, its plan, its asset key and who activates whom."""
+
     recipe: dsl.Recipe
     plan: Plan
     key: dg.AssetKey
@@ -110,7 +112,7 @@ class _Build:
         return tags
 
 
-def _check_result(b: _Build, step_id: str, outcome: Any) -> dg.AssetCheckResult:
+def _check_result(b: BuildContext, step_id: str, outcome: Any) -> dg.AssetCheckResult:
     return dg.AssetCheckResult(
         asset_key=b.key, check_name=check_name(step_id, outcome.name), passed=outcome.passed,
         severity=dg.AssetCheckSeverity.ERROR if outcome.severity == "error" else dg.AssetCheckSeverity.WARN,
@@ -120,7 +122,7 @@ def _check_result(b: _Build, step_id: str, outcome: Any) -> dg.AssetCheckResult:
     )
 
 
-def _run_with_policy(context: dg.OpExecutionContext, b: _Build, node: Node, scope: dict[str, Any],
+def run_with_policy(context: dg.OpExecutionContext, b: BuildContext, node: Node, scope: dict[str, Any],
                      hints: dict[str, str], now: str) -> tuple[StepResult | None, str | None, float]:
     """Execute the step; on failure either ask Dagster for a retry (capped backoff) or hand the error back."""
     step = node.step
@@ -152,7 +154,8 @@ def _run_with_policy(context: dg.OpExecutionContext, b: _Build, node: Node, scop
         return None, message, ms
 
 
-def _step_op(b: _Build, node: Node) -> dg.OpDefinition:
+def make_step_op(b: BuildContext, node: Node) -> dg.OpDefinition:
+    """The op of one non-loop step: inputs from its dependencies, outputs for its result, activations and checks."""
     step = node.step
     ins: dict[str, dg.In] = {"ctx": dg.In()}
     for d in node.hard:
@@ -175,7 +178,7 @@ def _step_op(b: _Build, node: Node) -> dg.OpDefinition:
             yield dg.Output(envelope(node.id, "ok", output), "result",
                             metadata={"status": "ok", "members_ran": len(output), "members": len(node.members)})
             return
-        result, error, ms = _run_with_policy(context, b, node, scope, hints, now)
+        result, error, ms = run_with_policy(context, b, node, scope, hints, now)
         attempts = context.retry_number + 1
         if result is None:  # failed, handled by on_error
             if step.on_error and step.on_error.continue_on_failure:
@@ -226,7 +229,8 @@ def _wrap(fn: Any) -> Any:
     return compute
 
 
-def _input_op(b: _Build, upstream: list[dg.AssetKey]) -> dg.OpDefinition:
+def make_input_op(b: BuildContext, upstream: list[dg.AssetKey]) -> dg.OpDefinition:
+    """The first op: the run's inputs checked and its clock fixed, after the upstream tables (lineage)."""
     recipe = b.recipe
 
     def compute(context: dg.OpExecutionContext, inputs: Mapping[str, Any]) -> Any:
@@ -246,7 +250,8 @@ def _input_op(b: _Build, upstream: list[dg.AssetKey]) -> dg.OpDefinition:
     )
 
 
-def _result_op(b: _Build) -> dg.OpDefinition:
+def make_result_op(b: BuildContext) -> dg.OpDefinition:
+    """The last op: the asset's value, per-step status and LLM totals as metadata."""
     recipe = b.recipe
     top = [n.id for n in b.plan.top()]
 

@@ -44,7 +44,8 @@ class StepResult:
 
 
 # ------------------------------------------------------------------------------------------ helpers
-def _declared(step: Any, produced: Mapping[str, Any], extra: tuple[str, ...] = ()) -> None:
+def check_declared(step: Any, produced: Mapping[str, Any], extra: tuple[str, ...] = ()) -> None:
+    """Raise when the step did not produce every output it (or its function) declares."""
     missing = [k for k in (*step.outputs, *extra) if k not in produced]
     if missing:
         raise StepError(f"step '{step.id}' did not produce declared output{'s' if len(missing) > 1 else ''} "

@@ -44,7 +44,8 @@ def known_fields(node: Node, plan: Plan) -> dict[str, str] | None:
     return None
 
 
-def _templates(recipe: dsl.Recipe, plan: Plan, issue: Any) -> None:
+def check_templates(recipe: dsl.Recipe, plan: Plan, issue: Any) -> None:
+    """Level 3, templates: expressions parse and every ``{{step.field}}`` names a field that will exist."""
     inputs = set(recipe.inputs) | {"now"}
     for node in plan.nodes.values():
         step = node.step

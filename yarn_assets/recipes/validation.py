@@ -24,11 +24,11 @@ from typing import Any
 from pydantic import ValidationError
 
 from yarn_assets.recipes import dsl
-from yarn_assets.recipes.budget import TEMPLATE_TOKENS, BudgetPolicy, Estimate, _budget, estimate_step
+from yarn_assets.recipes.budget import TEMPLATE_TOKENS, BudgetPolicy, Estimate, check_recipe_budget, estimate_step
 from yarn_assets.recipes.plan import Plan, build_plan
-from yarn_assets.recipes.registry_checks import _registry
+from yarn_assets.recipes.registry_checks import check_registry
 from yarn_assets.recipes.source import RecipeSource, SourceError, parse_text, read_file
-from yarn_assets.recipes.template_checks import _templates, known_fields
+from yarn_assets.recipes.template_checks import check_templates, known_fields
 
 #: the report types and level functions, importable from here as before the split
 __all__ = ["LEVELS", "TEMPLATE_TOKENS", "BudgetPolicy", "Estimate", "Issue", "Report", "estimate_step", "known_fields",
@@ -112,11 +112,11 @@ def validate_source(source: RecipeSource, policy: BudgetPolicy | None = None, *,
 
     plan = build_plan(recipe)
     report.plan = plan
-    _registry(recipe, issue)
+    check_registry(recipe, issue)
     for p in plan.problems:
         issue(p.level, p.loc, p.message, p.step)
-    _templates(recipe, plan, issue)
-    report.estimate = _budget(recipe, plan, policy, issue, tier or recipe.budget.tier)
+    check_templates(recipe, plan, issue)
+    report.estimate = check_recipe_budget(recipe, plan, policy, issue, tier or recipe.budget.tier)
     return report
 
 
