@@ -1,5 +1,5 @@
 """A run the API submits is launched by a real daemon (`dagster dev` on loopback) through the code server:
-the API process only queues it (``yarn_assets.core.runs.submit_run``)."""
+the API process only queues it (``yarn_assets.core.submit.queue_run``)."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """Work the user asks for now — a signal pass, a deliverable run, a platform sync — each **submitted to the
-Dagster instance as a run** (``yarn_assets.core.runs.submit_run``: queued, launched by the daemon), never
+Dagster instance as a run** (``yarn_assets.core.submit.queue_run``: queued, launched by the daemon), never
 executed here. Rate-limited per user (``api_trigger_rate_limit``); signal passes also keep the 5-minute
 cooldown of manual triggers (``signals_manual_cooldown_seconds``)."""
 
@@ -13,7 +13,7 @@ from sqlalchemy import select
 from control_plane.models import PlatformConnection
 from yarn_assets.api.env import ApiEnv
 from yarn_assets.core.partitions import ingest_key
-from yarn_assets.core.runs import submit_run
+from yarn_assets.core.submit import queue_run
 from yarn_assets.deliverables import feedback
 from yarn_assets.signals.manual import ManualTriggerRefused, claim_manual_trigger
 
@@ -47,7 +47,7 @@ def build_router(env: ApiEnv, current_user: Any) -> APIRouter:
             raise HTTPException(429 if wait else 403, str(exc).replace(f"user {user_id} ", "you "),
                                 headers={"Retry-After": str(wait)} if wait else None) from None
         config = {"user_ids": [user_id], "ignore_wake_gate": True, "execute": True, "trigger": "manual"}
-        run = submit_run(instance, env.job("signals_job"), partition_key=hour_key(now),
+        run = queue_run(instance, env.job("signals_job"), partition_key=hour_key(now),
                          run_config={"ops": {"signal_passes": {"config": config}}},
                          tags={TRIGGER_TAG: "manual", REQUESTER_TAG: f"api:{user_id}"})
         return _run(run)
@@ -67,7 +67,7 @@ def build_router(env: ApiEnv, current_user: Any) -> APIRouter:
         env.rate_limit(user_id, "deliverables")
         instance = env.dagster()
         instance.add_dynamic_partitions(deliverable_partitions.name, [deliverable_id])
-        run = submit_run(instance, env.job("deliverable_job"), partition_key=deliverable_id,
+        run = queue_run(instance, env.job("deliverable_job"), partition_key=deliverable_id,
                          tags={DELIVERABLE_TRIGGER: "manual", REQUESTER_TAG: f"api:{user_id}"})
         return _run(run)
 
@@ -83,7 +83,7 @@ def build_router(env: ApiEnv, current_user: Any) -> APIRouter:
             conn_id = conn.id
         env.rate_limit(user_id, "sync")
         today = dt.datetime.now(dt.UTC).date().isoformat()
-        run = submit_run(env.dagster(), env.job("platform_sync_job"), partition_key=ingest_key(today, platform),
+        run = queue_run(env.dagster(), env.job("platform_sync_job"), partition_key=ingest_key(today, platform),
                          tags={TAG_CONNECTIONS: conn_id, TAG_PLATFORM: platform, TRIGGER_TAG: "api",
                                REQUESTER_TAG: f"api:{user_id}"})
         return _run(run)

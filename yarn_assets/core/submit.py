@@ -187,3 +187,41 @@ def _submit_to_queue(instance: dg.DagsterInstance, job_name: str, run_config: di
         )
         instance.submit_run(run.run_id, workspace)
     return run.run_id
+
+
+#: Repository name of a code location built from one ``Definitions`` object.
+REPOSITORY_NAME = "__repository__"
+
+
+def queue_run(instance: dg.DagsterInstance, job: Any, *, location_name: str = CODE_LOCATION_NAME,
+               partition_key: str | None = None, run_config: Mapping[str, Any] | None = None,
+               tags: Mapping[str, str] | None = None, module: str = CODE_LOCATION_MODULE) -> dg.DagsterRun:
+    """Queue a run of ``job`` (a resolved ``JobDefinition``) on the instance; the daemon launches it. Always
+    queued, never executed here: the API's triggers use it (the CLI's :func:`submit_run` falls back to
+    executing in its own process when no daemon serves the queue).
+
+    Nothing executes in the calling process (the API, a CLI): the run is created with the remote
+    origin of the code location ``location_name`` (as the workspace names it) and submitted to the
+    instance's run coordinator — the ``QueuedRunCoordinator`` of the embedded and production
+    instances — so the daemon dequeues it, honouring run concurrency limits, and launches it through
+    the code server like a run launched from the UI.
+    """
+    import os
+    import sys
+
+    from dagster._core.code_pointer import ModuleCodePointer
+    from dagster._core.origin import JobPythonOrigin, RepositoryPythonOrigin
+    from dagster._core.remote_origin import RegisteredCodeLocationOrigin, RemoteJobOrigin, RemoteRepositoryOrigin
+
+    all_tags = dict(tags or {})
+    if partition_key is not None:
+        all_tags["dagster/partition"] = partition_key
+    origin = RemoteJobOrigin(
+        repository_origin=RemoteRepositoryOrigin(RegisteredCodeLocationOrigin(location_name), REPOSITORY_NAME),
+        job_name=job.name,
+    )
+    python_origin = JobPythonOrigin(job.name, RepositoryPythonOrigin(
+        executable_path=sys.executable, code_pointer=ModuleCodePointer(module, "defs", os.getcwd())))
+    run = instance.create_run_for_job(job_def=job, run_config=dict(run_config or {}), tags=all_tags,
+                                      remote_job_origin=origin, job_code_origin=python_origin)
+    return instance.submit_run(run.run_id, workspace=None)  # type: ignore[arg-type]
