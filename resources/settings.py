@@ -53,6 +53,12 @@ class YarnSettings(BaseSettings):
         description="Anthropic API key; without it the LLM runs in the labelled offline mode.",
     )
 
+    user_shards: int = Field(
+        default=1, ge=1, le=256,
+        description="User shards of the hourly signals partition (hash(user_id) mod N): one run per (hour, shard), "
+        "so N workers take one hour in parallel. Changing it re-keys the signal partitions.",
+    )
+
     # --- LLM -----------------------------------------------------------------------------------
     llm_mode: Literal["auto", "api", "offline"] = Field(
         default="auto", description="auto = api when a key is set, else offline; api without a key is an error."

@@ -31,6 +31,7 @@ from io_managers.delta_store import DeltaStore
 from io_managers.predicates import Eq, In, Predicate, all_of
 from resources.llm import LLM, LLMBudgetExceeded, LLMCallError, LLMOutputError, LLMScope, LLMUsage
 from yarn_assets.core.activity_log import ActivityEvent, write_events
+from yarn_assets.core.shards import in_shard
 from yarn_assets.core.tables import PLATFORM_CONTENT
 from yarn_assets.signals import actions as act
 from yarn_assets.signals import context as ctxmod
@@ -328,14 +329,14 @@ def process_hour(
     ignore_wake_gate: bool = False,
     execute: bool = True,
     on_failure: Callable[[PassResult], None] | None = None,
-    shard: Callable[[str], bool] | None = None,
+    shard: tuple[str, int] | None = None,
 ) -> HourResult:
     """Every eligible user (of ``shard``, when given): cheap inputs and the wake gate for all users
     first, then the expensive inputs in one batch for the passes that need a decision."""
     with session_factory() as session:
         users, ignored = eligible_users(session, policy.excluded_tiers, user_ids)
-    if shard is not None:
-        users = [u for u in users if shard(u)]
+    if shard is not None and shard[1] > 1:
+        users = in_shard(users, *shard)
     result = HourResult(users=users, ignored_users=ignored)
     try:
         inputs = cheap_inputs(session_factory, users)
@@ -378,12 +379,15 @@ def process_hour(
 
 
 def hour_predicate(spec: HourSpec, result: HourResult, user_ids: Sequence[str] | None,
-                   passes: Sequence[str]) -> Predicate:
-    """The rows an hour's run owns: its hour and trigger, narrowed to the users and passes it ran."""
+                   passes: Sequence[str], shard_users: Sequence[str] | None = None) -> Predicate:
+    """The rows an hour's run owns: its hour and trigger, narrowed to the users (of its shard) and
+    passes it ran. ``shard_users``: every user of the shard with rows in the hour or in this run."""
     parts: list[Predicate] = [Eq("signal_date", spec.hour_start.date()), Eq("partition_hour", spec.hour_start),
                               Eq("trigger", spec.trigger)]
     if user_ids:
         parts.append(In("user_id", sorted(set(user_ids) | set(result.users))))
+    elif shard_users is not None:
+        parts.append(In("user_id", sorted(set(shard_users) | set(result.users)) or [""]))
     if sorted(passes) != sorted(PASSES):
         parts.append(In("pass", list(passes)))
     predicate = all_of(*parts)
@@ -391,10 +395,19 @@ def hour_predicate(spec: HourSpec, result: HourResult, user_ids: Sequence[str] |
     return predicate
 
 
+def _users_in_hour(store: DeltaStore, spec: HourSpec) -> list[str]:
+    lf = store.scan(SIGNAL_SUMMARIES, all_of(Eq("signal_date", spec.hour_start.date()),
+                                             Eq("partition_hour", spec.hour_start)))
+    return [] if lf is None else lf.select("user_id").unique().collect()["user_id"].to_list()
+
+
 def write_hour(store: DeltaStore, spec: HourSpec, result: HourResult, *, user_ids: Sequence[str] | None,
-               passes: Sequence[str], run_id: str | None) -> int:
-    """Replace the hour's rows in both gold tables and append its events; returns events inserted."""
-    where = hour_predicate(spec, result, user_ids, passes)
+               passes: Sequence[str], run_id: str | None, shard: tuple[str, int] | None = None) -> int:
+    """Replace the hour's rows (of the shard) in both gold tables and append its events; returns
+    events inserted. A shard replaces the rows of its users only: users who left the eligible set
+    since a previous run of the hour are found in the table and hashed like the others."""
+    shard_users = in_shard(_users_in_hour(store, spec), *shard) if shard is not None and shard[1] > 1 else None
+    where = hour_predicate(spec, result, user_ids, passes, shard_users)
     for table in (SIGNAL_SUMMARIES, SIGNAL_ACTIONS):
         store.ensure(table)  # present (if empty) from the first run on, for the CLI and the UI
     store.replace(SIGNAL_SUMMARIES, result.summary_frame(), where)
@@ -415,10 +428,11 @@ def run_hour(
     ignore_wake_gate: bool = False,
     execute: bool = True,
     on_failure: Callable[[PassResult], None] | None = None,
+    shard: tuple[str, int] | None = None,
 ) -> tuple[HourResult, int]:
     """Process and write one hour (what the asset does, minus Dagster); returns (result, events written)."""
     result = process_hour(store=store, session_factory=session_factory, llm=llm, spec=spec, policy=policy,
                           scope=scope, user_ids=user_ids, passes=passes, ignore_wake_gate=ignore_wake_gate,
-                          execute=execute, on_failure=on_failure)
-    events = write_hour(store, spec, result, user_ids=user_ids, passes=passes, run_id=scope.run_id)
+                          execute=execute, on_failure=on_failure, shard=shard)
+    events = write_hour(store, spec, result, user_ids=user_ids, passes=passes, run_id=scope.run_id, shard=shard)
     return result, events
