@@ -247,7 +247,6 @@ def build_signals_job(shards: int = DEFAULT_SHARDS) -> Any:
     return dg.define_asset_job(
         "signals_job",
         selection=dg.AssetSelection.assets(SUMMARIES_KEY, ACTIONS_KEY),
-        partitions_def=signal_partitions(shards),
         description="One hour of signal processing for one shard of the eligible users (both passes); the "
         "schedule requests every shard of the hour. Backfill a range with `yarnnn signals backfill --from "
         "2026-11-23-00:00 --to 2026-11-23-23:00` or `dagster job backfill -j signals_job`.",
