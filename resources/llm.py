@@ -62,6 +62,7 @@ from sqlalchemy import func, select
 
 from control_plane.models import LlmUsage, User
 from resources.control_plane import ControlPlane
+from resources.llm_limits import Limiter, limiter_for
 from resources.llm_pricing import OFFLINE_MODEL, cost_usd
 
 log = logging.getLogger(__name__)
@@ -230,6 +231,9 @@ class LLM(dg.ConfigurableResource):
         description="Daily tokens per user by tier; null = unlimited.",
     )
     price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+    max_concurrency: int = Field(default=8, ge=1, description="API calls in flight at once (per process and key).")
+    requests_per_minute: int | None = Field(default=None, description="Client-side request limit (None: none).")
+    tokens_per_minute: int | None = Field(default=None, description="Client-side input-token limit (None: none).")
 
     _client: Any = PrivateAttr(default=None)
 
@@ -251,13 +255,24 @@ class LLM(dg.ConfigurableResource):
                 raise LLMConfigError(
                     "ANTHROPIC_API_KEY is not set but the LLM is in online mode; set the key or YARNNN_LLM_MODE=offline"
                 )
+            limiter = self.limiter()
+            hooks = {  # every attempt (SDK retries included) waits for the shared pause and the buckets
+                "request": [lambda req: limiter.admit(len(req.content or b"") // 4)],
+                "response": [lambda resp: limiter.observe(resp.status_code, resp.headers)],
+            }
             self._client = anthropic.Anthropic(
                 api_key=self.api_key,
                 base_url=self.base_url or None,
                 timeout=self.timeout_seconds,
                 max_retries=self.max_retries,
+                http_client=anthropic.DefaultHttpxClient(event_hooks=hooks),
             )
         return self._client
+
+    def limiter(self) -> Limiter:
+        """The process-wide backpressure of this endpoint and key (see :mod:`resources.llm_limits`)."""
+        return limiter_for(self.base_url, self.api_key, self.max_concurrency, self.requests_per_minute,
+                           self.tokens_per_minute)
 
     # -------------------------------------------------------------- budget
     def budget_for(self, user_id: str) -> tuple[str, int | None]:
@@ -390,8 +405,10 @@ class LLM(dg.ConfigurableResource):
         return params
 
     def _create(self, task: str, params: dict[str, Any]) -> Any:
+        client = self.client()
         try:
-            return self.client().messages.create(**params)
+            with self.limiter().call():
+                return client.messages.create(**params)
         except anthropic.APIStatusError as exc:
             code = exc.status_code
             transient = code in (408, 409, 429) or code >= 500

@@ -72,6 +72,13 @@ class YarnSettings(BaseSettings):
     llm_max_retries: int = Field(
         default=4, ge=0, description="SDK retries on 408/409/429/5xx/529 and timeouts (honouring retry-after)."
     )
+    llm_max_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Anthropic calls in flight at once per process (signals, deliverables)."
+    )
+    llm_requests_per_minute: int | None = Field(default=None, ge=1, description="Client-side RPM limit (null: none).")
+    llm_tokens_per_minute: int | None = Field(
+        default=None, ge=1, description="Client-side input tokens per minute (null: none)."
+    )
     llm_daily_token_budgets: dict[str, int | None] = Field(
         default_factory=lambda: {"free": 50_000, "starter": 250_000, "pro": None},
         description="Per-user daily LLM token budget by tier as JSON; null = unlimited; unknown tiers count as free.",

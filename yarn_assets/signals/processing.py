@@ -22,7 +22,8 @@ import datetime as dt
 import logging
 import traceback
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
@@ -30,7 +31,7 @@ import polars as pl
 from io_managers.delta_store import DeltaStore
 from io_managers.predicates import Eq, In, Predicate, all_of
 from resources.llm import LLM, LLMBudgetExceeded, LLMCallError, LLMOutputError, LLMScope, LLMUsage
-from yarn_assets.core.activity_log import ActivityEvent, write_events
+from yarn_assets.core.activity_log import write_events
 from yarn_assets.core.shards import in_shard
 from yarn_assets.core.tables import PLATFORM_CONTENT
 from yarn_assets.signals import actions as act
@@ -50,6 +51,7 @@ from yarn_assets.signals.inputs import (  # noqa: F401  (re-exported: the hour's
     previous_passes,
 )
 from yarn_assets.signals.prompt import SYSTEM_PROMPT, SignalDecision, render_prompt
+from yarn_assets.signals.results import HourResult, PassResult
 from yarn_assets.signals.tables import PASSES, SIGNAL_ACTIONS, SIGNAL_SUMMARIES
 
 log = logging.getLogger(__name__)
@@ -81,60 +83,6 @@ class HourSpec:
         return cls(partition_key, start, min(end, now), now, trigger)
 
 
-@dataclass
-class PassResult:
-    user_id: str
-    pass_name: str
-    status: str  # evaluated | skipped | failed
-    summary_row: dict[str, Any]
-    action_rows: list[dict[str, Any]] = field(default_factory=list)
-    event: ActivityEvent | None = None
-    usage: LLMUsage = field(default_factory=LLMUsage)
-    skip_reason: str | None = None
-    error: str | None = None
-    transient: bool = False
-    replayed: int = 0
-
-
-@dataclass
-class HourResult:
-    passes: list[PassResult] = field(default_factory=list)
-    users: list[str] = field(default_factory=list)
-    ignored_users: list[str] = field(default_factory=list)
-
-    @property
-    def usage(self) -> LLMUsage:
-        total = LLMUsage()
-        for p in self.passes:
-            total = total + p.usage
-        return total
-
-    def summary_frame(self) -> pl.DataFrame:
-        rows = [p.summary_row for p in self.passes]
-        return pl.DataFrame(rows, schema=dict(SIGNAL_SUMMARIES.schema)) if rows else SIGNAL_SUMMARIES.empty()
-
-    def action_frame(self) -> pl.DataFrame:
-        rows = [r for p in self.passes for r in p.action_rows]
-        return pl.DataFrame(rows, schema=dict(SIGNAL_ACTIONS.schema)) if rows else SIGNAL_ACTIONS.empty()
-
-    def events(self) -> list[ActivityEvent]:
-        return [p.event for p in self.passes if p.event is not None]
-
-    def count(self, status: str, reason: str | None = None) -> int:
-        return sum(1 for p in self.passes if p.status == status and (reason is None or p.skip_reason == reason))
-
-    @property
-    def failed(self) -> list[PassResult]:
-        return [p for p in self.passes if p.status == "failed"]
-
-    @property
-    def should_retry(self) -> bool:
-        """Every decision that was attempted failed transiently (an API outage): worth a retry of the hour."""
-        attempted = [p for p in self.passes if p.status in ("evaluated", "failed")]
-        return bool(attempted) and all(p.status == "failed" and p.transient for p in attempted)
-
-
-# ------------------------------------------------------------------------------------------ one pass
 @dataclass
 class Gate:
     """A pass after extraction and the wake gate: either finished (skipped) or waiting for a decision."""
@@ -361,7 +309,28 @@ def process_hour(
                                    ignore_wake_gate=ignore_wake_gate))
     waiting = {s.result.user_id for s in slots if isinstance(s, Gate) and s.pending}
     errors = _complete(session_factory, store, {u: inputs[u] for u in sorted(waiting)}, spec.as_of)
-    for slot in slots:
+
+    def decide_user(user_id: str) -> dict[int, PassResult]:
+        """A user's pending passes in order (the second sees the history the first wrote)."""
+        out: dict[int, PassResult] = {}
+        for i, slot in enumerate(slots):
+            if isinstance(slot, Gate) and slot.pending and slot.result.user_id == user_id:
+                out[i] = decide_pass(slot, inputs=inputs[user_id], spec=spec, store=store,
+                                     session_factory=session_factory, llm=llm, policy=policy, scope=scope,
+                                     execute=execute)
+        return out
+
+    deciding = sorted(waiting - set(errors))
+    decided: dict[int, PassResult] = {}
+    if llm.is_offline or len(deciding) < 2:  # the offline rules are CPU-bound: threads would only add overhead
+        for uid in deciding:
+            decided.update(decide_user(uid))
+    else:  # API mode: users in parallel, bounded by the LLM's limiter (slots, RPM/TPM, retry-after pauses)
+        with ThreadPoolExecutor(max_workers=min(llm.max_concurrency, len(deciding)),
+                                thread_name_prefix="signals") as pool:
+            for part in pool.map(decide_user, deciding):
+                decided.update(part)
+    for i, slot in enumerate(slots):
         if isinstance(slot, PassResult):
             outcome = slot
         elif not slot.pending:
@@ -369,9 +338,7 @@ def process_hour(
         elif slot.result.user_id in errors:
             outcome = _context_failure(spec, slot.result.user_id, slot.result.pass_name, errors[slot.result.user_id])
         else:
-            outcome = decide_pass(slot, inputs=inputs[slot.result.user_id], spec=spec, store=store,
-                                  session_factory=session_factory, llm=llm, policy=policy, scope=scope,
-                                  execute=execute)
+            outcome = decided[i]
         result.passes.append(outcome)
         if outcome.status == "failed" and on_failure:
             on_failure(outcome)
