@@ -269,27 +269,7 @@ def hour_keys(moment: dt.datetime, shards: int) -> list[str]:
     return [hour_key(moment, s) for s in shard_keys(shards)]
 
 
-def build_signals_schedule(shards: int = DEFAULT_SHARDS, job: Any | None = None
-                           ) -> dg.ScheduleDefinition:
-    @dg.schedule(
-        name="signals_hourly_schedule",
-        cron_schedule="2 * * * *",
-        execution_timezone="UTC",
-        job=job or build_signals_job(shards),
-        default_status=dg.DefaultScheduleStatus.RUNNING,
-        description="At :02 every hour, both signal passes of every eligible user for the hour that just ended: "
-        "one run per user shard, so workers take the shards in parallel.",
-    )
-    def signals_hourly_schedule(context: dg.ScheduleEvaluationContext) -> list[dg.RunRequest]:
-        tick = context.scheduled_execution_time.astimezone(dt.UTC)
-        hour = tick.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
-        return [dg.RunRequest(run_key=f"signals:{key}", partition_key=key, tags={"yarnnn/trigger": "schedule"})
-                for key in hour_keys(hour, shards)]
-
-    return signals_hourly_schedule
-
-
-#: The graph with the default shard count (tests, tools); ``definitions()`` builds it from the setting.
+#: The graph with the default shard count (tests, tools); ``definitions()`` builds it from the setting
+#: (the schedule, in ``schedules/signals.py``, reads the same setting through the ``signal_policy`` resource).
 signal_passes = build_signal_passes()
 signals_job = build_signals_job()
-signals_hourly_schedule = build_signals_schedule(job=signals_job)

@@ -1,10 +1,10 @@
-"""Signals domain definitions (assets, checks, schedules, sensors of this domain)."""
+"""Signals domain definitions: the hourly passes asset and its job (its schedule is in ``schedules.signals``)."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from yarn_assets.signals.assets import build_signal_passes, build_signals_job, build_signals_schedule
+from yarn_assets.signals.assets import build_signal_passes, build_signals_job
 
 
 def definitions() -> dg.Definitions:
@@ -12,6 +12,4 @@ def definitions() -> dg.Definitions:
     from resources.settings import load_settings
 
     shards = load_settings().user_shards
-    job = build_signals_job(shards)
-    return dg.Definitions(assets=[build_signal_passes(shards)], jobs=[job],
-                          schedules=[build_signals_schedule(shards, job)])
+    return dg.Definitions(assets=[build_signal_passes(shards)], jobs=[build_signals_job(shards)])
