@@ -257,11 +257,31 @@ def phase_signals(hour_name: str) -> dict[str, Any]:
                                             raise_on_error=True)
             assert result.success
             runs += 1
-    out: dict[str, Any] = {"seconds": timer.seconds, "runs": runs}
+    out: dict[str, Any] = {"seconds": timer.seconds, "runs": runs, **_pass_counts(hour)}
     if server is not None:
         out["api_requests"] = len(server.requests)
         server.__exit__(None, None, None)
     return out
+
+
+def _pass_counts(hour: dt.datetime) -> dict[str, int]:
+    """How the hour's passes went, and why the gate let passes through (deferred actions re-open it)."""
+    import polars as pl
+
+    from resources.registry import build_resources
+    from resources.settings import load_settings
+
+    store = build_resources(load_settings())["warehouse"].store
+    lf = store.scan("gold/signal_summaries")
+    if lf is None:
+        return {}
+    df = lf.filter(pl.col("partition_hour") == pl.lit(hour)).collect()
+    before = lf.filter(pl.col("partition_hour") == pl.lit(hour - dt.timedelta(hours=1))).collect()
+    evaluated = df.filter(pl.col("status") == "evaluated")
+    reopened = evaluated.join(before.filter(pl.col("deferred") > 0), on=["user_id", "pass"], how="semi").height
+    return {"passes": df.height, "evaluated": evaluated.height,
+            "skipped_wake_gate": df.filter(pl.col("skip_reason") == "wake_gate").height,
+            "reopened_by_deferred": reopened, "new_items": int(df["new_items"].sum() or 0)}
 
 
 def phase_memory() -> dict[str, Any]:
@@ -405,7 +425,10 @@ def report(results: dict[int, dict[str, dict[str, Any]]]) -> None:
                   f"silver rows rewritten {d['silver_rows_rewritten']:,} vs retained {d['rows_retained']:,}")
         s, q = results[u].get("signals"), results[u].get("signals_quiet")
         if s and q:
-            print(f"{u:,} users: quiet hour / busy hour = {q['seconds'] / s['seconds']:.2f}")
+            print(f"{u:,} users: quiet hour / busy hour = {q['seconds'] / s['seconds']:.2f}; quiet hour: "
+                  f"{q.get('evaluated')} of {q.get('passes')} passes evaluated ({q.get('reopened_by_deferred')} "
+                  f"re-opened by actions the previous pass deferred), {q.get('skipped_wake_gate')} skipped by the "
+                  f"wake gate, {q.get('new_items')} new items")
     print("\nTargets:")
     for line in targets(results):
         print("  " + line)
