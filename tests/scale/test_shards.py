@@ -109,3 +109,31 @@ def test_batched_loaders_hand_each_user_only_their_rows(settings, store) -> None
         "ann": [(ids["ann"], "ann version 2")], "ben": [(ids["ben"], "ben version 2")]}
     assert set(profiles) == {"ann", "ben"} and profiles["ben"].addresses == frozenset({"ben@b.example"})
     assert selected == {"ann": {}, "ben": {}}
+
+
+def test_an_api_hour_decides_users_in_parallel_within_the_bound(settings, store, resources) -> None:  # type: ignore[no-untyped-def]
+    from resources.llm import LLM
+    from tests.fakes.anthropic_server import FakeAnthropic
+    from tests.scale.test_llm_backpressure import InFlight
+
+    class NoAction(InFlight):
+        def __call__(self, req):  # type: ignore[no-untyped-def]
+            reply = super().__call__(req)
+            reply.body["content"][0]["input"] = {"actions": [], "reasoning": "nothing significant"}
+            return reply
+
+    _seed(store, settings.resolved_control_plane_url)
+    server = NoAction(hold=0.2)
+    with FakeAnthropic(default=server) as api:
+        llm = LLM(control_plane=resources["control_plane"], offline=False, api_key="sk-test-not-a-secret",
+                  base_url=api.base_url, timeout_seconds=10.0, max_retries=1, max_concurrency=3)
+        result = dg.materialize([build_signal_passes(1)], partition_key=hour_key(H),
+                                resources={**resources, "llm": llm})
+    assert result.success
+    rows = store.read(SIGNAL_SUMMARIES, Eq("partition_hour", H))
+    assert rows.filter(pl.col("status") == "evaluated").height == len(api.requests) == 2 * len(USERS)
+    assert server.peak == 3  # users decided in parallel, never more than the bound at once
+    # each request carried one user's content only
+    for req in api.requests:
+        named = {u for u in USERS if f"{u}-ev" in req.prompt_text or f"{u}-t" in req.prompt_text}
+        assert len(named) == 1
