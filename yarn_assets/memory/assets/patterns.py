@@ -78,8 +78,9 @@ def activity_patterns(
     with control_plane.session() as session:
         zones = {u.id: u.timezone for u in session.query(User).filter(User.id.in_(users))} if users else {}
     counts_by_user: dict[str, dict[str, Any]] = {}
+    by_user = {str(k[0]): v for k, v in window.partition_by("user_id", as_dict=True).items()}  # one pass, not U
     for user_id in users:
-        mine = window.filter(pl.col("user_id") == user_id)
+        mine = by_user.get(user_id, window.head(0))
         found = patterns.detect(user_id, mine, zones.get(user_id, "UTC"), as_of=as_of)
         todays_edits = mine.filter(pl.col("event_date") == dt.date.fromisoformat(day))
         feedback = patterns.edit_feedback(user_id, todays_edits)
