@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 import dagster as dg
-from pydantic import Field
+from pydantic import Field, PrivateAttr
 from sqlalchemy import Engine
 from sqlalchemy.orm import Session
 
@@ -26,9 +26,14 @@ class ControlPlane(dg.ConfigurableResource):
     def engine(self) -> Engine:
         return db.get_engine(self.url)
 
+    _schema_checked: bool = PrivateAttr(default=False)
+
     @contextmanager
     def session(self) -> Iterator[Session]:
-        """One transaction; commits on success."""
-        db.ensure_schema(self.url, self.auto_migrate)
+        """One transaction; commits on success. The schema is checked on this resource's first
+        session only (a revision query per session was a third of a signal hour's control-plane time)."""
+        if not self._schema_checked:
+            db.ensure_schema(self.url, self.auto_migrate)
+            self._schema_checked = True
         with db.session_scope(self.url) as session:
             yield session

@@ -60,6 +60,7 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
             wake_gate=settings.signals_wake_gate,
             followup_days=settings.signals_followup_days,
             manual_cooldown_seconds=settings.signals_manual_cooldown_seconds,
+            user_shards=settings.user_shards,
         ),
         "llm_batches": LLMBatches(
             llm=llm,
@@ -188,6 +189,9 @@ def build_llm(settings: YarnSettings, control_plane: ControlPlane) -> LLM:
         base_url=settings.anthropic_base_url,
         timeout_seconds=settings.llm_timeout_seconds,
         max_retries=settings.llm_max_retries,
+        max_concurrency=settings.llm_max_concurrency,
+        requests_per_minute=settings.llm_requests_per_minute,
+        tokens_per_minute=settings.llm_tokens_per_minute,
         model_signals=settings.llm_model_signals,
         model_generation=settings.llm_model_generation,
         model_memory=settings.llm_model_memory,

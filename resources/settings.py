@@ -53,6 +53,12 @@ class YarnSettings(BaseSettings):
         description="Anthropic API key; without it the LLM runs in the labelled offline mode.",
     )
 
+    user_shards: int = Field(
+        default=1, ge=1, le=256,
+        description="User shards of the hourly signals partition (hash(user_id) mod N): one run per (hour, shard), "
+        "so N workers take one hour in parallel. Changing it re-keys the signal partitions.",
+    )
+
     # --- LLM -----------------------------------------------------------------------------------
     llm_mode: Literal["auto", "api", "offline"] = Field(
         default="auto", description="auto = api when a key is set, else offline; api without a key is an error."
@@ -65,6 +71,13 @@ class YarnSettings(BaseSettings):
     llm_timeout_seconds: float = 60.0
     llm_max_retries: int = Field(
         default=4, ge=0, description="SDK retries on 408/409/429/5xx/529 and timeouts (honouring retry-after)."
+    )
+    llm_max_concurrency: int = Field(
+        default=8, ge=1, le=256, description="Anthropic calls in flight at once per process (signals, deliverables)."
+    )
+    llm_requests_per_minute: int | None = Field(default=None, ge=1, description="Client-side RPM limit (null: none).")
+    llm_tokens_per_minute: int | None = Field(
+        default=None, ge=1, description="Client-side input tokens per minute (null: none)."
     )
     llm_daily_token_budgets: dict[str, int | None] = Field(
         default_factory=lambda: {"free": 50_000, "starter": 250_000, "pro": None},

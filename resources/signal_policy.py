@@ -15,3 +15,4 @@ class SignalPolicy(dg.ConfigurableResource):
     manual_cooldown_seconds: int = Field(default=300, description="Minimum gap between manual triggers of a user.")
     min_items: int = Field(default=3, description="Fewer items than this: no decision pass (as the original).")
     min_confidence: float = Field(default=0.60, description="Actions below this confidence are dropped.")
+    user_shards: int = Field(default=1, ge=1, le=256, description="Shards of the hourly partition (hash of user id).")

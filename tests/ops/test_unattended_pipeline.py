@@ -92,7 +92,7 @@ def test_inbox_to_outbox_with_no_manual_step(tmp_path, monkeypatch) -> None:  # 
         assert not [p for p in inbox.iterdir() if not p.name.startswith("_")]
 
         # 2. the hh:02 tick of the signal schedule processes the hour the content landed in
-        signal_key = import_hour.strftime("%Y-%m-%d-%H:00")
+        signal_key = import_hour.strftime("%Y-%m-%d-%H:00") + "|0"  # (hour, user shard); one shard by default
         wait = math.ceil(LEAD + 120 + 240)
         signals = server.wait_for_runs(lambda r: r.job_name == "signals_job", count=1, timeout=wait)
         assert [(r.tags.get("dagster/schedule_name"), r.tags["dagster/partition"], r.status) for r in signals] == [

@@ -10,6 +10,7 @@ from sqlalchemy import func, select
 from control_plane import db
 from control_plane.models import Deliverable, DeliverableRunRequest, LlmUsage, SignalHistory
 from io_managers.predicates import Eq
+from resources.signal_policy import SignalPolicy
 from schedules.signals import signals_hourly_schedule
 from tests.signals.seed import add_deliverable, add_users, email, event, hour, land, page, slack
 from yarn_assets.core.activity_log import read_events
@@ -202,8 +203,12 @@ def test_dry_run_records_without_executing(settings, store, resources) -> None:
 
 def test_schedule_requests_the_hour_that_just_ended() -> None:
     tick = dt.datetime(2026, 11, 23, 14, 2, tzinfo=dt.UTC)
-    req = signals_hourly_schedule(dg.build_schedule_context(scheduled_execution_time=tick))
-    assert req.partition_key == "2026-11-23-13:00" and req.run_key == "signals:2026-11-23-13:00"
+    (req,) = signals_hourly_schedule(dg.build_schedule_context(
+        scheduled_execution_time=tick, resources={"signal_policy": SignalPolicy()}))
+    assert req.partition_key == "2026-11-23-13:00|0" and req.run_key == "signals:2026-11-23-13:00|0"
+    sharded = signals_hourly_schedule(dg.build_schedule_context(
+        scheduled_execution_time=tick, resources={"signal_policy": SignalPolicy(user_shards=3)}))
+    assert [r.partition_key for r in sharded] == [f"2026-11-23-13:00|{s}" for s in "012"]
     assert signals_job.name == "signals_job"
     assert signal_hours.get_partition_keys_in_range(
         dg.PartitionKeyRange("2026-11-23-00:00", "2026-11-23-23:00"))[-1] == "2026-11-23-23:00"

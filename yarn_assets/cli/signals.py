@@ -21,11 +21,29 @@ def _passes(choice: str) -> list[str]:
 
 def _execute(state: CliState, keys: list[str], config: dict[str, object], trigger_tag: str,
              wait: bool) -> list[tuple[str, bool]]:
-    """One run of ``signals_job`` per hour, submitted to the instance in order."""
+    """One run of ``signals_job`` per (hour, user shard), submitted to the instance in order; only the
+    named users' shards when narrowed."""
+    import dagster as dg
+
+    from yarn_assets.core.shards import shard_keys, shard_of
+
     run_config = {**quiet_run_config(), "ops": {"signal_passes": {"config": config}}}
-    return [(key, submit(state, "signals_job", wait=wait, label=key, partition=key, run_config=run_config,
-                         tags={"yarnnn/trigger": trigger_tag}))
-            for key in keys]
+    n = state.settings.user_shards
+    users = list(config.get("user_ids") or [])  # type: ignore[call-overload]
+    shards = sorted({shard_of(u, n) for u in users}, key=int) if users else shard_keys(n)
+    out = []
+    for key in keys:
+        ok = True
+        for shard in shards:
+            partition = str(dg.MultiPartitionKey({"hour": key, "shard": shard}))
+            ok = submit(state, "signals_job", wait=wait, label=partition, partition=partition,
+                        run_config=run_config, tags={"yarnnn/trigger": trigger_tag}) and ok
+        out.append((key, ok))
+    return out
+
+
+def _hour(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d-%H:00")
 
 
 def _report(state: CliState, keys: list[str], trigger: str, users: list[str] | None) -> None:
@@ -62,7 +80,6 @@ def signals_group() -> None:
 def signals_run(state: CliState, user_id: str, pass_choice: str, respect_wake_gate: bool, dry_run: bool,
                 wait: bool) -> None:
     """Run one user's signal passes now (the current hour), with the 5-minute cooldown."""
-    from yarn_assets.signals.assets import hour_key
     from yarn_assets.signals.manual import ManualTriggerRefused, claim_manual_trigger
 
     now = dt.datetime.now(dt.UTC)
@@ -73,7 +90,7 @@ def signals_run(state: CliState, user_id: str, pass_choice: str, respect_wake_ga
                                  excluded_tiers=state.settings.signals_excluded_tiers)
     except ManualTriggerRefused as exc:
         raise click.ClickException(str(exc)) from None
-    key = hour_key(now)
+    key = _hour(now)
     config = {"user_ids": [user_id], "passes": _passes(pass_choice), "ignore_wake_gate": not respect_wake_gate,
               "execute": not dry_run, "trigger": "manual"}
     ((_, ok),) = _execute(state, [key], config, "manual", wait)
@@ -119,10 +136,8 @@ def signals_backfill(state: CliState, start: str, end: str, user_ids: tuple[str,
 @pass_state
 def signals_show(state: CliState, user_ids: tuple[str, ...], hours: int) -> None:
     """Recent passes: items, status, skip reasons, actions and cost."""
-    from yarn_assets.signals.assets import hour_key
-
     now = dt.datetime.now(dt.UTC)
-    keys = [hour_key(now - dt.timedelta(hours=h)) for h in range(hours, -1, -1)]
+    keys = [_hour(now - dt.timedelta(hours=h)) for h in range(hours, -1, -1)]
     for trigger in ("schedule", "manual"):
         click.echo(f"-- {trigger} passes")
         _report(state, keys, trigger, list(user_ids) or None)

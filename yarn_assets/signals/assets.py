@@ -20,6 +20,7 @@ from resources.llm import LLM, LLMScope
 from resources.signal_policy import SignalPolicy
 from resources.warehouse import Warehouse
 from yarn_assets.core import metadata as md
+from yarn_assets.core.shards import DEFAULT_SHARDS, SHARD_DIMENSION, shard_keys, shard_partitions
 from yarn_assets.deliverables import service as deliverables
 from yarn_assets.ingest.sources import SILVER_CONTENT
 from yarn_assets.signals.actions import dedup_window
@@ -49,56 +50,16 @@ class SignalRunConfig(dg.Config):
     trigger: str = Field(default="schedule", description="schedule | manual (manual rows sit beside scheduled ones).")
 
 
-@dg.multi_asset(
-    specs=[
-        dg.AssetSpec(
-            SUMMARIES_KEY,
-            deps=[dg.AssetDep(SILVER_CONTENT, partition_mapping=dg.AllPartitionMapping())],
-            description=(
-                "Per hour, user and pass (calendar_only, non_calendar): the deterministic summary of the user's "
-                "silver content under the original's windows and limits, the wake-gate fingerprint, and what the "
-                "pass did (evaluated / skipped and why / failed), with LLM tokens and cost."
-            ),
-            group_name="signals", kinds={"deltalake", "polars"}, owners=["team:data-platform"],
-            code_version=CODE_VERSION,
-        ),
-        dg.AssetSpec(
-            ACTIONS_KEY,
-            deps=[SUMMARIES_KEY],
-            description=(
-                "Every action a signal pass proposed (create_signal_emergent, trigger_existing, no_action) with its "
-                "disposition: executed (deliverable created + generation requested, or next_run_at set to now), "
-                "dropped with the reason (confidence, type exists, history dedup, per-pass cap...), or recorded. "
-                "Executed actions write control/deliverables through the deliverables service."
-            ),
-            group_name="signals", kinds={"deltalake", "polars", "anthropic"}, owners=["team:data-platform"],
-            code_version=CODE_VERSION,
-        ),
-    ],
-    partitions_def=signal_hours,
-    pool="llm",
-    retry_policy=SIGNALS_RETRY,
-    check_specs=[
-        dg.AssetCheckSpec("one_row_per_user_pass", asset=SUMMARIES_KEY,
-                          description="Each (user, pass) appears once in the hour."),
-        dg.AssetCheckSpec("no_failed_passes", asset=SUMMARIES_KEY,
-                          description="No user's pass failed (failures are isolated and listed here)."),
-        dg.AssetCheckSpec("no_duplicate_action_per_dedup_key", asset=ACTIONS_KEY,
-                          description="No two executed actions share a dedup key (user|signal type|ref)."),
-        dg.AssetCheckSpec("one_deliverable_per_signal", asset=ACTIONS_KEY,
-                          description="Each executed create has exactly one signal deliverable within its window."),
-        dg.AssetCheckSpec("deliverables_belong_to_user", asset=ACTIONS_KEY,
-                          description="Every created or triggered deliverable belongs to the pass's user."),
-    ],
-)
-def signal_passes(
+def signal_passes_body(
     context: AssetExecutionContext,
     config: SignalRunConfig,
     warehouse: Warehouse,
     control_plane: ControlPlane,
     llm: LLM,
     signal_policy: SignalPolicy,
+    shards: int,
 ):
+    """One (hour, shard) partition: the passes of the shard's users, written as that part of the hour."""
     unknown = sorted(set(config.passes) - set(PASSES))
     if unknown or not config.passes:
         raise dg.Failure(f"unknown signal pass(es) {unknown or config.passes}; expected {', '.join(PASSES)}",
@@ -107,7 +68,8 @@ def signal_passes(
         raise dg.Failure(f"unknown trigger {config.trigger!r}; expected {' or '.join(TRIGGERS)}", allow_retries=False)
     window = context.partition_time_window
     now = dt.datetime.now(dt.UTC)
-    spec = HourSpec.for_window(context.partition_key, window.start.astimezone(dt.UTC),
+    shard = context.partition_key.keys_by_dimension[SHARD_DIMENSION]  # type: ignore[attr-defined]
+    spec = HourSpec.for_window(str(context.partition_key), window.start.astimezone(dt.UTC),
                                window.end.astimezone(dt.UTC), now, trigger=config.trigger)
     store = warehouse.store
     policy = Policy(
@@ -119,7 +81,7 @@ def signal_passes(
         store=store, session_factory=control_plane.session, llm=llm, spec=spec, policy=policy,
         scope=LLMScope.from_context(context, asset_key=ACTIONS_KEY.to_user_string()),
         user_ids=config.user_ids or None, passes=config.passes, ignore_wake_gate=config.ignore_wake_gate,
-        execute=config.execute,
+        execute=config.execute, shard=(shard, shards),
         on_failure=lambda p: context.log.error(f"signal pass {p.user_id}/{p.pass_name} failed: {p.error}"),
     )
     if result.ignored_users:
@@ -130,6 +92,7 @@ def signal_passes(
     failed = result.failed
     common = {
         "partition_as_of": spec.as_of.isoformat(),
+        "shard": f"{shard} of {shards}",
         "trigger": spec.trigger,
         "users": len(result.users),
         "passes": len(result.passes),
@@ -181,6 +144,65 @@ def signal_passes(
         )
 
 
+
+def build_signal_passes(shards: int = DEFAULT_SHARDS) -> dg.AssetsDefinition:
+    """The hourly signal multi-asset over (hour × user shard) for ``shards`` shards."""
+
+    @dg.multi_asset(
+        specs=[
+            dg.AssetSpec(
+                SUMMARIES_KEY,
+                deps=[dg.AssetDep(SILVER_CONTENT, partition_mapping=dg.AllPartitionMapping())],
+                description=(
+                    "Per hour, user and pass (calendar_only, non_calendar): the deterministic summary of the user's "
+                    "silver content under the original's windows and limits, the wake-gate fingerprint, and what the "
+                    "pass did (evaluated / skipped and why / failed), with LLM tokens and cost."
+                ),
+                group_name="signals", kinds={"deltalake", "polars"}, owners=["team:data-platform"],
+                code_version=CODE_VERSION,
+            ),
+            dg.AssetSpec(
+                ACTIONS_KEY,
+                deps=[SUMMARIES_KEY],
+                description=(
+                    "Every action a signal pass proposed (create_signal_emergent, trigger_existing, no_action) "
+                    "with its disposition: executed (deliverable created + generation requested, or next_run_at "
+                    "set to now), dropped with the reason (confidence, type exists, history dedup, per-pass cap...), "
+                    "or recorded. Executed actions write control/deliverables through the deliverables service."
+                ),
+                group_name="signals", kinds={"deltalake", "polars", "anthropic"}, owners=["team:data-platform"],
+                code_version=CODE_VERSION,
+            ),
+        ],
+        partitions_def=signal_partitions(shards),
+        pool="llm",
+        retry_policy=SIGNALS_RETRY,
+        check_specs=[
+            dg.AssetCheckSpec("one_row_per_user_pass", asset=SUMMARIES_KEY,
+                              description="Each (user, pass) appears once in the hour."),
+            dg.AssetCheckSpec("no_failed_passes", asset=SUMMARIES_KEY,
+                              description="No user's pass failed (failures are isolated and listed here)."),
+            dg.AssetCheckSpec("no_duplicate_action_per_dedup_key", asset=ACTIONS_KEY,
+                              description="No two executed actions share a dedup key (user|signal type|ref)."),
+            dg.AssetCheckSpec("one_deliverable_per_signal", asset=ACTIONS_KEY,
+                              description="Each executed create has exactly one signal deliverable within its window."),
+            dg.AssetCheckSpec("deliverables_belong_to_user", asset=ACTIONS_KEY,
+                              description="Every created or triggered deliverable belongs to the pass's user."),
+        ],
+    )
+    def signal_passes(
+        context: AssetExecutionContext,
+        config: SignalRunConfig,
+        warehouse: Warehouse,
+        control_plane: ControlPlane,
+        llm: LLM,
+        signal_policy: SignalPolicy,
+    ):
+        yield from signal_passes_body(context, config, warehouse, control_plane, llm, signal_policy, shards)
+
+    return signal_passes
+
+
 def _summary_checks(summaries: pl.DataFrame, failed: list[Any]) -> list[dg.AssetCheckResult]:
     dupes = summaries.group_by(["user_id", "pass"]).len().filter(pl.col("len") > 1) if summaries.height else None
     return [
@@ -227,13 +249,33 @@ def _action_checks(control_plane: ControlPlane, actions: pl.DataFrame) -> list[d
     ]
 
 
-signals_job = dg.define_asset_job(
-    "signals_job",
-    selection=dg.AssetSelection.assets(SUMMARIES_KEY, ACTIONS_KEY),
-    description="One hour of signal processing for every eligible user (both passes). Backfill a range with "
-    "`yarnnn signals backfill --from 2026-11-23-00:00 --to 2026-11-23-23:00` or `dagster job backfill -j signals_job`.",
-)
+def build_signals_job(shards: int = DEFAULT_SHARDS) -> Any:
+    return dg.define_asset_job(
+        "signals_job",
+        selection=dg.AssetSelection.assets(SUMMARIES_KEY, ACTIONS_KEY),
+        description="One hour of signal processing for one shard of the eligible users (both passes); the "
+        "schedule requests every shard of the hour. Backfill a range with `yarnnn signals backfill --from "
+        "2026-11-23-00:00 --to 2026-11-23-23:00` or `dagster job backfill -j signals_job`.",
+    )
 
 
-def hour_key(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%d-%H:00")
+def signal_partitions(shards: int) -> dg.MultiPartitionsDefinition:
+    """(hour × user shard); keys read ``2026-11-23-13:00|0`` (dimensions in name order: hour, shard)."""
+    return dg.MultiPartitionsDefinition({"hour": signal_hours, SHARD_DIMENSION: shard_partitions(shards)})
+
+
+def hour_key(moment: dt.datetime, shard: str | None = None) -> str:
+    """The partition key of ``moment``'s hour and ``shard`` (default: the first shard)."""
+    hour = moment.astimezone(dt.UTC).strftime("%Y-%m-%d-%H:00")
+    return str(dg.MultiPartitionKey({"hour": hour, SHARD_DIMENSION: shard if shard is not None else "0"}))
+
+
+def hour_keys(moment: dt.datetime, shards: int) -> list[str]:
+    """Every shard's partition key of ``moment``'s hour."""
+    return [hour_key(moment, s) for s in shard_keys(shards)]
+
+
+#: The graph with the default shard count (tests, tools); ``definitions()`` builds it from the setting
+#: (the schedule, in ``schedules/signals.py``, reads the same setting through the ``signal_policy`` resource).
+signal_passes = build_signal_passes()
+signals_job = build_signals_job()

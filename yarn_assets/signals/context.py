@@ -1,21 +1,27 @@
 """Per-user prompt inputs beyond platform content: profile, memory, recent activity, deliverables.
 
-Every loader takes one ``user_id`` and filters by it; nothing here can return another user's rows.
+Every single-user loader takes one ``user_id`` and filters by it. The ``*_for`` loaders serve an
+hour of many users with one query or one table scan (a per-user scan of a shared table made the
+hour's cost grow with users × table size) and hand back a dict keyed by user id, each value built
+only from that user's rows: nothing here can return another user's rows for a user.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import json
+from collections import defaultdict
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import polars as pl
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from control_plane.models import Deliverable, DeliverableVersion, PlatformConnection, User
 from io_managers.delta_store import DeltaStore
-from io_managers.predicates import Eq, In, all_of
+from io_managers.predicates import In
 from yarn_assets.core.activity_log import NOISE_EVENT_TYPES, read_events
 from yarn_assets.memory import user_context as user_memory
 
@@ -70,8 +76,13 @@ def load_profile(session: Session, user_id: str) -> UserProfile:
     user = session.get(User, user_id)
     if user is None:
         raise LookupError(f"unknown user {user_id!r}")
+    return _profile(user, list(session.scalars(select(PlatformConnection)
+                                               .where(PlatformConnection.user_id == user_id))))
+
+
+def _profile(user: User, connections: list[PlatformConnection]) -> UserProfile:
     addresses = {user.email.lower()} if user.email else set()
-    for conn in session.scalars(select(PlatformConnection).where(PlatformConnection.user_id == user_id)):
+    for conn in connections:
         label = (conn.account_label or "").strip().lower()
         if "@" in label and " " not in label:
             addresses.add(label)
@@ -81,10 +92,9 @@ def load_profile(session: Session, user_id: str) -> UserProfile:
                        status=user.status, addresses=frozenset(addresses))
 
 
-def selected_sources(session: Session, user_id: str) -> dict[str, set[str] | None]:
-    """platform -> selected resource ids (None = no explicit selection: everything counts)."""
+def _selected(connections: list[PlatformConnection]) -> dict[str, set[str] | None]:
     out: dict[str, set[str] | None] = {}
-    for conn in session.scalars(select(PlatformConnection).where(PlatformConnection.user_id == user_id)):
+    for conn in connections:
         chosen = conn.selected_sources
         if not chosen:
             out[conn.platform] = None
@@ -94,43 +104,78 @@ def selected_sources(session: Session, user_id: str) -> dict[str, set[str] | Non
     return out
 
 
+def selected_sources(session: Session, user_id: str) -> dict[str, set[str] | None]:
+    """platform -> selected resource ids (None = no explicit selection: everything counts)."""
+    return _selected(list(session.scalars(select(PlatformConnection).where(PlatformConnection.user_id == user_id))))
+
+
+def _chunks(ids: Sequence[str], size: int = 900) -> Iterator[list[str]]:
+    """SQLite caps bound parameters; large IN lists go in chunks."""
+    ids = list(ids)
+    for lo in range(0, len(ids), size):
+        yield ids[lo:lo + size]
+
+
+def load_profiles(session: Session, user_ids: Sequence[str]
+                  ) -> tuple[dict[str, UserProfile], dict[str, dict[str, set[str] | None]]]:
+    """Profiles and source selections of many users in two queries (users, connections)."""
+    users: dict[str, User] = {}
+    conns: dict[str, list[PlatformConnection]] = defaultdict(list)
+    for chunk in _chunks(user_ids):
+        users.update({u.id: u for u in session.scalars(select(User).where(User.id.in_(chunk)))})
+        for conn in session.scalars(select(PlatformConnection).where(PlatformConnection.user_id.in_(chunk))
+                                    .order_by(PlatformConnection.id)):
+            conns[conn.user_id].append(conn)
+    profiles = {uid: _profile(u, conns.get(uid, [])) for uid, u in users.items()}
+    return profiles, {uid: _selected(conns.get(uid, [])) for uid in users}
+
+
 def load_deliverables(session: Session, store: DeltaStore, user_id: str) -> list[DeliverableView]:
     """The user's active and paused deliverables, newest first, **including those without versions**
     (the original inner-joined versions, so new deliverables were invisible to the model)."""
+    return load_deliverables_for(session, store, [user_id]).get(user_id, [])
+
+
+def load_deliverables_for(session: Session, store: DeltaStore, user_ids: Sequence[str]
+                          ) -> dict[str, list[DeliverableView]]:
+    """:func:`load_deliverables` of many users: two control-plane queries per chunk of users and one
+    scan of the versions table for all of them (the table's log is read once per hour, not per user)."""
+    rows: list[tuple[Deliverable, int | None]] = []
     latest = (
         select(DeliverableVersion.deliverable_id, func.max(DeliverableVersion.version_number).label("v"))
         .group_by(DeliverableVersion.deliverable_id)
         .subquery()
     )
-    rows = session.execute(
-        select(Deliverable, latest.c.v)
-        .outerjoin(latest, latest.c.deliverable_id == Deliverable.id)
-        .where(Deliverable.user_id == user_id, Deliverable.status.in_(("active", "paused")))
-        .order_by(Deliverable.updated_at.desc(), Deliverable.id)
-    ).all()
+    for chunk in _chunks(user_ids):
+        rows.extend(session.execute(
+            select(Deliverable, latest.c.v)
+            .outerjoin(latest, latest.c.deliverable_id == Deliverable.id)
+            .where(Deliverable.user_id.in_(chunk), Deliverable.status.in_(("active", "paused")))
+            .order_by(Deliverable.updated_at.desc(), Deliverable.id)
+        ).all())
+    with_versions = {d.id: v for d, v in rows if v is not None}
     version_at: dict[str, dt.datetime] = {}
-    with_versions = [(d.id, v) for d, v in rows if v is not None]
-    if with_versions:
-        for ver in session.scalars(
-            select(DeliverableVersion).where(DeliverableVersion.deliverable_id.in_([i for i, _ in with_versions]))
-        ):
-            if (ver.deliverable_id, ver.version_number) in set(with_versions):
+    for chunk in _chunks(list(with_versions)):
+        for ver in session.scalars(select(DeliverableVersion).where(DeliverableVersion.deliverable_id.in_(chunk))):
+            if with_versions.get(ver.deliverable_id) == ver.version_number:
                 version_at[ver.deliverable_id] = ver.delivered_at or ver.created_at
-    previews = _version_previews(store, user_id, [i for i, _ in with_versions])
-    return [
-        DeliverableView(
+    owners = {d.id: d.user_id for d, v in rows if v is not None}
+    previews = _version_previews(store, owners)
+    out: dict[str, list[DeliverableView]] = {uid: [] for uid in user_ids}
+    for d, v in rows:
+        out.setdefault(d.user_id, []).append(DeliverableView(
             id=d.id, title=d.title, deliverable_type=d.deliverable_type, status=d.status, origin=d.origin,
             trigger_type=d.trigger_type, sources=list(d.sources or []), type_config=dict(d.type_config or {}),
             signal_ref=d.signal_ref, next_run_at=d.next_run_at, last_run_at=d.last_run_at, updated_at=d.updated_at,
             latest_version_number=v, latest_version_at=version_at.get(d.id), preview=previews.get(d.id),
-        )
-        for d, v in rows
-    ]
+        ))
+    return out
 
 
-def _version_previews(store: DeltaStore, user_id: str, deliverable_ids: list[str]) -> dict[str, str]:
-    """400-char previews of each deliverable's latest output, when the deliverables table exists."""
-    if not deliverable_ids:
+def _version_previews(store: DeltaStore, owners: Mapping[str, str]) -> dict[str, str]:
+    """400-char previews of each deliverable's latest output (``owners``: deliverable id -> user id),
+    from one scan of the versions table; a row counts only when its user_id is the deliverable's owner."""
+    if not owners:
         return {}
     for name in VERSION_TABLES:
         lf = store.scan(name)
@@ -140,17 +185,18 @@ def _version_previews(store: DeltaStore, user_id: str, deliverable_ids: list[str
         text_col = next((c for c in ("final_content", "draft_content", "content") if c in cols), None)
         if "deliverable_id" not in cols or "version_number" not in cols or text_col is None:
             continue
-        pred = In("deliverable_id", deliverable_ids)
-        if "user_id" in cols:
-            pred = all_of(pred, Eq("user_id", user_id))  # type: ignore[assignment]
         frame = (
-            lf.filter(pred.to_polars())
-            .sort("version_number", descending=True)
-            .unique("deliverable_id", keep="first")
-            .select(["deliverable_id", text_col])
+            lf.filter(In("deliverable_id", sorted(owners)).to_polars())
+            .select(["deliverable_id", "version_number", text_col, *(["user_id"] if "user_id" in cols else [])])
             .collect()
         )
-        return {r[0]: " ".join(str(r[1] or "").split())[:400] for r in frame.iter_rows()}
+        if "user_id" in cols:
+            mine = pl.DataFrame({"deliverable_id": list(owners), "user_id": list(owners.values())},
+                                schema={"deliverable_id": pl.Utf8, "user_id": pl.Utf8})
+            frame = frame.join(mine, on=["deliverable_id", "user_id"], how="semi")
+        frame = frame.sort("version_number", descending=True).unique("deliverable_id", keep="first")
+        return {r[0]: " ".join(str(r[1] or "").split())[:400]
+                for r in frame.select(["deliverable_id", text_col]).iter_rows()}
     return {}
 
 
@@ -173,14 +219,25 @@ def is_noise(event_type: str, metadata: str | None) -> bool:
 
 def load_activity(store: DeltaStore, user_id: str, as_of: dt.datetime, limit: int = ACTIVITY_LIMIT) -> list[str]:
     """The last 10 meaningful events of the 7 days before ``as_of``."""
-    events = read_events(store, user_ids=[user_id], since=as_of - dt.timedelta(days=ACTIVITY_DAYS), until=as_of)
+    return load_activity_for(store, [user_id], as_of, limit).get(user_id, [])
+
+
+def load_activity_for(store: DeltaStore, user_ids: Sequence[str], as_of: dt.datetime,
+                      limit: int = ACTIVITY_LIMIT) -> dict[str, list[str]]:
+    """:func:`load_activity` of many users from one read of the 7-day window, grouped by user."""
+    out: dict[str, list[str]] = {uid: [] for uid in user_ids}
+    if not user_ids:
+        return out
+    events = read_events(store, user_ids=list(user_ids), since=as_of - dt.timedelta(days=ACTIVITY_DAYS), until=as_of)
     if events.is_empty():
-        return []
-    rows = [
-        r for r in events.sort("created_at", descending=True).iter_rows(named=True)
-        if r["user_id"] == user_id and not is_noise(r["event_type"], r["metadata"])
-    ][:limit]
-    return [f"[{r['created_at']:%Y-%m-%d %H:%M}] {r['event_type']}: {r['summary'][:200]}" for r in rows]
+        return out
+    wanted = set(user_ids)
+    for r in events.sort("created_at", descending=True).iter_rows(named=True):
+        mine = out.get(r["user_id"]) if r["user_id"] in wanted else None
+        if mine is None or len(mine) >= limit or is_noise(r["event_type"], r["metadata"]):
+            continue
+        mine.append(f"[{r['created_at']:%Y-%m-%d %H:%M}] {r['event_type']}: {r['summary'][:200]}")
+    return out
 
 
 def is_automated(address: str | None) -> bool:

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import dagster as dg
 
-from yarn_assets.signals.assets import signal_passes, signals_job
+from yarn_assets.signals.assets import build_signal_passes, build_signals_job
 
 
 def definitions() -> dg.Definitions:
-    return dg.Definitions(assets=[signal_passes], jobs=[signals_job])
+    """Built with the ``user_shards`` setting (read here, at definitions load)."""
+    from resources.settings import load_settings
+
+    shards = load_settings().user_shards
+    return dg.Definitions(assets=[build_signal_passes(shards)], jobs=[build_signals_job(shards)])

@@ -19,37 +19,44 @@ row and never stops the other users.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import logging
 import traceback
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from typing import Any
 
 import polars as pl
-from sqlalchemy import select
-from sqlalchemy.orm import Session
 
-from control_plane.models import User
 from io_managers.delta_store import DeltaStore
-from io_managers.predicates import Eq, In, Predicate, Window, all_of
+from io_managers.predicates import Eq, In, Predicate, all_of
 from resources.llm import LLM, LLMBudgetExceeded, LLMCallError, LLMOutputError, LLMScope, LLMUsage
-from yarn_assets.core.activity_log import ActivityEvent, write_events
+from yarn_assets.core.activity_log import write_events
+from yarn_assets.core.shards import in_shard
 from yarn_assets.core.tables import PLATFORM_CONTENT
-from yarn_assets.people import service as people
 from yarn_assets.signals import actions as act
 from yarn_assets.signals import context as ctxmod
+from yarn_assets.signals import rows as rowmod
 from yarn_assets.signals import rules
 from yarn_assets.signals.extraction import COLUMNS, SignalSummary, extract
+from yarn_assets.signals.inputs import (  # noqa: F401  (re-exported: the hour's input loaders)
+    PreviousPass,
+    SessionFactory,
+    UserInputs,
+    cheap_inputs,
+    complete_inputs,
+    eligible_users,
+    load_silver,
+    load_user_inputs,
+    previous_passes,
+)
 from yarn_assets.signals.prompt import SYSTEM_PROMPT, SignalDecision, render_prompt
+from yarn_assets.signals.results import HourResult, PassResult
 from yarn_assets.signals.tables import PASSES, SIGNAL_ACTIONS, SIGNAL_SUMMARIES
 
 log = logging.getLogger(__name__)
 
-SessionFactory = Callable[[], AbstractContextManager[Session]]
 MAX_TOKENS = 1000
-LOOKBACK_DAYS = 7  # how far back the wake gate looks for the user's last evaluated pass
 
 
 @dataclass(frozen=True)
@@ -77,232 +84,44 @@ class HourSpec:
 
 
 @dataclass
-class PassResult:
-    user_id: str
-    pass_name: str
-    status: str  # evaluated | skipped | failed
-    summary_row: dict[str, Any]
-    action_rows: list[dict[str, Any]] = field(default_factory=list)
-    event: ActivityEvent | None = None
-    usage: LLMUsage = field(default_factory=LLMUsage)
-    skip_reason: str | None = None
-    error: str | None = None
-    transient: bool = False
-    replayed: int = 0
+class Gate:
+    """A pass after extraction and the wake gate: either finished (skipped) or waiting for a decision."""
 
-
-@dataclass
-class HourResult:
-    passes: list[PassResult] = field(default_factory=list)
-    users: list[str] = field(default_factory=list)
-    ignored_users: list[str] = field(default_factory=list)
+    result: PassResult
+    summary: SignalSummary | None = None
 
     @property
-    def usage(self) -> LLMUsage:
-        total = LLMUsage()
-        for p in self.passes:
-            total = total + p.usage
-        return total
-
-    def summary_frame(self) -> pl.DataFrame:
-        rows = [p.summary_row for p in self.passes]
-        return pl.DataFrame(rows, schema=dict(SIGNAL_SUMMARIES.schema)) if rows else SIGNAL_SUMMARIES.empty()
-
-    def action_frame(self) -> pl.DataFrame:
-        rows = [r for p in self.passes for r in p.action_rows]
-        return pl.DataFrame(rows, schema=dict(SIGNAL_ACTIONS.schema)) if rows else SIGNAL_ACTIONS.empty()
-
-    def events(self) -> list[ActivityEvent]:
-        return [p.event for p in self.passes if p.event is not None]
-
-    def count(self, status: str, reason: str | None = None) -> int:
-        return sum(1 for p in self.passes if p.status == status and (reason is None or p.skip_reason == reason))
-
-    @property
-    def failed(self) -> list[PassResult]:
-        return [p for p in self.passes if p.status == "failed"]
-
-    @property
-    def should_retry(self) -> bool:
-        """Every decision that was attempted failed transiently (an API outage): worth a retry of the hour."""
-        attempted = [p for p in self.passes if p.status in ("evaluated", "failed")]
-        return bool(attempted) and all(p.status == "failed" and p.transient for p in attempted)
+    def pending(self) -> bool:
+        return self.summary is not None
 
 
-# ------------------------------------------------------------------------------------------ inputs
-def eligible_users(session: Session, excluded_tiers: Iterable[str], only: Sequence[str] | None = None
-                   ) -> tuple[list[str], list[str]]:
-    """(eligible, ignored): active users outside the excluded tiers; ``only`` narrows (manual runs)."""
-    excluded = set(excluded_tiers)
-    q = select(User.id, User.tier, User.status).order_by(User.id)
-    if only:
-        q = q.where(User.id.in_(list(only)))
-    eligible, ignored = [], []
-    for uid, tier, status in session.execute(q):
-        (eligible if status == "active" and tier not in excluded else ignored).append(uid)
-    if only:
-        ignored += sorted(set(only) - set(eligible) - set(ignored))
-    return eligible, ignored
+def gate_pass(*, pass_name: str, rows: pl.DataFrame, inputs: UserInputs, spec: HourSpec,
+              previous: PreviousPass | None, policy: Policy, ignore_wake_gate: bool = False) -> Gate:
+    """Extract the pass's summary and decide whether it needs a decision (cheap inputs only)."""
+    profile = inputs.profile
+    summary = extract(rows, user_id=profile.id, pass_name=pass_name, as_of=spec.as_of, selected_sources=inputs.selected)
+    time_refs = rules.time_sensitive_refs(summary, profile, policy.followup_days)
+    fingerprint = summary.fingerprint(time_refs)
+    new_items = summary.new_items_since(previous.as_of if previous else None)
+    row = rowmod.base_row(spec, summary, fingerprint, new_items, previous)
+    result = PassResult(profile.id, pass_name, "skipped", row)
+    reason = None
+    if summary.total_items < policy.min_items:
+        reason = "too_few_items"
+    elif (policy.wake_gate and not ignore_wake_gate and previous is not None
+          and previous.fingerprint == fingerprint and previous.deferred == 0):
+        reason = "wake_gate"
+    if reason is None:
+        return Gate(result, summary)
+    row["skip_reason"] = result.skip_reason = reason
+    result.event = rowmod.event(spec, row, "")
+    return Gate(result)
 
 
-def load_silver(store: DeltaStore, user_ids: Sequence[str], as_of: dt.datetime) -> dict[str, pl.DataFrame]:
-    """Each user's silver rows known at ``as_of``, split by user (nothing else is ever handed on)."""
-    if not user_ids:
-        return {}
-    lf = store.scan(PLATFORM_CONTENT, In("user_id", list(user_ids)))
-    if lf is None:
-        return {}
-    frame = lf.filter(pl.col("fetched_at") <= pl.lit(as_of)).select(COLUMNS).collect()
-    return {str(k[0]): v for k, v in frame.partition_by("user_id", as_dict=True).items()}
-
-
-@dataclass(frozen=True)
-class PreviousPass:
-    partition_hour: dt.datetime
-    as_of: dt.datetime
-    fingerprint: str
-    deferred: int
-
-
-def previous_passes(store: DeltaStore, user_ids: Sequence[str], spec: HourSpec) -> dict[tuple[str, str], PreviousPass]:
-    """Each (user, pass)'s latest evaluated pass before this one (excluding the rows being replaced)."""
-    lo = (spec.hour_start - dt.timedelta(days=LOOKBACK_DAYS)).date()
-    pred = all_of(Window("signal_date", lo, spec.hour_start.date() + dt.timedelta(days=1)), In("user_id", user_ids))
-    lf = store.scan(SIGNAL_SUMMARIES, pred)
-    if lf is None or not user_ids:
-        return {}
-    frame = (
-        lf.filter(
-            (pl.col("status") == "evaluated")
-            & (pl.col("as_of") < pl.lit(spec.as_of))
-            & ~((pl.col("partition_hour") == pl.lit(spec.hour_start)) & (pl.col("trigger") == spec.trigger))
-        )
-        .select(["user_id", "pass", "partition_hour", "as_of", "fingerprint", "deferred"])
-        .collect()
-        .sort("as_of")
-        .unique(["user_id", "pass"], keep="last")
-    )
-    return {
-        (r["user_id"], r["pass"]): PreviousPass(r["partition_hour"], r["as_of"], r["fingerprint"], r["deferred"] or 0)
-        for r in frame.iter_rows(named=True)
-    }
-
-
-@dataclass
-class UserInputs:
-    profile: ctxmod.UserProfile
-    selected: dict[str, set[str] | None]
-    deliverables: list[ctxmod.DeliverableView]
-    history: dict[tuple[str, str], act.HistoryEntry]
-    memory: list[str]
-    _activity: list[str] | None = None
-
-    def activity(self, store: DeltaStore, as_of: dt.datetime) -> list[str]:
-        if self._activity is None:
-            self._activity = ctxmod.load_activity(store, self.profile.id, as_of)
-        return self._activity
-
-    def contacts(self, store: DeltaStore) -> rules.ContactLookup:
-        """The user's contacts by address (people domain), read only when a rule needs a name."""
-        return lambda values: people.labels_for(store, self.profile.id, values)
-
-
-def load_user_inputs(session_factory: SessionFactory, store: DeltaStore, user_id: str) -> UserInputs:
-    with session_factory() as session:
-        return UserInputs(
-            profile=ctxmod.load_profile(session, user_id),
-            selected=ctxmod.selected_sources(session, user_id),
-            deliverables=ctxmod.load_deliverables(session, store, user_id),
-            history=act.load_history(session, user_id),
-            memory=ctxmod.load_memory(session, user_id),
-        )
-
-
-# ------------------------------------------------------------------------------------------ one pass
-def _resources(summary: SignalSummary) -> dict[tuple[str, str], str]:
-    items = summary.items()
-    return {(r["platform"], r["resource_id"]): r["resource_name"] or r["resource_id"]
-            for r in items.select(["platform", "resource_id", "resource_name"]).unique().iter_rows(named=True)}
-
-
-def _base_row(spec: HourSpec, summary: SignalSummary, fingerprint: str, new_items: int,
-              previous: PreviousPass | None) -> dict[str, Any]:
-    return {
-        "signal_date": spec.hour_start.date(),
-        "partition_hour": spec.hour_start,
-        "user_id": summary.user_id,
-        "pass": summary.pass_name,
-        "trigger": spec.trigger,
-        "as_of": spec.as_of,
-        "items_total": summary.total_items,
-        "calendar_items": summary.count("calendar"),
-        "gmail_items": summary.count("gmail"),
-        "slack_items": summary.count("slack"),
-        "notion_items": summary.count("notion"),
-        "platforms_queried": summary.platforms_queried,
-        "content_summary": summary.content_summary,
-        "refs": summary.refs,
-        "fingerprint": fingerprint,
-        "new_items": new_items,
-        "previous_pass_hour": previous.partition_hour if previous else None,
-        "status": "skipped",
-        "skip_reason": None,
-        "error": None,
-        "engine": None,
-        "offline": None,
-        "llm_calls": 0,
-        "input_tokens": 0,
-        "output_tokens": 0,
-        "cache_read_tokens": 0,
-        "cache_write_tokens": 0,
-        "cost_usd": 0.0,
-        "actions_proposed": 0,
-        "actions_executed": 0,
-        "deliverables_created": 0,
-        "deliverables_triggered": 0,
-        "deferred": 0,
-        "reasoning": None,
-    }
-
-
-def _event(spec: HourSpec, row: dict[str, Any], reasoning: str) -> ActivityEvent:
-    key = f"{row['user_id']}|{row['pass']}|{spec.hour_start:%Y-%m-%dT%H:00Z}"
-    if spec.trigger != "schedule":
-        key += f"|{spec.trigger}"
-    taken = row["actions_executed"]
-    if row["status"] == "evaluated":
-        summary = (f"Signal pass ({row['pass']}): {row['items_total']} items, {taken} action(s): "
-                   f"{row['deliverables_created']} created, {row['deliverables_triggered']} triggered")
-    else:
-        summary = f"Signal pass ({row['pass']}) skipped: {row['skip_reason']} ({row['items_total']} items)"
-    return ActivityEvent(
-        user_id=row["user_id"], event_type="signal_processed", summary=summary, idempotency_key=key,
-        metadata={
-            "pass": row["pass"], "partition": spec.partition_key, "trigger": spec.trigger, "status": row["status"],
-            "skip_reason": row["skip_reason"], "signals_evaluated": row["items_total"],
-            "actions_proposed": row["actions_proposed"], "actions_taken": taken,
-            "deliverables_created": row["deliverables_created"],
-            "deliverables_triggered": row["deliverables_triggered"], "content_retained_count": 0,
-            "engine": row["engine"], "llm_calls": row["llm_calls"], "cost_usd": row["cost_usd"],
-            "reasoning_summary": (reasoning or "")[:500],
-        },
-        created_at=spec.as_of, event_date=spec.hour_start.date(),
-    )
-
-
-def _action_row(spec: HourSpec, user_id: str, pass_name: str, p: act.Proposed, engine: str, offline: bool
-                ) -> dict[str, Any]:
-    a = p.action
-    sources = p.sources or [s.model_dump() for s in a.sources]
-    return {
-        "signal_date": spec.hour_start.date(), "partition_hour": spec.hour_start, "user_id": user_id,
-        "pass": pass_name, "trigger": spec.trigger, "seq": p.seq, "action_type": a.action_type,
-        "deliverable_type": a.deliverable_type, "signal_type": p.signal_type, "signal_ref": a.signal_ref,
-        "title": a.title[:300], "description": a.description[:1000], "confidence": float(a.confidence),
-        "disposition": p.disposition, "reason": p.reason, "dedup_key": p.dedup_key,
-        "deliverable_id": p.deliverable_id, "sources": json.dumps(sources, sort_keys=True),
-        "engine": engine, "offline": offline, "reasoning": a.reasoning[:1000], "as_of": spec.as_of,
-    }
+def _skip(result: PassResult, spec: HourSpec, reason: str) -> PassResult:
+    result.summary_row["skip_reason"] = result.skip_reason = reason
+    result.event = rowmod.event(spec, result.summary_row, "")
+    return result
 
 
 def run_pass(
@@ -320,25 +139,22 @@ def run_pass(
     ignore_wake_gate: bool = False,
     execute: bool = True,
 ) -> PassResult:
-    profile = inputs.profile
-    summary = extract(rows, user_id=profile.id, pass_name=pass_name, as_of=spec.as_of, selected_sources=inputs.selected)
-    time_refs = rules.time_sensitive_refs(summary, profile, policy.followup_days)
-    fingerprint = summary.fingerprint(time_refs)
-    new_items = summary.new_items_since(previous.as_of if previous else None)
-    row = _base_row(spec, summary, fingerprint, new_items, previous)
-    result = PassResult(profile.id, pass_name, "skipped", row)
+    """One pass from start to end (gate, then decision); the hour runs the two halves separately."""
+    gate = gate_pass(pass_name=pass_name, rows=rows, inputs=inputs, spec=spec, previous=previous, policy=policy,
+                     ignore_wake_gate=ignore_wake_gate)
+    if not gate.pending:
+        return gate.result
+    return decide_pass(gate, inputs=inputs, spec=spec, store=store, session_factory=session_factory, llm=llm,
+                       policy=policy, scope=scope, execute=execute)
 
-    def skip(reason: str) -> PassResult:
-        row["skip_reason"] = result.skip_reason = reason
-        result.event = _event(spec, row, "")
-        return result
 
-    if summary.total_items < policy.min_items:
-        return skip("too_few_items")
-    if (policy.wake_gate and not ignore_wake_gate and previous is not None
-            and previous.fingerprint == fingerprint and previous.deferred == 0):
-        return skip("wake_gate")
-
+def decide_pass(gate: Gate, *, inputs: UserInputs, spec: HourSpec, store: DeltaStore,
+                session_factory: SessionFactory, llm: LLM, policy: Policy, scope: LLMScope,
+                execute: bool = True) -> PassResult:
+    """Ask the LLM (or the offline rules) for the pass's decision, screen and execute its actions."""
+    summary, result = gate.summary, gate.result
+    assert summary is not None
+    row, profile, pass_name = result.summary_row, inputs.profile, result.pass_name
     prompt = render_prompt(
         summary, profile=profile, memory=inputs.memory, activity=inputs.activity(store, spec.as_of),
         deliverables=inputs.deliverables[: ctxmod.DELIVERABLES_IN_PROMPT], as_of=spec.as_of,
@@ -353,7 +169,7 @@ def run_pass(
         )
     except LLMBudgetExceeded as exc:
         row["error"] = str(exc)
-        return skip("budget_exhausted")
+        return _skip(result, spec, "budget_exhausted")
     except (LLMOutputError, LLMCallError) as exc:
         usage = exc.usage if isinstance(exc, LLMOutputError) else LLMUsage()
         return _failed(result, row, str(exc), usage, transient=getattr(exc, "transient", False))
@@ -372,7 +188,7 @@ def run_pass(
     })
     result.status = "evaluated"
     proposals = act.screen(
-        decided.value, user_id=profile.id, refs=set(summary.refs), resources=_resources(summary),
+        decided.value, user_id=profile.id, refs=set(summary.refs), resources=rowmod.resources(summary),
         deliverables=inputs.deliverables, history=inputs.history, as_of=spec.as_of,
         partition_hour=spec.hour_start, pass_name=pass_name, min_confidence=policy.min_confidence,
     )
@@ -400,9 +216,9 @@ def run_pass(
         "deferred": sum(1 for p in proposals if p.reason.startswith("duplicate_in_pass")),
     })
     result.replayed = sum(1 for p in executed if p.replayed)
-    result.action_rows = [_action_row(spec, profile.id, pass_name, p, decided.model, decided.offline)
+    result.action_rows = [rowmod.action_row(spec, profile.id, pass_name, p, decided.model, decided.offline)
                           for p in proposals]
-    result.event = _event(spec, row, decided.value.reasoning)
+    result.event = rowmod.event(spec, row, decided.value.reasoning)
     # keep the caller's view of history current for the user's next pass in this run
     inputs.history = _refreshed_history(session_factory, profile.id) if executed else inputs.history
     return result
@@ -423,6 +239,31 @@ def _refreshed_history(session_factory: SessionFactory, user_id: str) -> dict[tu
 
 
 # ------------------------------------------------------------------------------------------ the hour
+def _context_failure(spec: HourSpec, user_id: str, pass_name: str, detail: str) -> PassResult:
+    empty = pl.DataFrame(schema={c: PLATFORM_CONTENT.schema[c] for c in COLUMNS})
+    summary = extract(empty, user_id=user_id, pass_name=pass_name, as_of=spec.as_of)
+    row = rowmod.base_row(spec, summary, "", 0, None)
+    return _failed(PassResult(user_id, pass_name, "failed", row), row,
+                   f"loading the user's context failed: {detail}", LLMUsage(), transient=False)
+
+
+def _complete(session_factory: SessionFactory, store: DeltaStore, inputs: dict[str, UserInputs],
+              as_of: dt.datetime) -> dict[str, str]:
+    """Load the expensive inputs in one batch; on failure, user by user (returns user -> error)."""
+    try:
+        complete_inputs(session_factory, store, inputs, as_of)
+        return {}
+    except Exception:
+        log.exception("batch load of signal inputs failed; loading user by user")
+    errors: dict[str, str] = {}
+    for uid in list(inputs):
+        try:
+            complete_inputs(session_factory, store, {uid: inputs[uid]}, as_of)
+        except Exception as exc:
+            errors[uid] = traceback.format_exception_only(type(exc), exc)[-1].strip()
+    return errors
+
+
 def process_hour(
     *,
     store: DeltaStore,
@@ -436,46 +277,84 @@ def process_hour(
     ignore_wake_gate: bool = False,
     execute: bool = True,
     on_failure: Callable[[PassResult], None] | None = None,
+    shard: tuple[str, int] | None = None,
 ) -> HourResult:
+    """Every eligible user (of ``shard``, when given): cheap inputs and the wake gate for all users
+    first, then the expensive inputs in one batch for the passes that need a decision."""
     with session_factory() as session:
         users, ignored = eligible_users(session, policy.excluded_tiers, user_ids)
+    if shard is not None and shard[1] > 1:
+        users = in_shard(users, *shard)
     result = HourResult(users=users, ignored_users=ignored)
-    silver = load_silver(store, users, spec.as_of)
-    previous = previous_passes(store, users, spec)
+    try:
+        inputs = cheap_inputs(session_factory, users)
+        silver = load_silver(store, users, spec.as_of)
+    except Exception as exc:  # the control plane or silver is unreadable: every pass fails, none is skipped
+        detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
+        inputs, silver = {}, {}
+        log.exception("loading the hour's inputs failed")
+    else:
+        detail = "unknown user"
+    previous = previous_passes(store, users, spec.hour_start, spec.as_of, spec.trigger)
     empty = pl.DataFrame(schema={c: PLATFORM_CONTENT.schema[c] for c in COLUMNS})
+    slots: list[PassResult | Gate] = []
     for user_id in users:
-        try:
-            inputs = load_user_inputs(session_factory, store, user_id)
-        except Exception as exc:
-            detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-            for pass_name in passes:
-                summary = extract(empty, user_id=user_id, pass_name=pass_name, as_of=spec.as_of)
-                row = _base_row(spec, summary, "", 0, None)
-                failed = _failed(PassResult(user_id, pass_name, "failed", row), row,
-                                 f"loading the user's context failed: {detail}", LLMUsage(), transient=False)
-                result.passes.append(failed)
-                if on_failure:
-                    on_failure(failed)
-            continue
+        mine = inputs.get(user_id)
         for pass_name in passes:
-            outcome = run_pass(
-                pass_name=pass_name, rows=silver.get(user_id, empty), inputs=inputs, spec=spec,
-                previous=previous.get((user_id, pass_name)), store=store, session_factory=session_factory,
-                llm=llm, policy=policy, scope=scope, ignore_wake_gate=ignore_wake_gate, execute=execute,
-            )
-            result.passes.append(outcome)
-            if outcome.status == "failed" and on_failure:
-                on_failure(outcome)
+            if mine is None:
+                slots.append(_context_failure(spec, user_id, pass_name, detail))
+                continue
+            slots.append(gate_pass(pass_name=pass_name, rows=silver.get(user_id, empty), inputs=mine, spec=spec,
+                                   previous=previous.get((user_id, pass_name)), policy=policy,
+                                   ignore_wake_gate=ignore_wake_gate))
+    waiting = {s.result.user_id for s in slots if isinstance(s, Gate) and s.pending}
+    errors = _complete(session_factory, store, {u: inputs[u] for u in sorted(waiting)}, spec.as_of)
+
+    def decide_user(user_id: str) -> dict[int, PassResult]:
+        """A user's pending passes in order (the second sees the history the first wrote)."""
+        out: dict[int, PassResult] = {}
+        for i, slot in enumerate(slots):
+            if isinstance(slot, Gate) and slot.pending and slot.result.user_id == user_id:
+                out[i] = decide_pass(slot, inputs=inputs[user_id], spec=spec, store=store,
+                                     session_factory=session_factory, llm=llm, policy=policy, scope=scope,
+                                     execute=execute)
+        return out
+
+    deciding = sorted(waiting - set(errors))
+    decided: dict[int, PassResult] = {}
+    if llm.is_offline or len(deciding) < 2:  # the offline rules are CPU-bound: threads would only add overhead
+        for uid in deciding:
+            decided.update(decide_user(uid))
+    else:  # API mode: users in parallel, bounded by the LLM's limiter (slots, RPM/TPM, retry-after pauses)
+        with ThreadPoolExecutor(max_workers=min(llm.max_concurrency, len(deciding)),
+                                thread_name_prefix="signals") as pool:
+            for part in pool.map(decide_user, deciding):
+                decided.update(part)
+    for i, slot in enumerate(slots):
+        if isinstance(slot, PassResult):
+            outcome = slot
+        elif not slot.pending:
+            outcome = slot.result
+        elif slot.result.user_id in errors:
+            outcome = _context_failure(spec, slot.result.user_id, slot.result.pass_name, errors[slot.result.user_id])
+        else:
+            outcome = decided[i]
+        result.passes.append(outcome)
+        if outcome.status == "failed" and on_failure:
+            on_failure(outcome)
     return result
 
 
 def hour_predicate(spec: HourSpec, result: HourResult, user_ids: Sequence[str] | None,
-                   passes: Sequence[str]) -> Predicate:
-    """The rows an hour's run owns: its hour and trigger, narrowed to the users and passes it ran."""
+                   passes: Sequence[str], shard_users: Sequence[str] | None = None) -> Predicate:
+    """The rows an hour's run owns: its hour and trigger, narrowed to the users (of its shard) and
+    passes it ran. ``shard_users``: every user of the shard with rows in the hour or in this run."""
     parts: list[Predicate] = [Eq("signal_date", spec.hour_start.date()), Eq("partition_hour", spec.hour_start),
                               Eq("trigger", spec.trigger)]
     if user_ids:
         parts.append(In("user_id", sorted(set(user_ids) | set(result.users))))
+    elif shard_users is not None:
+        parts.append(In("user_id", sorted(set(shard_users) | set(result.users)) or [""]))
     if sorted(passes) != sorted(PASSES):
         parts.append(In("pass", list(passes)))
     predicate = all_of(*parts)
@@ -483,10 +362,19 @@ def hour_predicate(spec: HourSpec, result: HourResult, user_ids: Sequence[str] |
     return predicate
 
 
+def _users_in_hour(store: DeltaStore, spec: HourSpec) -> list[str]:
+    lf = store.scan(SIGNAL_SUMMARIES, all_of(Eq("signal_date", spec.hour_start.date()),
+                                             Eq("partition_hour", spec.hour_start)))
+    return [] if lf is None else lf.select("user_id").unique().collect()["user_id"].to_list()
+
+
 def write_hour(store: DeltaStore, spec: HourSpec, result: HourResult, *, user_ids: Sequence[str] | None,
-               passes: Sequence[str], run_id: str | None) -> int:
-    """Replace the hour's rows in both gold tables and append its events; returns events inserted."""
-    where = hour_predicate(spec, result, user_ids, passes)
+               passes: Sequence[str], run_id: str | None, shard: tuple[str, int] | None = None) -> int:
+    """Replace the hour's rows (of the shard) in both gold tables and append its events; returns
+    events inserted. A shard replaces the rows of its users only: users who left the eligible set
+    since a previous run of the hour are found in the table and hashed like the others."""
+    shard_users = in_shard(_users_in_hour(store, spec), *shard) if shard is not None and shard[1] > 1 else None
+    where = hour_predicate(spec, result, user_ids, passes, shard_users)
     for table in (SIGNAL_SUMMARIES, SIGNAL_ACTIONS):
         store.ensure(table)  # present (if empty) from the first run on, for the CLI and the UI
     store.replace(SIGNAL_SUMMARIES, result.summary_frame(), where)
@@ -507,10 +395,11 @@ def run_hour(
     ignore_wake_gate: bool = False,
     execute: bool = True,
     on_failure: Callable[[PassResult], None] | None = None,
+    shard: tuple[str, int] | None = None,
 ) -> tuple[HourResult, int]:
     """Process and write one hour (what the asset does, minus Dagster); returns (result, events written)."""
     result = process_hour(store=store, session_factory=session_factory, llm=llm, spec=spec, policy=policy,
                           scope=scope, user_ids=user_ids, passes=passes, ignore_wake_gate=ignore_wake_gate,
-                          execute=execute, on_failure=on_failure)
-    events = write_hour(store, spec, result, user_ids=user_ids, passes=passes, run_id=scope.run_id)
+                          execute=execute, on_failure=on_failure, shard=shard)
+    events = write_hour(store, spec, result, user_ids=user_ids, passes=passes, run_id=scope.run_id, shard=shard)
     return result, events

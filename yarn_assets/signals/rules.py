@@ -120,8 +120,10 @@ def quiet_threads(summary: SignalSummary, profile: UserProfile, days: int) -> li
     as_of = summary.as_of
     items = content.items.filter(pl.col("occurred_at").is_not_null() & (pl.col("occurred_at") <= pl.lit(as_of)))
     out = []
-    for (_thread,), msgs in items.group_by(["ref"], maintain_order=True):
-        last = msgs.sort(["occurred_at", "external_id"]).row(-1, named=True)
+    # each thread's latest message, in one sort (a group_by + sort per thread cost ~8 ms per pass)
+    lasts = items.sort(["occurred_at", "external_id"], maintain_order=True).unique(subset=["ref"], keep="last",
+                                                                                   maintain_order=True)
+    for last in lasts.iter_rows(named=True):
         sender = (last["author_id"] or "").lower()
         if not sender or sender in profile.addresses or is_automated(sender):
             continue

@@ -1,59 +1,14 @@
-"""The LLM as a Dagster resource: one Anthropic client shared by signals, deliverables and memory.
-
-Interface (stable; every LLM use goes through it)::
-
-    result = llm.structured(
-        task="signals",                 # picks the model: llm_model_signals|generation|memory|analysis
-        user_id="u1",                   # budget + usage attribution (None for system-level calls)
-        system=STABLE_SYSTEM_PROMPT,    # cached (cache_control) - keep per-user text out of it
-        prompt=user_prompt,             # the per-call content
-        output=MyPydanticModel,         # the answer is validated against this model
-        offline=lambda: MyPydanticModel(...),   # the deterministic answer used in offline mode
-        scope=LLMScope.from_context(context),   # run id, asset key, partition key for llm_usage
-        max_tokens=1000,
-    )
-    result.value      # a validated MyPydanticModel
-    result.usage      # LLMUsage: calls, tokens (input/output/cache), cost_usd -> result.usage.as_metadata()
-    result.model, result.offline       # "offline-rules", True in offline mode
-
-    llm.text(task="generation", user_id=..., system=..., prompt=..., offline=lambda: "...", scope=...)
-
-Behaviour:
-
-* **Online** (an API key is set and offline mode is off): the official ``anthropic`` client with the
-  configured base URL, timeout and ``max_retries`` (the SDK retries 408/409/429/5xx/529 and
-  connection errors with exponential backoff and honours ``retry-after``/``retry-after-ms``).
-  Structured answers are requested as a forced tool call whose ``input_schema`` is the pydantic
-  model's JSON schema; a JSON text answer (code fences stripped) is accepted too. A malformed
-  answer is sent back to the model once with the validation error; a second failure raises
-  :class:`LLMOutputError`, which callers record as a failure of that user's pass. An API failure
-  after the retries raises :class:`LLMCallError`. The offline function is **never** a fallback here.
-* **Offline** (no key, or ``YARNNN_LLM_MODE=offline``): the caller's ``offline`` function produces
-  the answer; it is validated the same way and labelled ``model="offline-rules"``, ``offline=True``.
-* **Usage**: every API response (including a malformed first attempt) and every offline answer is
-  a row in the control-plane ``llm_usage`` table (user, task, model, tokens, cost, run id, asset
-  key, partition key); offline rows cost nothing.
-* **Budget**: before an online call, the user's tokens today (UTC) plus the estimated input of this
-  call must stay within the tier's daily budget (``YARNNN_LLM_DAILY_TOKEN_BUDGETS``; unknown tiers
-  count as free), else :class:`LLMBudgetExceeded`. Concurrent runs may overshoot by one call.
-* **Caching**: ``system`` is sent as one text block with ``cache_control: ephemeral`` (tools and
-  system form the cached prefix); ``system_suffix`` is appended uncached for per-call instructions.
-* **Batches** (for later use): :meth:`LLM.build_request` returns the exact ``messages.create``
-  parameters of a call (usable as a Message Batches ``params`` entry), :meth:`LLM.parse_structured`
-  validates a returned message, and :meth:`LLM.record_usage` records it (``batch=True`` halves the cost).
-"""
+"""The ``LLM`` ConfigurableResource (see :mod:`resources.llm` for the interface and behaviour)."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import json
 import logging
 import re
 import time
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Generic, TypeVar
+from typing import Any
 
 import anthropic
 import dagster as dg
@@ -62,153 +17,32 @@ from sqlalchemy import func, select
 
 from control_plane.models import LlmUsage, User
 from resources.control_plane import ControlPlane
+from resources.llm.helpers import (
+    _api_message,
+    _estimate_tokens,
+    _short,
+    _strip_fences,
+    _text_of,
+    opaque_user_id,
+)
+from resources.llm.types import (
+    FALLBACK_TIER,
+    TASKS,
+    LLMBudgetExceeded,
+    LLMCallError,
+    LLMConfigError,
+    LLMOutputError,
+    LLMScope,
+    LLMUsage,
+    StructuredResult,
+    T,
+    TextResult,
+    _Malformed,
+)
+from resources.llm_limits import Limiter, limiter_for
 from resources.llm_pricing import OFFLINE_MODEL, cost_usd
 
 log = logging.getLogger(__name__)
-
-T = TypeVar("T", bound=BaseModel)
-
-TASKS = ("signals", "generation", "memory", "analysis")
-
-#: Tiers the budget table knows; anything else is budgeted as free (as the original).
-FALLBACK_TIER = "free"
-
-_FENCE = re.compile(r"^\s*```(?:json|JSON)?\s*\n?(.*?)\n?\s*```\s*$", re.DOTALL)
-
-
-# ------------------------------------------------------------------------------------------ errors
-class LLMError(RuntimeError):
-    """Base class of everything the LLM resource raises."""
-
-
-class LLMConfigError(LLMError):
-    """The resource cannot make calls as configured (e.g. online mode without an API key)."""
-
-
-class LLMCallError(LLMError):
-    """The API failed after the SDK's retries (status, timeout or connection)."""
-
-    def __init__(self, message: str, *, status_code: int | None = None, transient: bool = False) -> None:
-        super().__init__(message)
-        self.status_code = status_code
-        self.transient = transient
-
-
-class LLMOutputError(LLMError):
-    """The model's answer failed validation twice (the first failure is sent back once)."""
-
-    def __init__(self, message: str, *, task: str, user_id: str | None, model: str, attempts: int,
-                 usage: LLMUsage) -> None:
-        super().__init__(message)
-        self.task = task
-        self.user_id = user_id
-        self.model = model
-        self.attempts = attempts
-        self.usage = usage
-
-
-class LLMBudgetExceeded(LLMError):
-    """The user's daily token budget would be exceeded; no call was made."""
-
-    def __init__(self, user_id: str, tier: str, used: int, budget: int, estimate: int) -> None:
-        super().__init__(
-            f"daily LLM token budget of user {user_id} ({tier}: {budget:,} tokens) exhausted: "
-            f"{used:,} used today, this call needs about {estimate:,}"
-        )
-        self.user_id, self.tier, self.used, self.budget, self.estimate = user_id, tier, used, budget, estimate
-
-
-# ------------------------------------------------------------------------------------------ values
-@dataclass(frozen=True)
-class LLMScope:
-    """Where a call happens, for attribution in ``llm_usage``."""
-
-    run_id: str | None = None
-    asset_key: str | None = None
-    partition_key: str | None = None
-
-    @classmethod
-    def from_context(cls, context: Any, asset_key: str | None = None) -> LLMScope:
-        """From an asset/op execution context (multi-assets: pass ``asset_key`` or get the keys joined)."""
-        run_id = getattr(getattr(context, "run", None), "run_id", None)
-        partition_key = str(context.partition_key) if getattr(context, "has_partition_key", False) else None
-        if asset_key is None:
-            keys = sorted(k.to_user_string() for k in getattr(context, "selected_asset_keys", []) or [])
-            asset_key = ",".join(keys) or None
-        return cls(run_id=run_id, asset_key=asset_key, partition_key=partition_key)
-
-
-@dataclass
-class LLMUsage:
-    """Tokens and cost of one or more calls; add them up per pass or per asset."""
-
-    calls: int = 0
-    offline_calls: int = 0
-    input_tokens: int = 0
-    output_tokens: int = 0
-    cache_read_tokens: int = 0
-    cache_write_tokens: int = 0
-    cost_usd: float = 0.0
-    models: tuple[str, ...] = ()
-
-    @property
-    def total_tokens(self) -> int:
-        return self.input_tokens + self.output_tokens + self.cache_read_tokens + self.cache_write_tokens
-
-    def __add__(self, other: LLMUsage) -> LLMUsage:
-        return LLMUsage(
-            calls=self.calls + other.calls,
-            offline_calls=self.offline_calls + other.offline_calls,
-            input_tokens=self.input_tokens + other.input_tokens,
-            output_tokens=self.output_tokens + other.output_tokens,
-            cache_read_tokens=self.cache_read_tokens + other.cache_read_tokens,
-            cache_write_tokens=self.cache_write_tokens + other.cache_write_tokens,
-            cost_usd=round(self.cost_usd + other.cost_usd, 8),
-            models=tuple(dict.fromkeys((*self.models, *other.models))),
-        )
-
-    def as_metadata(self, prefix: str = "llm_") -> dict[str, Any]:
-        """Dagster metadata entries (plain values, so they chart in the UI)."""
-        return {
-            f"{prefix}calls": self.calls,
-            f"{prefix}offline_calls": self.offline_calls,
-            f"{prefix}input_tokens": self.input_tokens,
-            f"{prefix}output_tokens": self.output_tokens,
-            f"{prefix}cache_read_tokens": self.cache_read_tokens,
-            f"{prefix}cache_write_tokens": self.cache_write_tokens,
-            f"{prefix}cost_usd": dg.MetadataValue.float(round(self.cost_usd, 6)),
-            f"{prefix}models": ", ".join(self.models) or "-",
-        }
-
-
-@dataclass(frozen=True)
-class StructuredResult(Generic[T]):
-    value: T
-    usage: LLMUsage
-    model: str
-    offline: bool
-    attempts: int = 1
-    raw_text: str = ""
-
-
-@dataclass(frozen=True)
-class TextResult:
-    text: str
-    usage: LLMUsage
-    model: str
-    offline: bool
-    attempts: int = 1
-
-
-@dataclass
-class _Attempt:
-    message: Any
-    usage: LLMUsage
-    problems: list[str] = field(default_factory=list)
-
-
-class _Malformed(ValueError):
-    pass
 
 
 # ------------------------------------------------------------------------------------------ resource
@@ -230,6 +64,9 @@ class LLM(dg.ConfigurableResource):
         description="Daily tokens per user by tier; null = unlimited.",
     )
     price_overrides: dict[str, dict[str, float]] = Field(default_factory=dict)
+    max_concurrency: int = Field(default=8, ge=1, description="API calls in flight at once (per process and key).")
+    requests_per_minute: int | None = Field(default=None, description="Client-side request limit (None: none).")
+    tokens_per_minute: int | None = Field(default=None, description="Client-side input-token limit (None: none).")
 
     _client: Any = PrivateAttr(default=None)
 
@@ -251,13 +88,24 @@ class LLM(dg.ConfigurableResource):
                 raise LLMConfigError(
                     "ANTHROPIC_API_KEY is not set but the LLM is in online mode; set the key or YARNNN_LLM_MODE=offline"
                 )
+            limiter = self.limiter()
+            hooks = {  # every attempt (SDK retries included) waits for the shared pause and the buckets
+                "request": [lambda req: limiter.admit(len(req.content or b"") // 4)],
+                "response": [lambda resp: limiter.observe(resp.status_code, resp.headers)],
+            }
             self._client = anthropic.Anthropic(
                 api_key=self.api_key,
                 base_url=self.base_url or None,
                 timeout=self.timeout_seconds,
                 max_retries=self.max_retries,
+                http_client=anthropic.DefaultHttpxClient(event_hooks=hooks),
             )
         return self._client
+
+    def limiter(self) -> Limiter:
+        """The process-wide backpressure of this endpoint and key (see :mod:`resources.llm_limits`)."""
+        return limiter_for(self.base_url, self.api_key, self.max_concurrency, self.requests_per_minute,
+                           self.tokens_per_minute)
 
     # -------------------------------------------------------------- budget
     def budget_for(self, user_id: str) -> tuple[str, int | None]:
@@ -390,8 +238,10 @@ class LLM(dg.ConfigurableResource):
         return params
 
     def _create(self, task: str, params: dict[str, Any]) -> Any:
+        client = self.client()
         try:
-            return self.client().messages.create(**params)
+            with self.limiter().call():
+                return client.messages.create(**params)
         except anthropic.APIStatusError as exc:
             code = exc.status_code
             transient = code in (408, 409, 429) or code >= 500
@@ -556,42 +406,3 @@ class LLM(dg.ConfigurableResource):
         if getattr(message, "stop_reason", None) == "max_tokens":  # truncated: give the retry more room
             fixed["max_tokens"] = min(int(params["max_tokens"]) * 2, 16_000)
         return fixed
-
-
-# ------------------------------------------------------------------------------------------ helpers
-def opaque_user_id(user_id: str) -> str:
-    return hashlib.sha256(f"yarnnn-user:{user_id}".encode()).hexdigest()[:32]
-
-
-def _estimate_tokens(*texts: str | None) -> int:
-    """About four characters per token; used only for the pre-call budget check."""
-    return sum(len(t) for t in texts if t) // 4 + 1
-
-
-def _strip_fences(text: str) -> str:
-    match = _FENCE.match(text)
-    if match:
-        return match.group(1).strip()
-    start, end = text.find("{"), text.rfind("}")
-    if start != -1 and end > start and (start > 0 or end < len(text) - 1):
-        return text[start : end + 1]
-    return text
-
-
-def _text_of(message: Any) -> str:
-    return "".join(getattr(b, "text", "") for b in (message.content or []) if getattr(b, "type", None) == "text")
-
-
-def _short(exc: ValidationError, limit: int = 3) -> str:
-    parts = []
-    for err in exc.errors()[:limit]:
-        loc = ".".join(str(x) for x in err.get("loc", ())) or "(root)"
-        parts.append(f"{loc}: {err.get('msg')}")
-    more = len(exc.errors()) - limit
-    return "; ".join(parts) + (f"; and {more} more" if more > 0 else "")
-
-
-def _api_message(exc: anthropic.APIStatusError) -> str:
-    body = exc.body if isinstance(exc.body, dict) else {}
-    err = body.get("error") if isinstance(body.get("error"), dict) else {}
-    return str(err.get("message") or exc.message)[:300]

@@ -1,0 +1,40 @@
+"""User shards: the dimension that spreads one hour (night, round) of per-user work over workers.
+
+A user's shard is ``sha256(user_id) mod N``: stable for a user whatever other users are added or
+removed (no rebalancing when users sign up), uniform enough to give shards of similar size, and
+computable anywhere without a lookup table. ``N`` is the ``user_shards`` setting; changing it
+re-keys the partitions (runs of the old keys stay in history), so pick it once per deployment,
+above the number of workers you expect (16 for a handful of workers, 64 for dozens).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable
+
+import dagster as dg
+
+SHARD_DIMENSION = "shard"
+DEFAULT_SHARDS = 1
+MAX_SHARDS = 256
+
+
+def shard_keys(n: int) -> list[str]:
+    """``"0"`` .. ``"n-1"`` (shard ``"0"`` exists for every ``n``: the key of a single-shard setup)."""
+    if not 1 <= n <= MAX_SHARDS:
+        raise ValueError(f"user shards must be between 1 and {MAX_SHARDS}, got {n}")
+    return [str(i) for i in range(n)]
+
+
+def shard_of(user_id: str, n: int) -> str:
+    """The shard key of ``user_id`` among ``n`` shards."""
+    index = int.from_bytes(hashlib.sha256(user_id.encode("utf-8")).digest()[:8], "big") % n
+    return shard_keys(n)[index]
+
+
+def in_shard(user_ids: Iterable[str], shard: str, n: int) -> list[str]:
+    return [u for u in user_ids if shard_of(u, n) == shard]
+
+
+def shard_partitions(n: int) -> dg.StaticPartitionsDefinition:
+    return dg.StaticPartitionsDefinition(shard_keys(n))
