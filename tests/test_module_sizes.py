@@ -25,11 +25,10 @@ DECLARATIVE: dict[str, str] = {
 
 #: over the limit on main today; each is removed by the named issue-12 work (the lead prunes after merging)
 PENDING_SPLITS: dict[str, str] = {
-    "resources/llm.py": "i13-perf: becomes the resources/llm/ package (resource, types, helpers)",
-    "yarn_assets/deliverables/generate.py": "i12-deliv: one deliverable run as one object; generate.py goes",
-    "yarn_assets/ingest/normalizers/slack.py": "i12-ingest: ingest by platform (ingest/platforms/slack/normalize.py)",
-    "yarn_assets/ingest/import_jobs.py": "i12-ingest: import_jobs split (333 lines on that branch)",
-    "yarn_assets/signals/processing.py": "issue-12 signals restructuring (i13-perf alone leaves it at 405)",
+    # within the issue's "~400" after the issue-12 splits; each names the next cut
+    "resources/llm/resource.py": "408: the budget/usage bookkeeping can move to resources/llm/usage.py",
+    "yarn_assets/deliverables/run.py": "402: the source readers (_skip_sources/_read_sources/_gather) to steps.py",
+    "yarn_assets/signals/processing.py": "405: the hour writer (hour_predicate/write_hour) to signals/results.py",
     "demo/sample_workspace.py": "not yet assigned: split the sample generators per export format "
                                 "(demo/samples/<slack|gmail|calendar|notion>.py)",
 }
