@@ -10,6 +10,7 @@ import dagster as dg
 from resources.registry import build_resources
 from resources.settings import YarnSettings, load_settings
 from sensors.automation import automation_sensor
+from yarn_assets.core.executors import build_executor
 from yarn_assets.deliverables.definitions import definitions as deliverables_definitions
 from yarn_assets.ingest.definitions import definitions as ingest_definitions
 from yarn_assets.memory.definitions import definitions as memory_definitions
@@ -33,21 +34,12 @@ DOMAINS = (
 )
 
 
-def _executor(settings: YarnSettings) -> dg.ExecutorDefinition:
-    """Multiprocess with spawn by default (deltalake's tokio runtime does not survive fork)."""
-    if settings.executor == "in_process":
-        return dg.in_process_executor
-    return dg.multiprocess_executor.configured(
-        {"max_concurrent": settings.executor_max_concurrent, "start_method": {"spawn": {}}}
-    )
-
-
 def build_definitions(settings: YarnSettings) -> dg.Definitions:
     merged = dg.Definitions.merge(
         *(domain() for domain in DOMAINS),
         dg.Definitions(
             resources=build_resources(settings),
-            executor=_executor(settings),
+            executor=build_executor(settings),
             sensors=[automation_sensor],  # declarative automation runs without anyone switching it on
         ),
     )
