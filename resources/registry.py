@@ -11,14 +11,15 @@ from typing import Any
 
 import dagster as dg
 
-from io_managers.delta_io_manager import DeltaPolarsIOManager
 from io_managers.json_steps import JsonStepIOManager
 from resources.control_plane import ControlPlane
 from resources.credentials import CredentialVault
+from resources.delivery import DeliveryChannels
 from resources.embeddings import Embeddings
 from resources.input_limits import InputLimits
 from resources.llm import LLM
 from resources.llm_batches import LLMBatches
+from resources.mailer import MemoryMailer
 from resources.maintenance import Maintenance
 from resources.notifier import Notifier
 from resources.people import PeoplePolicy
@@ -29,8 +30,6 @@ from resources.search import WebSearch
 from resources.settings import YarnSettings
 from resources.signal_policy import SignalPolicy
 from resources.warehouse import Warehouse
-from yarn_assets.deliverables.delivery.resource import DeliveryChannels
-from yarn_assets.memory.mailer import MemoryMailer
 
 
 def _secret(settings_value: object, variable: str) -> Any:
@@ -54,7 +53,6 @@ def build_resources(settings: YarnSettings) -> dict[str, Any]:
     llm = build_llm(settings, control_plane)
     return {
         "warehouse": Warehouse(root=root, storage_options=options),
-        "io_manager": DeltaPolarsIOManager(root=root, storage_options=options),
         "control_plane": control_plane,
         "llm": llm,
         "signal_policy": SignalPolicy(

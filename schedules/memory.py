@@ -1,45 +1,28 @@
-"""Memory schedules: the original's 00:00 (memory + patterns), 06:00 (analysis) and digest phases."""
+"""Memory schedules: the original's 06:00 (analysis) and digest phases.
+
+The 00:00 phase (chat-app sessions into silver, facts, summaries, patterns) is declarative automation on
+the assets themselves (``yarn_assets.memory.assets.common.NIGHTLY``/``NIGHTLY_EAGER``).
+"""
 
 
 import datetime as dt
-from typing import Any
 
 import dagster as dg
 
 from resources.control_plane import ControlPlane
+from yarn_assets.core.partitions import previous_partition_schedule
 from yarn_assets.memory import digest
 from yarn_assets.memory.assets import (
     conversation_analysis_job,
     digest_hours,
-    memory_nightly_job,
+    memory_days,
     weekly_digest_job,
 )
 
-
-def _yesterday(context: dg.ScheduleEvaluationContext) -> str:
-    tick = context.scheduled_execution_time.astimezone(dt.UTC)
-    return (tick.date() - dt.timedelta(days=1)).isoformat()
-
-
-def _daily_for_yesterday(name: str, hour: int, job: Any, prefix: str,
-                         description: str) -> dg.ScheduleDefinition:
-    """A daily UTC schedule that runs ``job`` for yesterday's partition (one run per day by run key)."""
-
-    @dg.schedule(name=name, cron_schedule=f"0 {hour} * * *", execution_timezone="UTC", job=job,
-                 default_status=dg.DefaultScheduleStatus.RUNNING, description=description)
-    def _schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-        day = _yesterday(context)
-        return dg.RunRequest(run_key=f"{prefix}:{day}", partition_key=day, tags={"yarnnn/trigger": "schedule"})
-
-    return _schedule
-
-
-memory_nightly_schedule = _daily_for_yesterday(
-    "memory_nightly_schedule", 0, memory_nightly_job, "memory",
-    "00:00 UTC: yesterday's chat-app sessions into silver, facts, summaries, activity patterns.")
-conversation_analysis_schedule = _daily_for_yesterday(
-    "conversation_analysis_schedule", 6, conversation_analysis_job, "analysis",
-    "06:00 UTC: suggest deliverables from the last 7 days of conversations (ending yesterday).")
+conversation_analysis_schedule = previous_partition_schedule(
+    conversation_analysis_job, memory_days, name="conversation_analysis_schedule", run_key_prefix="analysis",
+    hour_of_day=6, description="06:00 UTC: suggest deliverables from the last 7 days of conversations (ending "
+    "yesterday).")
 
 
 @dg.schedule(
@@ -63,4 +46,4 @@ def weekly_digest_schedule(
                          tags={"yarnnn/trigger": "schedule", "yarnnn/digest_users": str(len(due))})
 
 
-SCHEDULES = [memory_nightly_schedule, conversation_analysis_schedule, weekly_digest_schedule]
+SCHEDULES = [conversation_analysis_schedule, weekly_digest_schedule]

@@ -19,3 +19,5 @@ automation_sensor = dg.AutomationConditionSensorDefinition(
     run_tags={"yarnnn/trigger": "automation"},
     description="Evaluates the assets' automation conditions (e.g. silver follows a bronze-only update).",
 )
+
+SENSORS = [automation_sensor]

@@ -106,3 +106,6 @@ def deliverable_requests_sensor(context: dg.SensorEvaluationContext, control_pla
                     tags={TRIGGER_TAG: "signal", "yarnnn/user_id": d.user_id, **RETRY_TAGS},
                 ))
     return _result(requests, new_keys, "no generation requested")
+
+
+SENSORS = [due_deliverables_sensor, deliverable_requests_sensor]

@@ -29,8 +29,7 @@ from control_plane.models import BronzeBatch, ImportJob, User
 from io_managers.delta_store import DeltaStore
 from resources.registry import build_resources
 from resources.settings import YarnSettings, load_settings
-from sensors.import_jobs import import_jobs_sensor
-from sensors.silver_catchup import silver_catchup_sensor
+from sensors.ingest import import_jobs_sensor, silver_catchup_sensor
 from tests.ingest.mailgen import write_mbox
 from yarn_assets.core.activity_log import read_events
 from yarn_assets.core.instance import ensure_instance_dir

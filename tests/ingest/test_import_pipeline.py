@@ -10,7 +10,7 @@ import polars as pl
 from control_plane import db
 from control_plane.models import ImportJob, User
 from io_managers.delta_store import DeltaStore
-from sensors.import_jobs import import_jobs_sensor
+from sensors.ingest import import_jobs_sensor
 from yarn_assets.core.activity_log import read_events
 from yarn_assets.core.tables import BRONZE_ITEMS, PLATFORM_CONTENT, REJECTS
 from yarn_assets.ingest import import_jobs

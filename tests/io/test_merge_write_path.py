@@ -9,7 +9,7 @@ import pytest
 from deltalake import DeltaTable
 from deltalake.exceptions import CommitFailedError
 
-from io_managers import delta_store
+from io_managers import delta_merge, delta_store
 from io_managers.delta_store import DeltaStore, TableSpec, partitions_predicate, sql_mask
 from io_managers.predicates import In
 
@@ -57,7 +57,7 @@ def test_insert_when_holds_on_the_write_path(store: DeltaStore) -> None:
 
 
 def test_rows_for_populated_partitions_still_merge(store: DeltaStore, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(delta_store, "INSERT_BY_WRITE_MIN_ROWS", 2)
+    monkeypatch.setattr(delta_merge, "INSERT_BY_WRITE_MIN_ROWS", 2)
     store.merge(SPEC, frame([("a", "slack", 1, 1)]))
     # a, b land in populated slack/day1 (merged: a updated, b inserted); e, f, g in empty partitions (written)
     batch = frame([("a", "slack", 1, 10), ("b", "slack", 1, 20), ("e", "slack", 5, 5), ("f", "gmail", 5, 6),

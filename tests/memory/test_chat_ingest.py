@@ -9,8 +9,8 @@ import polars as pl
 from control_plane import db
 from control_plane.models import ChatSession, ImportJob, SessionMessage
 from resources.registry import build_resources
-from sensors.chat_imports import chat_imports_sensor
-from sensors.import_jobs import import_jobs_sensor
+from sensors.ingest import import_jobs_sensor
+from sensors.memory import chat_imports_sensor
 from tests.memory.conftest import chat_line, register_chat, write_jsonl
 from yarn_assets.core.activity_log import read_events
 from yarn_assets.core.tables import REJECTS

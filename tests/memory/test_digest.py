@@ -6,12 +6,12 @@ import dagster as dg
 import pytest
 
 from control_plane.models import Deliverable, DeliverableVersion, NotificationLog, User, UserContextHistory
+from resources.mailer import MemoryMailer
 from resources.registry import build_resources
 from schedules.memory import weekly_digest_schedule
 from yarn_assets.core.activity_log import ActivityEvent, read_events, write_events
 from yarn_assets.memory import digest
 from yarn_assets.memory.assets import digest_hours, weekly_digests
-from yarn_assets.memory.mailer import MemoryMailer
 from yarn_assets.memory.tables import WEEKLY_DIGESTS
 
 # Monday 2026-11-16 09:00 in Paris = 08:00 UTC; alice's digest: Monday (1, Sunday = 0) at 9

@@ -8,7 +8,7 @@ import pytest
 from resources.notifier import NotificationError, Notifier
 from resources.registry import build_resources
 from resources.settings import SettingsError, load_settings
-from sensors.run_failures import OPERATOR_USER, run_failure_alerts, users_from_tags
+from sensors.ops import OPERATOR_USER, run_failure_alerts, users_from_tags
 from tests.fakes.slack_web import SlackWebApi
 from tests.fakes.smtp import SmtpServer
 from yarn_assets.core.activity_log import read_events

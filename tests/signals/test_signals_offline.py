@@ -10,10 +10,11 @@ from sqlalchemy import func, select
 from control_plane import db
 from control_plane.models import Deliverable, DeliverableRunRequest, LlmUsage, SignalHistory
 from io_managers.predicates import Eq
+from schedules.signals import signals_hourly_schedule
 from tests.signals.seed import add_deliverable, add_users, email, event, hour, land, page, slack
 from yarn_assets.core.activity_log import read_events
 from yarn_assets.core.tables import ACTIVITY_LOG
-from yarn_assets.signals.assets import hour_key, signal_passes, signals_hourly_schedule, signals_job
+from yarn_assets.signals.assets import hour_key, signal_passes, signals_job
 from yarn_assets.signals.tables import SIGNAL_ACTIONS, SIGNAL_SUMMARIES, signal_hours
 
 NOW = dt.datetime.now(dt.UTC)

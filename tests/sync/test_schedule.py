@@ -68,7 +68,7 @@ def test_due_rules():
 def test_sensor_requests_one_run_per_platform_for_due_connections(world):
     from control_plane.models import PlatformConnection, User
     from resources.control_plane import ControlPlane
-    from sensors.platform_sync import platform_sync_sensor
+    from sensors.ingest import platform_sync_sensor
     from yarn_assets.ingest.sync.asset import TAG_CONNECTIONS, TAG_PLATFORM
 
     now = dt.datetime.now(UTC)

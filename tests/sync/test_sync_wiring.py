@@ -16,7 +16,7 @@ from yarn_assets.ingest.sync.runner import sync_connection
 
 
 def test_definitions_wire_asset_sensor_job_and_resources(api_env):
-    from sensors.platform_sync import platform_sync_sensor
+    from sensors.ingest import platform_sync_sensor
     from yarn_assets.definitions import defs
     from yarn_assets.ingest.sources import BRONZE_SYNCS
 

@@ -13,7 +13,7 @@ from collections.abc import Iterable
 import dagster as dg
 import polars as pl
 
-from io_managers.delta_store import TableSpec
+from io_managers.delta_store import DeltaStore, TableSpec
 
 
 def schema(df: pl.DataFrame, columns: Iterable[str] | None = None) -> dg.MetadataValue:
@@ -65,3 +65,10 @@ def table_metadata(spec: TableSpec, *, rows: int, uri: str | None = None, partit
     if uri:
         md["dagster/uri"] = uri
     return md
+
+
+def table_metadata_of(store: DeltaStore, spec: TableSpec, *, partition_rows: int | None = None) -> dict:
+    """:func:`table_metadata` for a table in ``store``: row count from the Delta log (no data read), its URI."""
+    files = store.files(spec)
+    rows = int(files["num_records"].fill_null(0).sum()) if files.height else 0
+    return table_metadata(spec, rows=rows, uri=store.uri(spec), partition_rows=partition_rows)

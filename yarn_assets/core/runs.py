@@ -32,6 +32,19 @@ _SLACK_SECONDS = 2.0
 
 RunState = Literal["alive", "dead"]
 
+#: activity_log user for failures that belong to no user (maintenance, multi-user syncs without tags).
+OPERATOR_USER = "_operator"
+#: Run tags that name the user(s) a run works for (comma-separated lists allowed).
+USER_TAGS = ("yarnnn/user_id", "yarnnn/user", "yarnnn/users")
+
+
+def users_from_tags(tags: Mapping[str, str]) -> list[str]:
+    """The users a run works for, from its tags; the operator pseudo-user when it names none."""
+    users: list[str] = []
+    for key in USER_TAGS:
+        users += [u.strip() for u in (tags.get(key) or "").split(",") if u.strip()]
+    return sorted(set(users)) or [OPERATOR_USER]
+
 
 def host_tags() -> dict[str, str]:
     """Tags for a run executed in this process (``execute_in_process``): its worker is on this host."""

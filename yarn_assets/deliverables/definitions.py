@@ -1,4 +1,4 @@
-"""Deliverables domain definitions: the versions asset, its job and the two trigger sensors."""
+"""Deliverables domain definitions: the versions asset and its job (its sensors are in ``sensors.deliverables``)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,6 @@ import dagster as dg
 
 
 def definitions() -> dg.Definitions:
-    from sensors.deliverables import deliverable_requests_sensor, due_deliverables_sensor
     from yarn_assets.deliverables.assets import deliverable_job, deliverable_versions
 
-    return dg.Definitions(
-        assets=[deliverable_versions],
-        jobs=[deliverable_job],
-        sensors=[due_deliverables_sensor, deliverable_requests_sensor],
-    )
+    return dg.Definitions(assets=[deliverable_versions], jobs=[deliverable_job])

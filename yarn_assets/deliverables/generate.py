@@ -34,7 +34,7 @@ from yarn_assets.deliverables import service
 from yarn_assets.deliverables.content import PlatformContext, gather_platform_context
 from yarn_assets.deliverables.delivery.base import Destination, parse_destination
 from yarn_assets.deliverables.delivery.outbox import DeliveryOutcome, deliver_once
-from yarn_assets.deliverables.delivery.resource import DeliveryChannels
+from yarn_assets.deliverables.delivery.resource import DeliveryChannels, file_outbox, slack_sender, smtp_sender
 from yarn_assets.deliverables.freshness import has_new_content, source_snapshot, stale_note
 from yarn_assets.deliverables.offline import compose_offline, offline_plan_terms
 from yarn_assets.deliverables.prompting import MAX_TOKENS, ComposeInput, Research, build_prompt
@@ -470,11 +470,11 @@ def send_to(channels: DeliveryChannels, dest: Destination, d: Deliverable, versi
     """Send ``text`` to the deliverable's configured destination (the only place a recipient is chosen)."""
     subject = f"{d.title} (v{version.version_number})"
     if dest.channel == "email":
-        return channels.smtp().send(to=dest.target, subject=subject, markdown_text=text,
-                                    message_id=f"<{version.id}@deliverables.yarnnn>")
+        return smtp_sender(channels).send(to=dest.target, subject=subject, markdown_text=text,
+                                         message_id=f"<{version.id}@deliverables.yarnnn>")
     if dest.channel == "slack":
-        return channels.slack().send(channel=dest.target, title=subject, markdown_text=text)
-    return channels.files().send(
+        return slack_sender(channels).send(channel=dest.target, title=subject, markdown_text=text)
+    return file_outbox(channels).send(
         user_id=d.user_id, deliverable_id=d.id, version_number=version.version_number, version_id=version.id,
         title=subject, markdown_text=text,
         header={"deliverable": d.id, "type": d.deliverable_type, "version": str(version.version_number),

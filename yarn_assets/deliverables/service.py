@@ -1,46 +1,43 @@
-"""Deliverable definitions and run bookkeeping in the control plane.
+"""The deliverables domain's service: the only way other code writes deliverables' control-plane rows.
 
-Used by the CLI, the demo, the sensors, the asset and other domains (signals call
-:func:`request_generation` and :func:`create_deliverable`). Every function takes a session and
-leaves committing to the caller, except :func:`allocate_version`, which owns its transactions
-because it must retry on a lost race.
+Used by the CLI, the demo, the sensors, the asset and other domains: signals call
+:func:`create_from_signal`, :func:`request_generation` and :func:`trigger_now`; the memory
+analyst calls :func:`create_suggested`. Reads for other domains are :func:`find`,
+:func:`list_for_user`, :func:`active_count`, :func:`due_deliverables` and :func:`pending_requests`.
+Every function takes a session and leaves committing to the caller, except
+:func:`allocate_version` (re-exported from :mod:`run_state`), which owns its transactions because
+it must retry on a lost race.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import random
-import time
-from collections.abc import Callable
-from contextlib import AbstractContextManager
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.exc import IntegrityError, OperationalError
 from sqlalchemy.orm import Session
 
-from control_plane.models import (
-    Deliverable,
-    DeliverableRunRequest,
-    DeliverableVersion,
-    User,
-    new_id,
-    utcnow,
-)
+from control_plane.models import Deliverable, DeliverableRunRequest, DeliverableVersion, User, new_id, utcnow
 from yarn_assets.deliverables import schedule as sched
 from yarn_assets.deliverables.delivery.base import parse_destination
+from yarn_assets.deliverables.run_state import advance_schedule as advance_schedule
+from yarn_assets.deliverables.run_state import allocate_version as allocate_version
+from yarn_assets.deliverables.run_state import claim_requests as claim_requests
+from yarn_assets.deliverables.run_state import finish_requests as finish_requests
 from yarn_assets.deliverables.sources import normalize_sources
-from yarn_assets.deliverables.types import binding_of, get_type
+from yarn_assets.deliverables.types import active_limit, binding_of, get_type, is_known, signal_classification
 
 STATUSES = ("active", "paused", "archived")
 ORIGINS = ("user_configured", "analyst_suggested", "signal_emergent")
 TRIGGERS = ("schedule", "signal", "manual", "request")
 
-SessionFactory = Callable[[], AbstractContextManager[Session]]
-
 
 class DeliverableError(ValueError):
     """Invalid deliverable configuration or an unknown deliverable/user."""
+
+
+class DeliverableLimitReached(DeliverableError):
+    """The user's tier allows no more active deliverables."""
 
 
 def _user(session: Session, user_id: str) -> User:
@@ -207,11 +204,13 @@ REQUEST_TRIGGERS = {"signal_emergent": "signal", "signal_trigger": "signal", "ma
 
 def request_generation(session: Session, deliverable_id: str, reason: str = "manual", *,
                        requested_by: str = "cli", note: str | None = None,
-                       idempotency_key: str | None = None, now: dt.datetime | None = None) -> DeliverableRunRequest:
+                       idempotency_key: str | None = None, details: dict[str, Any] | None = None,
+                       now: dt.datetime | None = None) -> DeliverableRunRequest:
     """Ask for a generation now (signals, CLI, API); the requests sensor launches it within 30 s.
 
     ``reason`` is ``signal_emergent`` | ``signal_trigger`` | ``manual``; a request while another is
     still pending is folded into it (no double runs); ``idempotency_key`` makes a replayed caller a no-op.
+    ``details`` (ids and counts, never content) is kept on the request; ``note`` is added to it.
     """
     now = now or utcnow()
     d = get_deliverable(session, deliverable_id)
@@ -231,7 +230,7 @@ def request_generation(session: Session, deliverable_id: str, reason: str = "man
     req = DeliverableRunRequest(
         user_id=d.user_id, deliverable_id=d.id, reason=reason[:32], requested_by=requested_by[:120],
         idempotency_key=(idempotency_key or f"{reason}|{d.id}|{now.isoformat()}|{new_id()}")[:300],
-        details={"note": note} if note else {}, status="pending", requested_at=now,
+        details={**(details or {}), **({"note": note} if note else {})}, status="pending", requested_at=now,
     )
     d.last_triggered_at = now
     session.add(req)
@@ -254,97 +253,110 @@ def pending_requests(session: Session) -> list[DeliverableRunRequest]:
     ))
 
 
-def advance_schedule(session: Session, deliverable_id: str, now: dt.datetime) -> dt.datetime | None:
-    """Consume a due slot: ``next_run_at`` moves to the rule's next time after ``now``.
-
-    Called when a run starts (so a failing or skipped run still advances, and a crash never
-    leaves the deliverable due forever); a slot still in the future is left alone (manual runs).
-    """
-    d = get_deliverable(session, deliverable_id)
-    if d.next_run_at is None or d.next_run_at > now:
-        return d.next_run_at
-    if d.trigger_type != "schedule":  # event/manual deliverables (e.g. signal-emergent) have no recurrence
-        d.next_run_at = None
-        return None
-    user = _user(session, d.user_id)
-    try:
-        d.next_run_at = sched.next_run_at(d.schedule, now, user_timezone=user.timezone, previous=d.next_run_at)
-    except sched.ScheduleError:
-        d.next_run_at = None  # an unusable rule stops scheduling; manual runs still work
-    return d.next_run_at
-
-
-def claim_requests(session: Session, deliverable_id: str, run_id: str) -> list[str]:
-    """At run start: this deliverable's pending requests become ``launched`` by this run."""
-    ids = []
-    for req in session.scalars(select(DeliverableRunRequest).where(
-            DeliverableRunRequest.deliverable_id == deliverable_id, DeliverableRunRequest.status == "pending")):
-        req.status, req.run_id, req.launched_at = "launched", run_id, utcnow()
-        ids.append(req.id)
-    return ids
-
-
-def finish_requests(session: Session, deliverable_id: str, run_ids: list[str], *, ok: bool) -> int:
-    """At run end: the requests this run lineage launched become ``completed`` or ``failed``
-    (a re-execution that succeeds completes the request its failed parent launched)."""
-    n = 0
-    for req in session.scalars(select(DeliverableRunRequest).where(
-            DeliverableRunRequest.deliverable_id == deliverable_id, DeliverableRunRequest.run_id.in_(run_ids),
-            DeliverableRunRequest.status.in_(("launched", "failed")))):
-        req.status, req.completed_at = ("completed" if ok else "failed"), utcnow()
-        n += 1
-    return n
-
-
-def allocate_version(
-    session_factory: SessionFactory,
-    *,
-    deliverable_id: str,
-    run_id: str,
-    root_run_id: str,
-    trigger: str,
-    strategy: str,
-    max_attempts: int = 20,
-) -> tuple[DeliverableVersion, bool]:
-    """A new version number for this run lineage, or the lineage's existing version (resumed=True).
-
-    The number is ``max + 1`` read and inserted in one transaction; the UNIQUE
-    (deliverable_id, version_number) constraint rejects the loser of a concurrent race, which
-    retries with a fresh read. SQLite's "database is locked" on a stale snapshot is retried too.
-    """
-    last_exc: Exception | None = None
-    for attempt in range(max_attempts):
-        try:
-            with session_factory() as session:
-                existing = session.scalars(
-                    select(DeliverableVersion).where(DeliverableVersion.deliverable_id == deliverable_id,
-                                                     DeliverableVersion.root_run_id == root_run_id)
-                ).first()
-                if existing is not None:
-                    existing.run_id = run_id
-                    session.flush()
-                    session.expunge(existing)
-                    return existing, True
-                top = session.scalar(select(func.max(DeliverableVersion.version_number))
-                                     .where(DeliverableVersion.deliverable_id == deliverable_id))
-                version = DeliverableVersion(
-                    deliverable_id=deliverable_id, version_number=(top or 0) + 1, status="generating",
-                    run_id=run_id, root_run_id=root_run_id, trigger=trigger, strategy=strategy, steps=[],
-                )
-                session.add(version)
-                session.flush()
-                session.expunge(version)
-            return version, False
-        except (IntegrityError, OperationalError) as exc:
-            if isinstance(exc, OperationalError) and "locked" not in str(exc).lower():
-                raise
-            last_exc = exc
-            time.sleep(min(0.5, 0.01 * (2 ** attempt)) * (0.5 + random.random()))
-    raise RuntimeError(f"could not allocate a version of {deliverable_id} after {max_attempts} attempts") from last_exc
-
-
 def previous_versions(session: Session, deliverable_id: str, limit: int = 20) -> list[DeliverableVersion]:
     return list(session.scalars(
         select(DeliverableVersion).where(DeliverableVersion.deliverable_id == deliverable_id)
         .order_by(DeliverableVersion.version_number.desc()).limit(limit)
     ))
+
+
+# ---- reads for other domains -----------------------------------------------------------------
+
+def find(session: Session, deliverable_id: str) -> Deliverable | None:
+    """By exact id, or None: ids that come from another domain (or a model) are never prefix-matched."""
+    return session.get(Deliverable, deliverable_id)
+
+
+def list_for_user(session: Session, user_id: str) -> list[Deliverable]:
+    """Every deliverable of the user, any status."""
+    return list(session.scalars(select(Deliverable).where(Deliverable.user_id == user_id)))
+
+
+def active_count(session: Session, user_id: str) -> int:
+    return int(session.scalar(select(func.count()).select_from(Deliverable).where(
+        Deliverable.user_id == user_id, Deliverable.status == "active")) or 0)
+
+
+# ---- writes for other domains ----------------------------------------------------------------
+
+def create_from_signal(
+    session: Session,
+    *,
+    deliverable_id: str,
+    user_id: str,
+    tier: str,
+    deliverable_type: str,
+    title: str,
+    description: str | None,
+    sources: list[dict[str, Any]],
+    signal_ref: str,
+    signal: dict[str, Any],
+    now: dt.datetime,
+) -> Deliverable:
+    """A one-off ``signal_emergent`` deliverable, due now (signals' ``create_signal_emergent``).
+
+    The id is the caller's deterministic one (a re-run cannot insert a second deliverable); an
+    unknown type becomes ``custom``; ``type_config`` carries the original's classification and the
+    ``signal`` provenance. Raises :class:`DeliverableLimitReached` when the tier is at its limit.
+    """
+    limit = active_limit(tier)
+    if limit is not None and active_count(session, user_id) >= limit:
+        raise DeliverableLimitReached(f"deliverable_limit: {tier} allows {limit} active deliverables")
+    dtype = deliverable_type if is_known(deliverable_type) else "custom"
+    d = Deliverable(
+        id=deliverable_id, user_id=user_id, title=(title or dtype.replace("_", " ").title())[:300],
+        description=description or None, deliverable_type=dtype, status="active",
+        origin="signal_emergent", trigger_type="manual", schedule={}, destination={}, recipient_context={},
+        sources=list(sources), type_config={"classification": signal_classification(dtype), "signal": signal},
+        signal_ref=signal_ref, next_run_at=now, last_triggered_at=now,
+    )
+    session.add(d)
+    session.flush()
+    return d
+
+
+def trigger_now(session: Session, deliverable_id: str, *, now: dt.datetime) -> Deliverable:
+    """Make a deliverable due now (signals' ``trigger_existing``); the due sensor runs it on its next tick."""
+    d = session.get(Deliverable, deliverable_id)
+    if d is None:
+        raise DeliverableError(f"no deliverable {deliverable_id!r}")
+    if d.next_run_at is None or d.next_run_at > now:
+        d.next_run_at = now
+    d.last_triggered_at = now
+    return d
+
+
+SUGGESTED_SCHEDULE = {"frequency": "weekly", "day": "monday", "time": "09:00"}
+
+
+def create_suggested(
+    session: Session,
+    *,
+    deliverable_id: str,
+    user_id: str,
+    deliverable_type: str,
+    title: str,
+    description: str | None,
+    platform: str,
+    suggestion: dict[str, Any],
+    now: dt.datetime,
+) -> Deliverable:
+    """A paused ``analyst_suggested`` deliverable (the memory analyst's kept suggestion).
+
+    Nothing runs until the user turns it on: weekly on Monday 09:00 in the user's timezone, mailed
+    to the user, reading ``platform`` (all of it) when the type has one.
+    """
+    user = _user(session, user_id)
+    dtype = get_type(deliverable_type).name
+    d = Deliverable(
+        id=deliverable_id, user_id=user_id, title=title, description=description,
+        deliverable_type=dtype, status="paused", origin="analyst_suggested", trigger_type="schedule",
+        type_config={"suggestion": suggestion},
+        sources=[{"type": "integration_import", "provider": platform, "scope": "auto"}] if platform else [],
+        schedule={**SUGGESTED_SCHEDULE, "timezone": user.timezone or "UTC"},
+        destination={"platform": "email", "target": user.email, "format": "send"},
+        created_at=now, updated_at=now,
+    )
+    session.add(d)
+    session.flush()
+    return d

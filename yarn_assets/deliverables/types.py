@@ -184,7 +184,32 @@ LEGACY_TYPES: dict[str, str] = {
     "slack_standup": "slack_channel_digest",
     "thread_summary": "slack_channel_digest",
     "meeting_summary": "meeting_prep",
+    # the rest of the original's CHECK list (never used in production, ADR-082) runs as its closest kept type
+    "stakeholder_update": "status_report",
+    "board_update": "status_report",
+    "changelog": "status_report",
+    "project_brief": "status_report",
+    "one_on_one_prep": "meeting_prep",
+    "client_proposal": "custom",
+    "performance_self_assessment": "custom",
+    "newsletter_section": "custom",
+    "reply_draft": "custom",
+    "follow_up_tracker": "custom",
 }
+
+#: Every name a deliverable may carry: the kept types and the legacy names (the original's 28-value CHECK).
+KNOWN_TYPES: frozenset[str] = frozenset(TYPES) | frozenset(LEGACY_TYPES)
+
+#: Active deliverables per tier (original §2); unknown tiers count as free, ``None`` is unlimited.
+ACTIVE_DELIVERABLE_LIMITS: dict[str, int | None] = {"free": 2, "starter": 5, "pro": None}
+
+#: The classification the original gave signal-emergent deliverables (§3: meeting_prep is
+#: platform-bound to the calendar for 1 h, everything else cross-platform for 4 h).
+SIGNAL_CLASSIFICATIONS: dict[str, dict[str, str | int | None]] = {
+    "meeting_prep": {"binding": "platform_bound", "primary_platform": "calendar", "freshness_requirement_hours": 1},
+}
+DEFAULT_SIGNAL_CLASSIFICATION: dict[str, str | int | None] = {
+    "binding": "cross_platform", "primary_platform": None, "freshness_requirement_hours": 4}
 
 
 def get_type(name: str) -> DeliverableType:
@@ -194,6 +219,29 @@ def get_type(name: str) -> DeliverableType:
         return TYPES[resolved]
     except KeyError:
         raise ValueError(f"unknown deliverable type {name!r}; known: {', '.join(sorted(TYPES))}") from None
+
+
+def is_known(name: str) -> bool:
+    """A kept type or a legacy name (which runs as its successor)."""
+    return name in KNOWN_TYPES
+
+
+def active_limit(tier: str) -> int | None:
+    """How many active deliverables a tier may have (``None``: unlimited)."""
+    return ACTIVE_DELIVERABLE_LIMITS.get(tier, ACTIVE_DELIVERABLE_LIMITS["free"])
+
+
+def signal_classification(name: str) -> dict[str, str | int]:
+    """``type_config.classification`` of a signal-emergent deliverable (no ``primary_platform`` when none)."""
+    out = dict(SIGNAL_CLASSIFICATIONS.get(name, DEFAULT_SIGNAL_CLASSIFICATION))
+    if out.get("primary_platform") is None:
+        out.pop("primary_platform")
+    return out  # type: ignore[return-value]
+
+
+def primary_platforms() -> dict[str, str]:
+    """Kept type -> its primary platform ("" for cross-platform, research and hybrid types)."""
+    return {name: t.primary_platform or "" for name, t in TYPES.items()}
 
 
 def binding_of(deliverable_type: str, type_config: dict | None = None) -> str:

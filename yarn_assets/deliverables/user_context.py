@@ -1,6 +1,6 @@
 """User memory for deliverable prompts, read through the memory domain's one read path.
 
-:func:`yarn_assets.memory.user_context.for_prompt` returns the user's current facts, preferences
+:func:`yarn_assets.core.user_memory.for_prompt` returns the user's current facts, preferences
 and instructions (source priority already applied: a contradicted or retracted value never shows).
 Rendering follows the original's ``[USER CONTEXT]`` block: at most 20 rows, highest confidence first.
 """
@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from yarn_assets.memory.user_context import for_prompt
+from yarn_assets.core.user_memory import for_prompt
 
 MAX_ROWS = 20
 

@@ -15,7 +15,8 @@ The model reads at most 50 of the user's sessions of the last 7 days (user turns
 suggestions under 0.40 are dropped, then those under the stage threshold; a suggestion with the
 same type and platform as any deliverable the user already has (any status) is a duplicate.
 Kept suggestions become ``analyst_suggested`` deliverables with status ``paused`` (nothing runs
-until the user turns them on), a deterministic id, and the analysis in ``type_config.suggestion``.
+until the user turns them on), a deterministic id, and the analysis in ``type_config.suggestion``,
+created by the deliverables domain (:func:`yarn_assets.deliverables.service.create_suggested`).
 Offline, deterministic keyword rules stand in for the model (labelled ``offline-rules``).
 """
 
@@ -26,13 +27,14 @@ import re
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Literal
 
 from pydantic import BaseModel, Field
-from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from control_plane.models import Deliverable, User
+from yarn_assets.deliverables import service as deliverables
+from yarn_assets.deliverables.types import TYPES, primary_platforms
 
 LOOKBACK_DAYS = 7
 MAX_SESSIONS = 50
@@ -40,34 +42,22 @@ MIN_CONFIDENCE = 0.40
 STAGE_THRESHOLDS = {"exploring": 0.70, "active": 0.50, "power_user": 0.50}
 ANALYSIS_MAX_TOKENS = 1500
 
-#: ADR-082's kept types and their primary platform ("" = cross-platform).
-DELIVERABLE_TYPES: dict[str, str] = {
-    "slack_channel_digest": "slack",
-    "gmail_inbox_brief": "gmail",
-    "notion_page_summary": "notion",
-    "weekly_calendar_preview": "calendar",
-    "meeting_prep": "calendar",
-    "status_report": "",
-    "research_brief": "",
-    "custom": "",
-}
+#: ADR-082's kept types and their primary platform ("" = cross-platform), from the deliverables domain.
+DELIVERABLE_TYPES: dict[str, str] = primary_platforms()
 
 _NS = uuid.UUID("3f6b2e90-1c4d-4a7e-9b58-6d0e2c1a7f44")
 
-ANALYSIS_SYSTEM = """You are the analyst of a proactive work assistant. From a user's recent chat
+_TYPE_LIST = ", ".join(f"{n} ({p})" if p else n for n, p in DELIVERABLE_TYPES.items())
+ANALYSIS_SYSTEM = f"""You are the analyst of a proactive work assistant. From a user's recent chat
 sessions, find recurring needs that a scheduled deliverable would serve. Deliverable types:
-slack_channel_digest (slack), gmail_inbox_brief (gmail), notion_page_summary (notion),
-weekly_calendar_preview (calendar), meeting_prep (calendar), status_report, research_brief, custom.
+{_TYPE_LIST}.
 Suggest only what the user asked for repeatedly or would clearly use every week; never suggest a
 type they already have. confidence 0..1 is how sure you are they would keep it. Return an empty
 list when nothing is clear."""
 
 
 class Suggestion(BaseModel):
-    deliverable_type: Literal[
-        "slack_channel_digest", "gmail_inbox_brief", "notion_page_summary", "weekly_calendar_preview",
-        "meeting_prep", "status_report", "research_brief", "custom",
-    ]
+    deliverable_type: Literal[tuple(TYPES)]  # type: ignore[valid-type]
     title: str = Field(min_length=3, max_length=120)
     description: str = Field(default="", max_length=600)
     confidence: float = Field(ge=0.0, le=1.0)
@@ -103,8 +93,7 @@ def stage_for(account_age_days: float, sessions: int, deliverables: int) -> User
 
 def counted_deliverables(session: Session, user_id: str) -> list[Deliverable]:
     """What the user has: not archived, and not an untouched (paused) suggestion of ours."""
-    rows = session.scalars(select(Deliverable).where(Deliverable.user_id == user_id)).all()
-    return [d for d in rows
+    return [d for d in deliverables.list_for_user(session, user_id)
             if d.status != "archived" and not (d.origin == "analyst_suggested" and d.status == "paused")]
 
 
@@ -169,7 +158,7 @@ def decide(
     model: str, offline: bool, now: dt.datetime,
 ) -> list[Decision]:
     """Threshold, de-duplicate and create the kept suggestions (idempotent per user and day)."""
-    existing = session.scalars(select(Deliverable).where(Deliverable.user_id == user.id)).all()
+    existing = deliverables.list_for_user(session, user.id)
     taken = {(d.deliverable_type, platform_of(d)): d for d in existing}
     decisions: list[Decision] = []
     seen: set[tuple[str, str]] = set()
@@ -189,28 +178,13 @@ def decide(
             ours = prior.id == sid and made_on == analysis_day
             decisions.append(Decision(s, platform, "created" if ours else "duplicate", prior.id))
             continue
-        session.add(_deliverable(sid, user, s, platform, stage, analysis_day, model, offline, now))
-        session.flush()
-        taken[pair] = session.get(Deliverable, sid)  # type: ignore[assignment]
+        taken[pair] = deliverables.create_suggested(
+            session, deliverable_id=sid, user_id=user.id, deliverable_type=s.deliverable_type, title=s.title,
+            description=s.description or s.reason, platform=platform, now=now,
+            suggestion={"analysis_day": analysis_day, "confidence": s.confidence, "stage": stage.stage,
+                        "reason": s.reason, "model": model, "offline": offline})
         decisions.append(Decision(s, platform, "created", sid))
     return decisions
-
-
-def _deliverable(sid: str, user: User, s: Suggestion, platform: str, stage: UserStage, analysis_day: str,
-                 model: str, offline: bool, now: dt.datetime) -> Deliverable:
-    sources: list[dict[str, Any]] = (
-        [{"type": "integration_import", "provider": platform, "scope": "auto"}] if platform else []
-    )
-    return Deliverable(
-        id=sid, user_id=user.id, title=s.title, description=s.description or s.reason,
-        deliverable_type=s.deliverable_type, status="paused", origin="analyst_suggested", trigger_type="schedule",
-        type_config={"suggestion": {"analysis_day": analysis_day, "confidence": s.confidence, "stage": stage.stage,
-                                    "reason": s.reason, "model": model, "offline": offline}},
-        sources=sources,
-        schedule={"frequency": "weekly", "day": "monday", "time": "09:00", "timezone": user.timezone or "UTC"},
-        destination={"platform": "email", "target": user.email, "format": "send"},
-        created_at=now, updated_at=now,
-    )
 
 
 def suggestion_email(user: User, created: Sequence[Decision]) -> tuple[str, str]:

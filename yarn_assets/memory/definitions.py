@@ -1,4 +1,5 @@
-"""Memory domain definitions: chat ingest, nightly memory, analysis, weekly digests."""
+"""Memory domain definitions: chat ingest, nightly memory, analysis, weekly digests (triggers: ``sensors.memory``,
+``schedules.memory``)."""
 
 from __future__ import annotations
 
@@ -6,8 +7,6 @@ import dagster as dg
 
 
 def definitions() -> dg.Definitions:
-    from schedules.memory import SCHEDULES
-    from sensors.chat_imports import chat_imports_sensor
     from yarn_assets.memory.assets import ASSETS, JOBS
 
-    return dg.Definitions(assets=ASSETS, jobs=JOBS, schedules=SCHEDULES, sensors=[chat_imports_sensor])
+    return dg.Definitions(assets=ASSETS, jobs=JOBS)

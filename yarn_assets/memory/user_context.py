@@ -27,11 +27,12 @@ import uuid
 from dataclasses import dataclass
 from typing import Literal
 
-from sqlalchemy import or_, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from control_plane.models import UserContext, UserContextHistory, utcnow
+from yarn_assets.core.user_memory import PROMPT_PREFIXES, for_prompt  # noqa: F401  (re-exported: memory's published read)
 
 PRIORITY: dict[str, int] = {"user_stated": 10, "conversation": 5, "feedback": 3, "pattern": 1}
 NAMESPACES = ("fact", "preference", "instruction", "pattern")
@@ -215,21 +216,6 @@ def current(session: Session, user_id: str) -> list[UserContext]:
     return list(session.scalars(
         select(UserContext).where(UserContext.user_id == user_id)
         .order_by(UserContext.confidence.desc(), UserContext.key)
-    ))
-
-
-#: Key families other domains put into prompts (patterns stay inside the memory domain).
-PROMPT_PREFIXES = ("fact:", "preference:", "instruction:")
-
-
-def for_prompt(session: Session, user_id: str, limit: int) -> list[UserContext]:
-    """What signals and deliverables may show a model about a user: that user's current facts,
-    preferences and instructions (the winners of source priority, never superseded, outranked or
-    retracted values), highest confidence first. The one read path into memory from outside."""
-    family = or_(*(UserContext.key.startswith(p) for p in PROMPT_PREFIXES))
-    return list(session.scalars(
-        select(UserContext).where(UserContext.user_id == user_id, family)
-        .order_by(UserContext.confidence.desc(), UserContext.key).limit(limit)
     ))
 
 

@@ -27,6 +27,16 @@ from yarn_assets.ops.maintenance import summary_table as maintenance_summary
 CONTENT_CLEANUP = dg.AssetKey(["ops", "content_cleanup"])
 TABLE_MAINTENANCE = dg.AssetKey(["ops", "table_maintenance"])
 
+#: What the hourly cleanup reads and deletes from: bronze bodies (imports and syncs), silver content and
+#: the people vectors of deleted items. Any partition can hold an expired row, so every partition is read.
+CLEANED = (
+    dg.AssetKey(["bronze", "imported_items"]),
+    dg.AssetKey(["bronze", "synced_items"]),
+    dg.AssetKey(["silver", "platform_content"]),
+    dg.AssetKey(["silver", "content_vectors"]),
+)
+CODE_VERSION = "1"
+
 #: Housekeeping rewrites files that writers also touch; one at a time is plenty.
 MAINTENANCE_POOL = "warehouse_maintenance"
 
@@ -44,6 +54,8 @@ def _window_end(context: AssetExecutionContext) -> dt.datetime:
 @dg.asset(
     key=CONTENT_CLEANUP,
     partitions_def=cleanup_hours,
+    deps=[dg.AssetDep(key, partition_mapping=dg.AllPartitionMapping()) for key in CLEANED],
+    code_version=CODE_VERSION,
     group_name="ops",
     kinds={"deltalake", "polars"},
     owners=["team:data-platform"],
@@ -121,6 +133,9 @@ def content_cleanup(
 @dg.asset(
     key=TABLE_MAINTENANCE,
     partitions_def=maintenance_days,
+    # vacuum is when the files the day's cleanups unreferenced leave storage: a day follows its 24 hours
+    deps=[CONTENT_CLEANUP],
+    code_version=CODE_VERSION,
     group_name="ops",
     kinds={"deltalake"},
     owners=["team:data-platform"],

@@ -213,7 +213,7 @@ def _activity(status: SystemStatus, store: DeltaStore, only: str | None, since: 
 def _dagster(status: SystemStatus, instance: Any, only: str | None, since: dt.datetime, limit: int) -> None:
     import dagster as dg
 
-    from sensors.run_failures import OPERATOR_USER, users_from_tags
+    from yarn_assets.core.runs import OPERATOR_USER, users_from_tags
 
     for name, st in sorted(instance.get_daemon_statuses().items()):
         beat = st.last_heartbeat

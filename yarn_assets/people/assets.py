@@ -24,6 +24,7 @@ from resources.control_plane import ControlPlane
 from resources.embeddings import Embeddings
 from resources.people import PeoplePolicy
 from resources.warehouse import Warehouse
+from yarn_assets.core import metadata as md
 from yarn_assets.core.partitions import ingest_partitions
 from yarn_assets.core.tables import PLATFORM_CONTENT
 from yarn_assets.ingest.sources import SILVER_CONTENT
@@ -67,13 +68,9 @@ def _parts(context: AssetExecutionContext) -> tuple[str, str]:
     return day, platform
 
 
-def schema_of(spec: TableSpec) -> dg.MetadataValue:
-    return dg.MetadataValue.table_schema(dg.TableSchema(
-        columns=[dg.TableColumn(name, str(dtype)) for name, dtype in spec.schema.items()]))
-
-
-def _table_meta(spec: TableSpec, rows: int) -> dict[str, Any]:
-    return {"dagster/row_count": rows, "dagster/column_schema": schema_of(spec)}
+def _table_meta(store: Any, spec: TableSpec, rows: int) -> dict[str, Any]:
+    """Standard table metadata: the table's rows (from the Delta log), the rows this run wrote, columns, URI."""
+    return md.table_metadata_of(store, spec, partition_rows=rows)
 
 
 # =========================================================================================== timeline
@@ -130,7 +127,7 @@ def people_timeline(context: AssetExecutionContext, warehouse: Warehouse, contro
     people = interactions.filter(pl.col("participant") != "")
     by_channel = dict(Counter(people["channel"].to_list())) if people.height else {}
     yield dg.MaterializeResult(asset_key=INTERACTIONS_KEY, metadata={
-        **_table_meta(INTERACTIONS, written.get(INTERACTIONS.name, 0)),
+        **_table_meta(store, INTERACTIONS, written.get(INTERACTIONS.name, 0)),
         "users": len(users), "objects_read": stats["objects"], "emails": stats["emails"],
         "bulk_emails": stats["bulk_emails"], "slack_messages": stats["slack_messages"],
         "interactions": people.height, "items": interactions["item_key"].n_unique() if interactions.height else 0,
@@ -140,13 +137,13 @@ def people_timeline(context: AssetExecutionContext, warehouse: Warehouse, contro
     })
     cancelled = events.filter(pl.col("is_cancelled")) if events.height else events
     yield dg.MaterializeResult(asset_key=CALENDAR_KEY, metadata={
-        **_table_meta(CALENDAR_EVENTS, written.get(CALENDAR_EVENTS.name, 0)),
+        **_table_meta(store, CALENDAR_EVENTS, written.get(CALENDAR_EVENTS.name, 0)),
         "event_instances": events.height, "cancelled_instances": cancelled.height,
         "instances_over_cap": stats["instances_over_cap"], "broken_series": stats["broken_series"],
         "unreadable_calendars": stats["unreadable_calendars"],
     })
     yield dg.MaterializeResult(asset_key=EVIDENCE_KEY, metadata={
-        **_table_meta(IDENTITY_EVIDENCE, written.get(IDENTITY_EVIDENCE.name, 0)),
+        **_table_meta(store, IDENTITY_EVIDENCE, written.get(IDENTITY_EVIDENCE.name, 0)),
         "by_rule": dg.MetadataValue.json(dict(Counter(evidence["rule"].to_list())) if evidence.height else {}),
     })
     leaked = people.join(cancelled.select("item_key"), on="item_key", how="semi").height if cancelled.height else 0
@@ -206,15 +203,15 @@ def people_contacts(context: AssetExecutionContext, warehouse: Warehouse, contro
     dupes = identities.group_by(["user_id", "identifier"]).len().filter(pl.col("len") > 1) if identities.height \
         else identities
     yield dg.MaterializeResult(asset_key=LINKS_KEY, metadata={
-        **_table_meta(IDENTITY_LINKS, report.frames["links"].height if "links" in report.frames else 0),
+        **_table_meta(store, IDENTITY_LINKS, report.frames["links"].height if "links" in report.frames else 0),
         "users": report.users, "links_by_status": dg.MetadataValue.json(dict(report.links)),
     })
     yield dg.MaterializeResult(asset_key=IDENTITIES_KEY, metadata={
-        **_table_meta(IDENTITIES, report.identities), "identities": report.identities,
+        **_table_meta(store, IDENTITIES, report.identities), "identities": report.identities,
         "persons_merged": report.merged_persons,
     })
     yield dg.MaterializeResult(asset_key=CONTACTS_KEY, metadata={
-        **_table_meta(CONTACTS, report.contacts), "contacts": report.contacts, "users": report.users,
+        **_table_meta(store, CONTACTS, report.contacts), "contacts": report.contacts, "users": report.users,
         "contacts_merged": report.merged_persons,
         "not_created": dg.MetadataValue.json(dict(report.excluded)),
     })
@@ -275,7 +272,7 @@ def content_vectors(context: AssetExecutionContext, warehouse: Warehouse, embedd
     check = _vectors_check(store, days)
     return dg.MaterializeResult(
         metadata={
-            **_table_meta(CONTENT_VECTORS, report.chunks_written),
+            **_table_meta(store, CONTENT_VECTORS, report.chunks_written),
             "model": embedder.model_id, "candidates": report.candidates, "items_embedded": report.embedded_items,
             "items_unchanged": report.unchanged_items, "items_replaced": report.replaced_items,
             "vectors_written": report.chunks_written, "vectors_deleted": report.orphans_deleted,

@@ -18,11 +18,13 @@ Screening (pure apart from the history lookups it is given), in this order, each
 6. One per (action type, deliverable type) per pass (``duplicate_in_pass``; counted as deferred,
    which wakes the next pass).
 
-Execution (one transaction per action): a create checks the tier's active-deliverable limit,
-inserts the deliverable (origin ``signal_emergent``, trigger ``manual``, id derived from user,
-signal and hour, so a re-run cannot insert a second one), records the signal in
-``signal_history`` and a pending ``deliverable_run_requests`` row, and sets ``next_run_at`` to
-now; a trigger sets the deliverable's ``next_run_at`` to now.
+Execution (one transaction per action) writes only ``signal_history`` itself; the deliverables
+are written by their domain's service: a create (:func:`service.create_from_signal`) checks the
+tier's active-deliverable limit and inserts the deliverable (origin ``signal_emergent``, trigger
+``manual``, id derived from user, signal and hour, so a re-run cannot insert a second one, due now),
+then the signal is recorded in ``signal_history`` and generation requested
+(:func:`service.request_generation`); a trigger (:func:`service.trigger_now`) sets the deliverable's
+``next_run_at`` to now.
 """
 
 from __future__ import annotations
@@ -34,13 +36,15 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
-from control_plane.models import Deliverable, DeliverableRunRequest, SignalHistory
+from control_plane.models import SignalHistory
+from yarn_assets.deliverables import service as deliverables
+from yarn_assets.deliverables.types import is_known
 from yarn_assets.signals.context import DeliverableView, UserProfile
-from yarn_assets.signals.prompt import DELIVERABLE_TYPES, SignalAction, SignalDecision
+from yarn_assets.signals.prompt import SignalAction, SignalDecision
 
 MIN_CONFIDENCE = 0.60
 DEDUP_WINDOWS = {
@@ -52,9 +56,6 @@ DEFAULT_DEDUP_WINDOW = dt.timedelta(hours=24)
 TRIGGER_SIGNAL = "trigger_existing"
 CREATED = "created; generation requested"
 TRIGGERED = "triggered: next_run_at set to now"
-
-#: Active deliverables per tier (original §2); unknown tiers count as free.
-ACTIVE_DELIVERABLE_LIMITS: dict[str, int | None] = {"free": 2, "starter": 5, "pro": None}
 
 _UUID = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 _NS = uuid.UUID("9b4c7c1e-2f55-4a8e-a1d3-6c2f0e8b7a41")
@@ -145,7 +146,7 @@ def screen(
         if action.action_type == "no_action":
             p.disposition, p.reason = "recorded", "no_action"
             continue
-        if action.deliverable_type not in DELIVERABLE_TYPES:
+        if not is_known(action.deliverable_type):
             p.reason = f"unknown type {action.deliverable_type!r} -> custom; "
             action.deliverable_type = "custom"
         if action.action_type == "create_signal_emergent":
@@ -201,16 +202,6 @@ class ExecutionContext:
     run_id: str | None
 
 
-CLASSIFICATIONS = {
-    "meeting_prep": {"binding": "platform_bound", "primary_platform": "calendar", "freshness_requirement_hours": 1},
-}
-DEFAULT_CLASSIFICATION = {"binding": "cross_platform", "primary_platform": None, "freshness_requirement_hours": 4}
-
-
-def _tier_limit(tier: str) -> int | None:
-    return ACTIVE_DELIVERABLE_LIMITS.get(tier, ACTIVE_DELIVERABLE_LIMITS["free"])
-
-
 def execute(session_factory: Any, proposals: Sequence[Proposed], ctx: ExecutionContext) -> None:
     """Execute the kept proposals; each in its own transaction (``session_factory()`` is a context manager)."""
     for p in proposals:
@@ -235,7 +226,7 @@ def _create(session: Session, p: Proposed, ctx: ExecutionContext) -> None:
         select(SignalHistory).where(SignalHistory.user_id == user_id, SignalHistory.signal_type == signal_type,
                                     SignalHistory.signal_ref == ref)
     ).one_or_none()
-    existing = session.get(Deliverable, deliverable_id)
+    existing = deliverables.find(session, deliverable_id)
     if existing is not None or (hist is not None and hist.deliverable_id == deliverable_id):
         # a re-run of this hour (or a manual and a scheduled pass of it): never a second deliverable
         p.disposition, p.reason, p.deliverable_id, p.replayed = "executed", CREATED, deliverable_id, True
@@ -243,32 +234,20 @@ def _create(session: Session, p: Proposed, ctx: ExecutionContext) -> None:
     if hist is not None and _within(hist.last_triggered_at, ctx.as_of, dedup_window(signal_type)):
         p.drop(f"history_dedup: {signal_type} {ref} last triggered {hist.last_triggered_at:%Y-%m-%d %H:%M}")
         return
-    limit = _tier_limit(ctx.profile.tier)
-    if limit is not None:
-        active = session.scalar(select(func.count()).select_from(Deliverable).where(
-            Deliverable.user_id == user_id, Deliverable.status == "active"))
-        if int(active or 0) >= limit:
-            p.drop(f"deliverable_limit: {ctx.profile.tier} allows {limit} active deliverables")
-            return
-    classification = dict(CLASSIFICATIONS.get(a.deliverable_type, DEFAULT_CLASSIFICATION))
-    if classification.get("primary_platform") is None:
-        classification.pop("primary_platform")
-    session.add(Deliverable(
-        id=deliverable_id, user_id=user_id, title=(a.title or a.deliverable_type.replace("_", " ").title())[:300],
-        description=a.description or None, deliverable_type=a.deliverable_type, status="active",
-        origin="signal_emergent", trigger_type="manual", schedule={}, destination={}, recipient_context={},
-        sources=p.sources,
-        type_config={
-            "classification": classification,
-            "signal": {
+    try:
+        deliverables.create_from_signal(
+            session, deliverable_id=deliverable_id, user_id=user_id, tier=ctx.profile.tier,
+            deliverable_type=a.deliverable_type, title=a.title, description=a.description or None,
+            sources=p.sources, signal_ref=ref, now=ctx.now,
+            signal={
                 "signal_type": signal_type, "signal_ref": ref, "context": a.signal_context, "pass": ctx.pass_name,
                 "partition": ctx.partition_key, "engine": ctx.engine, "confidence": a.confidence,
                 "reasoning": a.reasoning[:500],
             },
-        },
-        signal_ref=ref, next_run_at=ctx.now, last_triggered_at=ctx.now,
-    ))
-    session.flush()
+        )
+    except deliverables.DeliverableLimitReached as exc:
+        p.drop(str(exc))
+        return
     if hist is None:
         session.add(SignalHistory(user_id=user_id, signal_type=signal_type, signal_ref=ref,
                                   last_triggered_at=ctx.as_of, deliverable_id=deliverable_id,
@@ -276,18 +255,18 @@ def _create(session: Session, p: Proposed, ctx: ExecutionContext) -> None:
     else:
         hist.last_triggered_at, hist.deliverable_id = ctx.as_of, deliverable_id
         hist.details = {"partition": ctx.partition_key, "pass": ctx.pass_name}
-    session.add(DeliverableRunRequest(
-        user_id=user_id, deliverable_id=deliverable_id, reason="signal_emergent",
-        requested_by=f"signals:{ctx.partition_key}", idempotency_key=f"signal_emergent|{deliverable_id}",
+    deliverables.request_generation(
+        session, deliverable_id, "signal_emergent", requested_by=f"signals:{ctx.partition_key}",
+        idempotency_key=f"signal_emergent|{deliverable_id}", now=ctx.now,
         details={"signal_type": signal_type, "signal_ref": ref, "pass": ctx.pass_name, "run_id": ctx.run_id},
-    ))
+    )
     session.flush()
     p.disposition, p.reason, p.deliverable_id = "executed", CREATED, deliverable_id
 
 
 def _trigger(session: Session, p: Proposed, ctx: ExecutionContext) -> None:
     target = p.deliverable_id or ""
-    d = session.get(Deliverable, target)
+    d = deliverables.find(session, target)
     if d is None or d.user_id != ctx.profile.id or d.status != "active":
         p.drop("unknown_deliverable: gone or no longer active")
         return
@@ -301,7 +280,5 @@ def _trigger(session: Session, p: Proposed, ctx: ExecutionContext) -> None:
                               last_triggered_at=ctx.as_of, deliverable_id=target,
                               details={"partition": ctx.partition_key, "pass": ctx.pass_name}))
     session.flush()
-    if d.next_run_at is None or d.next_run_at > ctx.now:
-        d.next_run_at = ctx.now
-    d.last_triggered_at = ctx.now
+    deliverables.trigger_now(session, target, now=ctx.now)
     p.disposition, p.reason = "executed", TRIGGERED

@@ -230,18 +230,3 @@ signals_job = dg.define_asset_job(
 
 def hour_key(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%d-%H:00")
-
-
-@dg.schedule(
-    name="signals_hourly_schedule",
-    cron_schedule="2 * * * *",
-    execution_timezone="UTC",
-    job=signals_job,
-    default_status=dg.DefaultScheduleStatus.RUNNING,
-    description="At :02 every hour, both signal passes of every eligible user for the hour that just ended.",
-)
-def signals_hourly_schedule(context: dg.ScheduleEvaluationContext) -> dg.RunRequest:
-    tick = context.scheduled_execution_time.astimezone(dt.UTC)
-    hour = tick.replace(minute=0, second=0, microsecond=0) - dt.timedelta(hours=1)
-    key = hour_key(hour)
-    return dg.RunRequest(run_key=f"signals:{key}", partition_key=key, tags={"yarnnn/trigger": "schedule"})

@@ -12,23 +12,13 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from yarn_assets.deliverables.types import LEGACY_TYPES, TYPES
 from yarn_assets.signals.context import DeliverableView, UserProfile
 from yarn_assets.signals.extraction import SignalSummary
 
 MAX_ACTIONS = 20
 
 ActionType = Literal["create_signal_emergent", "trigger_existing", "no_action"]
-
-#: The deliverable types the control plane accepts (the original's CHECK list).
-DELIVERABLE_TYPES = frozenset({
-    "status_report", "stakeholder_update", "research_brief", "meeting_summary", "client_proposal",
-    "performance_self_assessment", "newsletter_section", "changelog", "one_on_one_prep", "board_update",
-    "inbox_summary", "reply_draft", "follow_up_tracker", "thread_summary", "slack_channel_digest", "slack_standup",
-    "gmail_inbox_brief", "notion_page_summary", "meeting_prep", "weekly_calendar_preview", "weekly_status",
-    "project_brief", "cross_platform_digest", "activity_summary", "deep_research", "daily_strategy_reflection",
-    "intelligence_brief", "custom",
-})
-
 
 class SignalSource(BaseModel):
     type: Literal["integration_import"] = "integration_import"
@@ -63,7 +53,7 @@ class SignalDecision(BaseModel):
     reasoning: str = ""
 
 
-SYSTEM_PROMPT = """\
+SYSTEM_PROMPT = f"""\
 You are the signal processor of yarnnn, a proactive assistant. Every hour you look at a short,
 deterministic summary of one user's recent platform content (calendar, email, Slack, Notion),
 their stable preferences, their recent activity and their existing deliverables, and you decide
@@ -83,9 +73,8 @@ Actions:
 - no_action: nothing is worth the user's attention. Return a single no_action when content is
   sparse, routine or already covered by existing deliverables.
 
-Deliverable types: meeting_prep, status_report, research_brief, slack_channel_digest,
-gmail_inbox_brief, notion_page_summary, weekly_calendar_preview, custom, and the legacy
-daily_strategy_reflection, intelligence_brief, deep_research, reply_draft, follow_up_tracker.
+Deliverable types: {", ".join(TYPES)}. Legacy names are accepted too and run
+as their closest type: {", ".join(sorted(LEGACY_TYPES))}.
 
 Rules:
 - Confidence is your probability that the user wants this action; below 0.6 it is discarded.

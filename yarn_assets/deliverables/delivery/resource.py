@@ -1,36 +1,25 @@
-"""Delivery configuration as a Dagster resource: SMTP, Slack token and the file outbox folder."""
+"""The senders of each delivery channel, built from the ``delivery`` resource's configuration."""
 
 from __future__ import annotations
 
-import dagster as dg
-from pydantic import Field
-
+from resources.delivery import DeliveryChannels
 from yarn_assets.deliverables.delivery.files import FileOutbox
 from yarn_assets.deliverables.delivery.slack import SlackSender
 from yarn_assets.deliverables.delivery.smtp import SmtpSender
 
+__all__ = ["DeliveryChannels", "file_outbox", "slack_sender", "smtp_sender"]
 
-class DeliveryChannels(dg.ConfigurableResource):
-    """Secrets (SMTP password, Slack token) are EnvVars: never in run config or the UI."""
 
-    outbox_dir: str = Field(description="File outbox root (the embedded default destination).")
-    smtp_host: str | None = None
-    smtp_port: int = 25
-    smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_starttls: bool = False
-    mail_from: str = "yarnnn <noreply@yarnnn.local>"
-    slack_token: str | None = None
-    slack_base_url: str = "https://slack.com/api/"
-    timeout_seconds: float = 30.0
+def smtp_sender(channels: DeliveryChannels) -> SmtpSender:
+    return SmtpSender(host=channels.smtp_host, port=channels.smtp_port, username=channels.smtp_username,
+                      password=channels.smtp_password, starttls=channels.smtp_starttls, mail_from=channels.mail_from,
+                      timeout=channels.timeout_seconds)
 
-    def smtp(self) -> SmtpSender:
-        return SmtpSender(host=self.smtp_host, port=self.smtp_port, username=self.smtp_username,
-                          password=self.smtp_password, starttls=self.smtp_starttls, mail_from=self.mail_from,
-                          timeout=self.timeout_seconds)
 
-    def slack(self) -> SlackSender:
-        return SlackSender(token=self.slack_token, base_url=self.slack_base_url, timeout=int(self.timeout_seconds))
+def slack_sender(channels: DeliveryChannels) -> SlackSender:
+    return SlackSender(token=channels.slack_token, base_url=channels.slack_base_url,
+                       timeout=int(channels.timeout_seconds))
 
-    def files(self) -> FileOutbox:
-        return FileOutbox(self.outbox_dir)
+
+def file_outbox(channels: DeliveryChannels) -> FileOutbox:
+    return FileOutbox(channels.outbox_dir)

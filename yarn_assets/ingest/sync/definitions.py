@@ -1,10 +1,9 @@
-"""Live API sync definitions (Slack, Gmail, Notion, Google Calendar)."""
+"""Live API sync definitions (Slack, Gmail, Notion, Google Calendar); the sync sensor is in ``sensors.ingest``."""
 
 from __future__ import annotations
 
 import dagster as dg
 
-from sensors.platform_sync import platform_sync_sensor
 from yarn_assets.ingest.sources import BRONZE_SYNCS, SILVER_CONTENT
 from yarn_assets.ingest.sync.asset import bronze_synced_items
 
@@ -17,4 +16,4 @@ platform_sync_job = dg.define_asset_job(
 
 
 def definitions() -> dg.Definitions:
-    return dg.Definitions(assets=[bronze_synced_items], jobs=[platform_sync_job], sensors=[platform_sync_sensor])
+    return dg.Definitions(assets=[bronze_synced_items], jobs=[platform_sync_job])

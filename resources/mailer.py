@@ -1,4 +1,4 @@
-"""User emails of the memory domain (weekly digests, suggestion emails): SMTP, or the file outbox.
+"""User emails (the memory domain's weekly digests and suggestion emails): SMTP, or the file outbox.
 
 With ``smtp_host`` set, mail goes out through SMTP (stdlib ``smtplib``; STARTTLS and login when
 configured); without it, each message is written as an ``.eml`` file under

@@ -1,5 +1,6 @@
-"""Chat-import sensor: lands pending chat_jsonl import jobs, then runs the nightly memory of the
-session days an import brought (so imported history is learned without a manual backfill).
+"""Triggers of the memory domain. Chat-import sensor: lands pending chat_jsonl import jobs, then runs
+the nightly memory of the session days an import brought (imported history is learned without a
+manual backfill).
 
 Inbox files are registered by ``import_jobs_sensor`` (a ``.jsonl`` file is detected as
 ``chat_jsonl``); this sensor only launches runs. Run keys make every request happen once.
@@ -61,3 +62,6 @@ def chat_imports_sensor(context: dg.SensorEvaluationContext, control_plane: Cont
         return dg.SensorResult(skip_reason=dg.SkipReason("no pending or newly landed chat imports"),
                                cursor=json.dumps({"updated_since": since}) if since else context.cursor)
     return dg.SensorResult(run_requests=requests, cursor=json.dumps({"updated_since": since}) if since else None)
+
+
+SENSORS = [chat_imports_sensor]

@@ -1,4 +1,4 @@
-"""Run-failure sensor: every failed run becomes an activity event and an operator alert.
+"""Triggers of the ops domain. Run-failure sensor: every failed run becomes an activity event and an operator alert.
 
 The original's scheduler swallowed errors phase by phase and failed silently for weeks; here a
 failed run is visible in the Dagster UI, recorded as a ``run_failed`` event for the user(s) it was
@@ -14,20 +14,11 @@ import dagster as dg
 from resources.notifier import Notifier
 from resources.warehouse import Warehouse
 from yarn_assets.core.activity_log import ActivityEvent, write_events
+from yarn_assets.core.runs import OPERATOR_USER, users_from_tags
 
-#: activity_log user for failures that belong to no user (maintenance, multi-user syncs without tags).
-OPERATOR_USER = "_operator"
-USER_TAGS = ("yarnnn/user_id", "yarnnn/user", "yarnnn/users")
 CONTEXT_TAGS = ("dagster/partition", "dagster/backfill", "dagster/schedule_name", "dagster/sensor_name",
                 "yarnnn/trigger")
 MAX_ERROR_CHARS = 600
-
-
-def users_from_tags(tags: dict[str, str]) -> list[str]:
-    users: list[str] = []
-    for key in USER_TAGS:
-        users += [u.strip() for u in (tags.get(key) or "").split(",") if u.strip()]
-    return sorted(set(users)) or [OPERATOR_USER]
 
 
 def _first_lines(text: str | None, limit: int = MAX_ERROR_CHARS) -> str:
@@ -113,3 +104,8 @@ def run_failure_alerts(context: dg.RunFailureSensorContext, warehouse: Warehouse
         for user in details["users"]
     ]
     write_events(warehouse.store, events)
+
+
+SENSORS = [run_failure_alerts]
+
+__all__ = ["OPERATOR_USER", "SENSORS", "alert_message", "failure_details", "run_failure_alerts", "users_from_tags"]
