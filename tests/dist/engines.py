@@ -21,10 +21,13 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from multiprocessing import get_context
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 
 from tests.fakes.dagster_dev import free_port
+
+T = TypeVar("T")
 
 
 def _execute(job_fn: Callable[[], object], partition: str, tags: Mapping[str, str]) -> str:
@@ -36,11 +39,16 @@ def _execute(job_fn: Callable[[], object], partition: str, tags: Mapping[str, st
         return result.run_id
 
 
-def submit(job_fn: Callable[[], object], partition: str, tags: Mapping[str, str] | None = None) -> str:
-    """Run a job partition as a run worker does: in a fresh (spawned) process of its own, whose
-    executor submits the steps (Celery keeps process-global app state; one run, one process)."""
+def in_spawned_process(fn: Callable[..., T], *args: object) -> T:
+    """``fn(*args)`` in a fresh spawned process, as a run worker: Celery keeps process-global app
+    state, and deltalake's runtime never crosses a fork."""
     with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as pool:
-        return pool.submit(_execute, job_fn, partition, dict(tags or {})).result()
+        return pool.submit(fn, *args).result()
+
+
+def submit(job_fn: Callable[[], object], partition: str, tags: Mapping[str, str] | None = None) -> str:
+    """Run a job partition in a run-worker process of its own; returns the run id."""
+    return in_spawned_process(_execute, job_fn, partition, dict(tags or {}))
 
 
 class CeleryWorkers:
