@@ -246,10 +246,23 @@ class YarnSettings(BaseSettings):
         default="auto",
         description="Run-failure alert channels; auto = every channel whose target and credentials are set.",
     )
-    executor: Literal["multiprocess", "in_process"] = Field(
-        default="multiprocess", description="Run executor: multiprocess (spawn, default) or in_process (one process)."
+    executor: Literal["multiprocess", "in_process", "celery", "k8s"] = Field(
+        default="multiprocess",
+        description="Run executor: multiprocess (spawn, default), in_process (one process), celery (steps on "
+        "Celery workers, YARNNN_CELERY_BROKER_URL) or k8s (one Kubernetes Job per step): core/executors.py.",
     )
-    executor_max_concurrent: int = Field(default=2, ge=1, description="Steps in parallel per run (multiprocess).")
+    executor_max_concurrent: int = Field(default=2, ge=1, description="Steps in parallel per run (multiprocess, k8s).")
+    celery_broker_url: SecretStr | None = Field(
+        default=None, description="Celery broker (redis://… or amqp://…) of executor=celery; may hold a password."
+    )
+    celery_backend_url: SecretStr | None = Field(
+        default=None, description="Celery result backend; default: the broker for redis://, rpc:// for amqp://."
+    )
+    k8s_image: str | None = Field(default=None, description="User-code image of executor=k8s step pods.")
+    k8s_namespace: str = Field(default="yarnnn", description="Namespace of executor=k8s step Jobs.")
+    k8s_env_secrets: list[str] = Field(
+        default_factory=lambda: ["yarnnn-secrets"], description="Secrets (JSON list) mounted as env into step pods."
+    )
     dagster_webserver_url: str = Field(
         default="http://127.0.0.1:3000", description="Dagster UI/GraphQL URL (alert links, `yarnnn backfill`)."
     )
@@ -370,6 +383,14 @@ class YarnSettings(BaseSettings):
         except (ValueError, TypeError) as exc:
             raise ValueError("is not a valid Fernet key (32 url-safe base64-encoded bytes)") from exc
         return value
+
+    @model_validator(mode="after")
+    def _check_executor(self) -> YarnSettings:
+        if self.executor == "celery" and self.celery_broker_url is None:
+            raise ValueError("YARNNN_EXECUTOR=celery needs YARNNN_CELERY_BROKER_URL to be set")
+        if self.executor == "k8s" and not self.k8s_image:
+            raise ValueError("YARNNN_EXECUTOR=k8s needs YARNNN_K8S_IMAGE to be set")
+        return self
 
     @model_validator(mode="after")
     def _check_llm_mode(self) -> YarnSettings:

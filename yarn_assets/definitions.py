@@ -18,6 +18,7 @@ from sensors import deliverables as deliverables_sensors
 from sensors import ingest as ingest_sensors
 from sensors import memory as memory_sensors
 from sensors import ops as ops_sensors
+from yarn_assets.core.executors import build_executor
 from yarn_assets.deliverables.definitions import definitions as deliverables_definitions
 from yarn_assets.ingest.definitions import definitions as ingest_definitions
 from yarn_assets.memory.definitions import definitions as memory_definitions
@@ -46,15 +47,6 @@ SENSORS = (automation_sensors, ingest_sensors, deliverables_sensors, memory_sens
 SCHEDULES = (signals_schedules, memory_schedules, ops_schedules)
 
 
-def _executor(settings: YarnSettings) -> dg.ExecutorDefinition:
-    """Multiprocess with spawn by default (deltalake's tokio runtime does not survive fork)."""
-    if settings.executor == "in_process":
-        return dg.in_process_executor
-    return dg.multiprocess_executor.configured(
-        {"max_concurrent": settings.executor_max_concurrent, "start_method": {"spawn": {}}}
-    )
-
-
 def build_definitions(settings: YarnSettings) -> dg.Definitions:
     merged = dg.Definitions.merge(
         *(domain() for domain in DOMAINS),
@@ -62,7 +54,7 @@ def build_definitions(settings: YarnSettings) -> dg.Definitions:
             sensors=[sensor for module in SENSORS for sensor in module.SENSORS],
             schedules=[schedule for module in SCHEDULES for schedule in module.SCHEDULES],
             resources=build_resources(settings),
-            executor=_executor(settings),
+            executor=build_executor(settings),
         ),
     )
     # cross-cutting policies, applied once over every domain's assets (DOP style)

@@ -27,7 +27,7 @@ from control_plane.models import Deliverable, DeliverableVersion, User
 from demo.sample_workspace import USERS, generate_workspace
 from io_managers.delta_store import DeltaStore
 from resources.settings import load_settings
-from tests.fakes.dagster_dev import DagsterDev
+from tests.fakes.dagster_dev import TEST_INSTANCE_YAML, DagsterDev
 from yarn_assets.core.partitions import ingest_key
 from yarn_assets.signals.tables import SIGNAL_ACTIONS
 
@@ -55,7 +55,22 @@ def _triggered(run: dg.DagsterRun) -> bool:
     return "dagster/sensor_name" in run.tags or "dagster/schedule_name" in run.tags
 
 
-def test_inbox_to_outbox_with_no_manual_step(tmp_path, monkeypatch) -> None:  # type: ignore[no-untyped-def]
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def instance(request, monkeypatch) -> tuple[str, dict[str, str]]:  # type: ignore[no-untyped-def]
+    """The instance the server runs on: the embedded SQLite one, or deploy/dagster.postgres.yaml
+    (PostgreSQL storage, queued runs, LocalRunLauncher with run monitoring, run retries)."""
+    if request.param == "sqlite":
+        return TEST_INSTANCE_YAML, {}
+    pg = request.getfixturevalue("pg_dagster_db")
+    for name, value in pg.items():  # this process reads the same instance
+        monkeypatch.setenv(name, value)
+    text = (REPO / "deploy" / "dagster.postgres.yaml").read_text()
+    assert "dequeue_interval_seconds: 5" in text
+    return text.replace("dequeue_interval_seconds: 5", "dequeue_interval_seconds: 1"), pg
+
+
+def test_inbox_to_outbox_with_no_manual_step(tmp_path, monkeypatch, instance) -> None:  # type: ignore[no-untyped-def]
+    instance_yaml, instance_env = instance
     offset, full_hour = _shift()
     import_hour = full_hour - dt.timedelta(hours=1)  # the hour the import lands in (real clock)
 
@@ -79,9 +94,9 @@ def test_inbox_to_outbox_with_no_manual_step(tmp_path, monkeypatch) -> None:  # 
     (inbox / ".calendar.ics.partial").rename(inbox / "calendar.ics")
 
     server = DagsterDev(
-        repo=REPO, dagster_home=tmp_path / "dagster_home",
+        repo=REPO, dagster_home=tmp_path / "dagster_home", instance_yaml=instance_yaml,
         env={"YARNNN_HOME": str(home), "YARNNN_EXECUTOR": "in_process", "PYTHONPATH": str(CLOCK),
-             "TEST_CLOCK_OFFSET_SECONDS": f"{offset:.3f}"},
+             "TEST_CLOCK_OFFSET_SECONDS": f"{offset:.3f}", **instance_env},
     )
     with server:
         # 1. import sensor -> ingest run for (today, calendar), landed before the full hour
@@ -104,8 +119,10 @@ def test_inbox_to_outbox_with_no_manual_step(tmp_path, monkeypatch) -> None:  # 
             count=1, timeout=300)
         assert [r.status for r in generated] == [dg.DagsterRunStatus.SUCCESS]
 
-        with dg.DagsterInstance.from_config(str(server.dagster_home)) as instance:
-            runs = instance.get_runs()
+        with dg.DagsterInstance.from_config(str(server.dagster_home)) as dagster_instance:
+            runs = dagster_instance.get_runs()
+            if instance_env:
+                assert type(dagster_instance.run_storage).__name__ == "PostgresRunStorage"
         manual = [(r.job_name, dict(r.tags)) for r in runs if not _triggered(r)]
         assert runs and not manual, manual
 
