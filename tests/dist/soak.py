@@ -190,9 +190,15 @@ def kill_busy_pool_process(pids: Callable[[], list[int]]) -> int:
 
 def terminate_pg_backends(dbname: str) -> int:
     """pg_terminate_backend on every connection to ``dbname`` (the Dagster instance's database)."""
-    import psycopg
+    import psycopg2
 
-    with psycopg.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres", autocommit=True) as conn:
-        rows = conn.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                            "WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,)).fetchall()
+    conn = psycopg2.connect("host=127.0.0.1 port=5432 user=postgres dbname=postgres")
+    try:
+        conn.autocommit = True
+        with conn.cursor() as cur:
+            cur.execute("SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+                        "WHERE datname = %s AND pid <> pg_backend_pid()", (dbname,))
+            rows = cur.fetchall()
+    finally:
+        conn.close()
     return len(rows)
