@@ -27,6 +27,7 @@ from demo.sample_chats import generate_chats
 from demo.sample_workspace import USERS, generate_workspace
 from resources.settings import YarnSettings, load_settings
 from yarn_assets.core.partitions import ingest_key
+from yarn_assets.core.shards import DEFAULT_SHARDS, shard_keys
 from yarn_assets.ingest import import_jobs
 
 Step = tuple[str, str]  # (job name, partition key)
@@ -70,7 +71,9 @@ def plan(platforms: dict[dt.date, set[str]], only: set[str] | None = None) -> li
         steps += [("ingest_job", ingest_key(d, p)) for p in sorted(platforms[day])]
         steps.append(("memory_nightly_job", d))
         steps += [("people_job", ingest_key(d, p)) for p in sorted(platforms[day])]
-        steps.append(("signals_job", f"{d}-23:00"))
+        # the hour × user-shard partitions of the day's last hour (every shard: the fan-out unit)
+        steps += [("signals_job", str(dg.MultiPartitionKey({"hour": f"{d}-23:00", "shard": s})))
+                  for s in shard_keys(DEFAULT_SHARDS)]
     return steps
 
 

@@ -105,4 +105,4 @@ def test_soak_plan_covers_every_domain(tmp_path: Path) -> None:
     steps = plan({dt.date(2026, 1, 5): {"gmail", "calendar"}})
     assert [j for j, _ in steps] == ["chat_ingest_job", "ingest_job", "ingest_job", "memory_nightly_job",
                                      "people_job", "people_job", "signals_job"]
-    assert steps[-1] == ("signals_job", "2026-01-05-23:00")
+    assert steps[-1] == ("signals_job", "2026-01-05-23:00|0")
