@@ -100,7 +100,8 @@ def signals_run(state: CliState, user_id: str, pass_choice: str, respect_wake_ga
 
 
 @signals_group.command("backfill")
-@click.option("--from", "start", required=True, help="First hour, YYYY-MM-DD-HH:00 (UTC).")
+@click.option("--from", "start", required=True,
+              help="First hour, YYYY-MM-DD-HH:00 (UTC); every user shard of each hour runs.")
 @click.option("--to", "end", required=True, help="Last hour, inclusive.")
 @click.option("--user", "user_ids", multiple=True, help="Only these users (repeatable).")
 @click.option("--dry-run", is_flag=True, help="Record decisions without creating or triggering deliverables.")
@@ -112,6 +113,7 @@ def signals_backfill(state: CliState, start: str, end: str, user_ids: tuple[str,
 
     from yarn_assets.signals.tables import signal_hours
 
+    start, end = start.split("|")[0], end.split("|")[0]  # an hour, or an (hour|shard) key: every shard runs
     try:
         keys = signal_hours.get_partition_keys_in_range(dg.PartitionKeyRange(start, end))
     except Exception as exc:

@@ -53,7 +53,7 @@ def _die() -> None:
 def _install(point: str) -> None:
     from io_managers import delta_store
     from yarn_assets.core.tables import PLATFORM_CONTENT
-    from yarn_assets.ingest import assets, bronze, landing
+    from yarn_assets.ingest import assets, bronze, landing, silver_asset
 
     if point == "read":
         original_reader_for = landing.reader_for
@@ -93,7 +93,7 @@ def _install(point: str) -> None:
 
         delta_store.DeltaStore.merge = merge
     elif point == "events":
-        original_write_events = assets.write_events
+        original_write_events = silver_asset.write_events  # import_completed is written by silver
 
         def write_events(store, events, run_id=None):  # type: ignore[no-untyped-def]
             out = original_write_events(store, events, run_id=run_id)
@@ -101,7 +101,7 @@ def _install(point: str) -> None:
                 _die()
             return out
 
-        assets.write_events = write_events
+        assets.write_events = silver_asset.write_events = write_events
     else:
         raise ValueError(f"unknown crash point {point!r}")
 
