@@ -9,10 +9,9 @@ from tests.connect.conftest import World
 
 
 def _sync_env(world: World) -> Any:
+    from control_plane import db
     from yarn_assets.ingest.api_calls import RetrySettings
     from yarn_assets.ingest.api_clients import ClientConfig
-
-    from control_plane import db
     from yarn_assets.ingest.sync.runner import SyncEnv
 
     s = world.settings
