@@ -38,3 +38,11 @@ def in_shard(user_ids: Iterable[str], shard: str, n: int) -> list[str]:
 
 def shard_partitions(n: int) -> dg.StaticPartitionsDefinition:
     return dg.StaticPartitionsDefinition(shard_keys(n))
+
+
+def shard_in_key(partition_key: object) -> str:
+    """The shard of an (hour|shard) partition key: a ``MultiPartitionKey`` in-process, the plain string
+    ``"2026-11-23-13:00|0"`` in a run launched from the queue (dimensions in name order: hour, shard)."""
+    if isinstance(partition_key, dg.MultiPartitionKey):
+        return partition_key.keys_by_dimension[SHARD_DIMENSION]
+    return str(partition_key).rsplit("|", 1)[-1]

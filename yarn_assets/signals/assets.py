@@ -20,7 +20,7 @@ from resources.llm import LLM, LLMScope
 from resources.signal_policy import SignalPolicy
 from resources.warehouse import Warehouse
 from yarn_assets.core import metadata as md
-from yarn_assets.core.shards import DEFAULT_SHARDS, SHARD_DIMENSION, shard_keys, shard_partitions
+from yarn_assets.core.shards import DEFAULT_SHARDS, SHARD_DIMENSION, shard_in_key, shard_keys, shard_partitions
 from yarn_assets.deliverables import service as deliverables
 from yarn_assets.ingest.sources import SILVER_CONTENT
 from yarn_assets.signals.actions import dedup_window
@@ -68,7 +68,7 @@ def signal_passes_body(
         raise dg.Failure(f"unknown trigger {config.trigger!r}; expected {' or '.join(TRIGGERS)}", allow_retries=False)
     window = context.partition_time_window
     now = dt.datetime.now(dt.UTC)
-    shard = context.partition_key.keys_by_dimension[SHARD_DIMENSION]  # type: ignore[attr-defined]
+    shard = shard_in_key(context.partition_key)
     spec = HourSpec.for_window(str(context.partition_key), window.start.astimezone(dt.UTC),
                                window.end.astimezone(dt.UTC), now, trigger=config.trigger)
     store = warehouse.store
