@@ -8,6 +8,7 @@ credential payloads the sync clients read.
 from __future__ import annotations
 
 import time
+from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import Any
 
@@ -59,7 +60,7 @@ def expires_at(token: dict[str, Any], now: float | None = None) -> int | None:
     return None
 
 
-class Provider:
+class Provider(ABC):
     name: str = ""
     platforms: tuple[str, ...] = ()
     pkce: bool = False
@@ -81,18 +82,22 @@ class Provider:
         return client
 
     # --- endpoints
+    @abstractmethod
     def authorize_url(self, cfg: ConnectConfig) -> str:
-        raise NotImplementedError
+        """The provider's consent page."""
 
+    @abstractmethod
     def token_url(self, cfg: ConnectConfig) -> str:
-        raise NotImplementedError
+        """Where codes and refresh tokens are exchanged."""
 
+    @abstractmethod
     def revoke_url(self, cfg: ConnectConfig) -> str:
-        raise NotImplementedError
+        """Where a disconnect revokes the grant."""
 
     # --- consent
+    @abstractmethod
     def scopes(self, platforms: list[str]) -> list[str]:
-        raise NotImplementedError
+        """The scopes the consent asks for, for the platforms being connected."""
 
     def authorize_params(self, platforms: list[str], has_refresh_token: bool) -> dict[str, str]:
         """Extra query parameters of the authorize URL."""
@@ -101,10 +106,10 @@ class Provider:
     def scope_param(self, scopes: list[str]) -> dict[str, str]:
         return {"scope": " ".join(scopes)} if scopes else {}
 
+    @abstractmethod
     def grant(self, token: dict[str, Any], client: OAuthClient, platforms: list[str],
               stored: dict[str, Any] | None) -> Grant:
         """Credential payloads from a token response; ``stored`` is what the user had (may keep a refresh token)."""
-        raise NotImplementedError
 
     # --- HTTP
     def session(self, cfg: ConnectConfig, *, redirect_uri: str | None = None, scope: list[str] | None = None,
@@ -122,6 +127,7 @@ class Provider:
 
     def hooks(self, sess: OAuth2Session) -> None:
         """Register Authlib compliance hooks or client-auth methods for a provider's wire format."""
+        return None  # the standard wire format needs none (Notion overrides it)
 
     def refresh(self, cfg: ConnectConfig, refresh_token: str, creds: dict[str, Any] | None = None) -> dict[str, Any]:
         with self.session(cfg, creds=creds) as sess:
