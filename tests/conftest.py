@@ -20,6 +20,12 @@ CORPUS = SHARED / "corpus"
 
 _SCRUB = ("ANTHROPIC_API_KEY", "YARNNN_")
 
+#: A shift asked for by the environment starts when this root conftest is imported: pytest imports the
+#: conftests of the directories named on the command line (``pytest tests/api``) before any
+#: ``pytest_configure``, and their module-level ``now()`` reads must see the same clock as the tests.
+_EARLY_DAYS = clock_shift.requested_days(None)
+_EARLY_SHIFT = (_EARLY_DAYS, clock_shift.start(_EARLY_DAYS)) if _EARLY_DAYS else None
+
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption("--clock-shift-days", type=float, default=None, metavar="N",
@@ -29,8 +35,12 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 def pytest_configure(config: pytest.Config) -> None:
     """Start the clock shift before collection, so module-level ``now()`` reads are shifted too."""
     days = clock_shift.requested_days(config.getoption("clock_shift_days"))
-    if days:
-        config.stash[_SHIFTED_NOW] = (days, clock_shift.start(days))
+    if _EARLY_SHIFT is not None and days == _EARLY_DAYS:
+        config.stash[_SHIFTED_NOW] = _EARLY_SHIFT
+    else:
+        clock_shift.stop()  # the --clock-shift-days option overrides the environment's shift
+        if days:
+            config.stash[_SHIFTED_NOW] = (days, clock_shift.start(days))
 
 
 def pytest_unconfigure(config: pytest.Config) -> None:
