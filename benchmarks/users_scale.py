@@ -125,7 +125,7 @@ def _items(rng: random.Random, uid: str, platform: str, until: dt.datetime) -> l
 def setup(home: Path, users: int, seed: int = 7) -> dict[str, Any]:
     """Users, silver, deliverables and activity in ``home`` (runs in the child that owns ``home``)."""
     import polars as pl
-    from yarn_assets.ingest.normalizers import items_frame
+    from yarn_assets.ingest.normalize import items_frame
 
     from control_plane import db
     from control_plane.models import User
