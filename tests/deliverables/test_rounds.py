@@ -127,6 +127,8 @@ def test_round_run_reports_each_version_as_its_partitions_materialization(worksp
             assert [(m["deliverable_id"], m["version_number"], m["status"]) for m in meta] == [
                 (did, 2, "delivered"), (did, 1, "delivered")]
             assert meta[0]["items_in_prompt"] > 0 and "final_content" not in meta[0]
+            assert meta[0]["dagster/partition_row_count"] == 2 and meta[0]["dagster/row_count"] == 6
+            assert meta[0]["dagster/table_name"] == "gold/deliverable_versions"
     with db.session_scope(workspace) as s:
         versions = s.execute(select(DeliverableVersion.deliverable_id, DeliverableVersion.version_number,
                                     DeliverableVersion.run_id)).all()

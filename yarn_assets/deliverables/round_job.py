@@ -26,6 +26,7 @@ from resources.embeddings import Embeddings
 from resources.llm import LLM, LLMScope
 from resources.search import WebSearch
 from resources.warehouse import Warehouse
+from yarn_assets.core import metadata as md
 from yarn_assets.deliverables.assets import DELIVERABLE_RETRY
 from yarn_assets.deliverables.delivery.resource import DeliveryChannels
 from yarn_assets.deliverables.report import (
@@ -37,6 +38,7 @@ from yarn_assets.deliverables.report import (
 from yarn_assets.deliverables.round import RoundItem, run_round
 from yarn_assets.deliverables.run import RunOutcome
 from yarn_assets.deliverables.run_resources import RunResources
+from yarn_assets.deliverables.tables import DELIVERABLE_VERSIONS
 
 ROUND_JOB = "deliverable_round_job"
 ROUND_OP = "deliverable_round"
@@ -98,13 +100,18 @@ def _already_reported(instance: dg.DagsterInstance, v: DeliverableVersion) -> bo
 
 def report_round(context: dg.OpExecutionContext, res: RunResources, outcomes: list[RunOutcome],
                  finished: list[DeliverableVersion]) -> list[RunOutcome]:
-    """Log each version as a materialization (failed ones as observations) of its partition, and its
-    checks; returns the failed outcomes."""
+    """Log each version as a materialization (failed ones as observations) of its partition, with the
+    table metadata of a single-partition run, and its checks; returns the failed outcomes."""
     made = [o for o in outcomes if o.status in FINISHED]
     failed = [o for o in outcomes if o.status == "failed"]
+    checked = [(o.deliverable_id, o.version_id) for o in made + failed]
+    results = check_results(res, checked) if checked else {}
+    table = md.table_metadata_of(res.store, DELIVERABLE_VERSIONS) if made else {}
     for o in made:
-        context.log_event(dg.AssetMaterialization(asset_key=DELIVERABLE_VERSIONS_KEY, partition=o.deliverable_id,
-                                                  metadata=outcome_metadata(o)))
+        context.log_event(dg.AssetMaterialization(
+            asset_key=DELIVERABLE_VERSIONS_KEY, partition=o.deliverable_id,
+            metadata={**outcome_metadata(o), **table,
+                      "dagster/partition_row_count": results[o.deliverable_id][1]}))
     for o in failed:
         context.log_event(dg.AssetObservation(asset_key=DELIVERABLE_VERSIONS_KEY, partition=o.deliverable_id,
                                               metadata=outcome_metadata(o)))
@@ -114,8 +121,7 @@ def report_round(context: dg.OpExecutionContext, res: RunResources, outcomes: li
                 asset_key=DELIVERABLE_VERSIONS_KEY, partition=v.deliverable_id,
                 metadata={"deliverable_id": v.deliverable_id, "version_id": v.id, "version_number": v.version_number,
                           "status": v.status, "resumed": True, "delivery_status": v.delivery_status or "skipped"}))
-    checked = [(o.deliverable_id, o.version_id) for o in made + failed]
-    for did, (checks, _rows) in (check_results(res, checked) if checked else {}).items():
+    for did, (checks, _rows) in results.items():
         for c in checks:
             context.log_event(as_evaluation(c, did))
     return failed
