@@ -2,8 +2,9 @@
 
 For every sample user: a platform-bound deliverable for each platform that has content, plus a
 cross-platform status report, a research brief and a custom (hybrid) deliverable, so every
-binding is exercised. Each is run once through ``deliverable_job`` (the same path the sensors
-launch), and the outbox files are listed at the end.
+binding is exercised. They run as the sensors launch them: one ``deliverable_round_job`` run per
+user shard (each version shows as a materialization of its deliverable's partition), and the outbox
+files are listed at the end.
 """
 
 from __future__ import annotations
@@ -18,9 +19,12 @@ from control_plane.models import Deliverable, DeliverableVersion
 from demo.context import DemoContext
 from io_managers.delta_store import DeltaStore
 from io_managers.predicates import Eq
+from yarn_assets.cli.common import quiet_run_config
+from yarn_assets.core.shards import shard_of
 from yarn_assets.core.tables import PLATFORM_CONTENT
 from yarn_assets.deliverables import service
 from yarn_assets.deliverables.assets import TRIGGER_TAG, deliverable_partitions
+from yarn_assets.deliverables.round_job import ROUND_JOB, SHARD_TAG, round_run_config
 from yarn_assets.deliverables.types import TYPES
 
 FOCUS = "search relevance ranking for product catalogs"
@@ -57,8 +61,13 @@ def deliverables_stage(ctx: DemoContext) -> None:
                     )
                 created.append((d.id, user_id, dtype))
     ctx.instance.add_dynamic_partitions(deliverable_partitions.name, [c[0] for c in created])
-    for did, _user, _dtype in created:
-        ctx.run_job("deliverable_job", partition_key=did, tags={TRIGGER_TAG: "manual"})
+    shards = ctx.settings.user_shards
+    rounds: dict[str, list[dict]] = {}
+    for did, user_id, _dtype in created:
+        rounds.setdefault(shard_of(user_id, shards), []).append({"deliverable_id": did, "trigger": "manual"})
+    for shard, entries in sorted(rounds.items()):
+        ctx.run_job(ROUND_JOB, run_config={**quiet_run_config(), **round_run_config(shard, shards, entries)},
+                    tags={TRIGGER_TAG: "manual", SHARD_TAG: shard})
     with db.session_scope(url) as session:
         rows = session.execute(
             select(Deliverable.deliverable_type, DeliverableVersion.delivery_status)
@@ -69,5 +78,6 @@ def deliverables_stage(ctx: DemoContext) -> None:
     delivered = stats.filter(pl.col("delivery") == "delivered").height
     outbox = Path(ctx.settings.resolved_home / "outbox")
     files = sorted(outbox.rglob("*.md")) if outbox.exists() else []
-    ctx.note(f"deliverables: {len(created)} deliverables of {len(users)} users run; {delivered} versions delivered; "
+    ctx.note(f"deliverables: {len(created)} deliverables of {len(users)} users run in {len(rounds)} round(s); "
+             f"{delivered} versions delivered; "
              f"{len(files)} files in {outbox}")

@@ -15,7 +15,7 @@ from resources.settings import load_settings
 from tests.deliverables.helpers import NOW, create, sample_content, seed_silver
 from yarn_assets.definitions import build_definitions
 from yarn_assets.deliverables import service
-from yarn_assets.deliverables.assets import REQUEST_TAG, TRIGGER_TAG, deliverable_partitions
+from yarn_assets.deliverables.assets import TRIGGER_TAG, deliverable_partitions
 from yarn_assets.deliverables.tables import DELIVERABLE_VERSIONS
 from yarn_assets.deliverables.types import TYPES
 
@@ -51,8 +51,15 @@ def test_offline_every_type_through_the_job(workspace, store) -> None:
                 "delivered_only_to_configured_destination": True, "version_numbers_unique": True}
 
 
-def _sensor_ctx(instance: dg.DagsterInstance, resources: dict) -> dg.SensorEvaluationContext:
-    return dg.build_sensor_context(instance=instance, resources={"control_plane": resources["control_plane"]})
+def _sensor_ctx(instance: dg.DagsterInstance, resources: dict, cursor: str | None = None) -> dg.SensorEvaluationContext:
+    return dg.build_sensor_context(instance=instance, cursor=cursor, resources={
+        "control_plane": resources["control_plane"], "signal_policy": resources["signal_policy"]})
+
+
+def round_items(result: dg.SensorResult) -> dict[str, dict]:
+    """deliverable id -> its round entry (trigger, request ids), over every round the tick requested."""
+    return {i["deliverable_id"]: i for r in result.run_requests
+            for i in r.run_config["ops"]["deliverable_round"]["config"]["items"]}
 
 
 def test_due_sensor_requests_due_deliverables_and_registers_partitions(workspace, resources) -> None:
@@ -75,7 +82,8 @@ def test_due_sensor_requests_due_deliverables_and_registers_partitions(workspace
         signal_id = signal.id
     with dg.instance_for_test() as instance:
         result = due_deliverables_sensor(_sensor_ctx(instance, resources))
-        assert [r.partition_key for r in result.run_requests] == [due]
+        assert len(result.run_requests) == 1 and result.run_requests[0].job_name == "deliverable_round_job"
+        assert {k: v["trigger"] for k, v in round_items(result).items()} == {due: "schedule"}
         assert result.run_requests[0].tags[TRIGGER_TAG] == "schedule"
         added = result.dynamic_partitions_requests[0].partition_keys
         assert set(added) == {due, later, paused, requested, signal_id}
@@ -83,11 +91,11 @@ def test_due_sensor_requests_due_deliverables_and_registers_partitions(workspace
         assert again.run_requests[0].run_key == result.run_requests[0].run_key  # one request per due slot
 
         fast = deliverable_requests_sensor(_sensor_ctx(instance, resources))
-        by_key = {r.partition_key: r for r in fast.run_requests}
-        assert set(by_key) == {requested, signal_id}
-        assert by_key[requested].tags[REQUEST_TAG] == req_id and by_key[requested].tags[TRIGGER_TAG] == "signal"
-        assert by_key[requested].run_key == f"request:{req_id}"
-        assert by_key[signal_id].tags[TRIGGER_TAG] == "signal"
+        items = round_items(fast)
+        assert set(items) == {requested, signal_id}
+        assert items[requested]["request_ids"] == [req_id] and items[requested]["trigger"] == "signal"
+        assert items[signal_id]["trigger"] == "signal" and items[signal_id]["request_ids"] == []
+        assert fast.run_requests[0].tags[TRIGGER_TAG] == "signal"
 
 
 def test_a_run_closes_its_request_and_advances_the_schedule(workspace, store, resources) -> None:
@@ -151,9 +159,8 @@ def test_signal_created_and_triggered_deliverables(workspace, store, resources) 
     existing = create(workspace, "alice", "status_report", now=now - dt.timedelta(days=1))
     with dg.instance_for_test() as instance:
         fast = deliverable_requests_sensor(_sensor_ctx(instance, resources))
-        assert [(r.partition_key, r.tags[TRIGGER_TAG]) for r in fast.run_requests] == [(emergent, "signal")]
-        assert not [r for r in due_deliverables_sensor(_sensor_ctx(instance, resources)).run_requests
-                    if r.partition_key == emergent]
+        assert {k: v["trigger"] for k, v in round_items(fast).items()} == {emergent: "signal"}
+        assert emergent not in round_items(due_deliverables_sensor(_sensor_ctx(instance, resources)))
     out = run_deliverable(run_resources(), deliverable_id=emergent, run_id="r1", trigger="signal", now=now)
     assert out.status == "delivered" and out.next_run_at is None
     with db.session_scope(workspace) as s:
@@ -164,4 +171,4 @@ def test_signal_created_and_triggered_deliverables(workspace, store, resources) 
         ex.next_run_at = ex.last_triggered_at = now
     with dg.instance_for_test() as instance:
         due = due_deliverables_sensor(_sensor_ctx(instance, resources))
-        assert [(r.partition_key, r.tags[TRIGGER_TAG]) for r in due.run_requests] == [(existing, "signal")]
+        assert {k: v["trigger"] for k, v in round_items(due).items()} == {existing: "signal"}
