@@ -17,7 +17,8 @@ the child's own ``ru_maxrss``, wall time excludes interpreter start and the defi
    silver rows rewritten (Delta commit metrics: copied + updated) against rows retained;
 2. ``signals``: the hour before the last complete one (a *busy* hour: no pass has run yet);
 3. ``signals_quiet``: the next hour, with no new content (the wake gate should skip everything);
-4. ``memory``: the nightly memory partition of yesterday.
+4. ``memory``: the nightly memory of yesterday, every (day, user shard) partition in turn (``--shards``,
+   default the ``user_shards`` setting), with the time of each shard.
 
 ``--profile`` runs each phase under cProfile and prints the top functions by own time
 (``tottime``) and by cumulative time within the project's packages.
@@ -125,7 +126,6 @@ def _items(rng: random.Random, uid: str, platform: str, until: dt.datetime) -> l
 def setup(home: Path, users: int, seed: int = 7) -> dict[str, Any]:
     """Users, silver, deliverables and activity in ``home`` (runs in the child that owns ``home``)."""
     import polars as pl
-    from yarn_assets.ingest.normalizers import items_frame
 
     from control_plane import db
     from control_plane.models import User
@@ -133,6 +133,7 @@ def setup(home: Path, users: int, seed: int = 7) -> dict[str, Any]:
     from resources.settings import load_settings
     from yarn_assets.core.activity_log import ActivityEvent, write_events
     from yarn_assets.deliverables import service
+    from yarn_assets.ingest.normalize import items_frame
     from yarn_assets.ingest.silver import merge_platform_content, silver_rows
 
     t = anchors()
@@ -286,14 +287,23 @@ def _pass_counts(hour: dt.datetime) -> dict[str, int]:
 
 
 def phase_memory() -> dict[str, Any]:
+    """Yesterday's night: every user shard of the day (``YARNNN_USER_SHARDS``), one after another in this
+    process (workers would take them in parallel); the time of each shard is reported too."""
     import dagster as dg
+
+    from resources.settings import load_settings
+    from yarn_assets.memory.assets import day_keys
 
     defs = _definitions()
     job = defs.resolve_job_def("memory_nightly_job")
     day = (anchors()["now"] - dt.timedelta(days=1)).date().isoformat()
+    shard_seconds = []
     with Timer() as timer:
-        assert job.execute_in_process(partition_key=day, instance=dg.DagsterInstance.ephemeral()).success
-    return {"seconds": timer.seconds}
+        for key in day_keys(day, load_settings().user_shards):
+            started = time.perf_counter()
+            assert job.execute_in_process(partition_key=key, instance=dg.DagsterInstance.ephemeral()).success
+            shard_seconds.append(round(time.perf_counter() - started, 2))
+    return {"seconds": timer.seconds, "shards": len(shard_seconds), "shard_seconds": shard_seconds}
 
 
 def _silver_rewrites(store: Any, since_version: int) -> int:
@@ -503,6 +513,8 @@ def main() -> int:
                         help="signals phases against the loopback Anthropic server (1 s latency, concurrency 32)")
     parser.add_argument("--latency", type=float, default=1.0, help="--api: seconds per model call")
     parser.add_argument("--concurrency", type=int, default=32, help="--api: YARNNN_LLM_MAX_CONCURRENCY")
+    parser.add_argument("--shards", type=int, default=None,
+                        help="YARNNN_USER_SHARDS of the phases (memory runs every shard of the night in turn)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--users", type=int, default=0, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -514,6 +526,8 @@ def main() -> int:
         sizes.append(10000)
     phases = [p for p in PHASES if p in args.phases.split(",")]
     results: dict[int, dict[str, dict[str, Any]]] = {}
+    if args.shards:
+        os.environ["YARNNN_USER_SHARDS"] = str(args.shards)  # inherited by the phase processes (_env)
     for users in sizes:
         home = Path(tempfile.mkdtemp(prefix=f"yarnnn-users-{users}-"))
         info = _run_child(home, "setup", users, False)
@@ -525,7 +539,9 @@ def main() -> int:
         for phase in phases:
             r = _run_child(home, phase, users, args.profile, api if phase.startswith("signals") else None)
             results[users][phase] = r
-            print(f"  {phase}: {r['seconds']:.1f} s, peak RSS {_gib(r['peak_rss'])}", flush=True)
+            per_shard = f" ({r['shards']} shards: {', '.join(f'{x:.1f}' for x in r['shard_seconds'])} s)" \
+                if r.get("shards", 1) > 1 else ""
+            print(f"  {phase}: {r['seconds']:.1f} s, peak RSS {_gib(r['peak_rss'])}{per_shard}", flush=True)
     report(results)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1, default=str))
