@@ -164,3 +164,23 @@ def test_patterns_per_shard_are_idempotent_and_leave_other_shards_alone(settings
     dg.materialize([asset], partition_key=day_key(day, ALICE), resources=res)  # re-run one shard
     assert store.read(ACTIVITY_PATTERNS).sort(["user_id", "key"]).equals(tables[0])
     assert read_events(store).drop("run_id").sort("event_id").equals(tables[1])
+
+
+def test_a_night_is_every_shard_of_the_day_for_the_sensor_and_the_cli(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    from resources.settings import load_settings
+    from sensors.memory import _nightly_shards
+    from yarn_assets.cli.backfill import partition_keys
+    from yarn_assets.definitions import build_definitions
+
+    monkeypatch.setenv("YARNNN_USER_SHARDS", "3")
+    defs = build_definitions(load_settings())
+    assert _nightly_shards(dg.build_sensor_context(definitions=defs)) == 3  # what the loaded job was built with
+    assert _nightly_shards(dg.build_sensor_context()) == 1
+    keys = partition_keys((), "2026-11-16..2026-11-17", None, "all", 3)
+    assert keys == day_keys("2026-11-16", 3) + day_keys("2026-11-17", 3)
+    assert keys[:2] == ["2026-11-16|0", "2026-11-16|1"]
+    job = defs.resolve_job_def("memory_nightly_job")
+    assert set(keys) <= set(job.partitions_def.get_partition_keys())
+    assert partition_keys((), "2026-11-16", None, "2", 3) == ["2026-11-16|2"]
+    with pytest.raises(Exception, match="choose one"):
+        partition_keys((), "2026-11-16", "slack", "all", 3)
