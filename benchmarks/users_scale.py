@@ -123,8 +123,10 @@ def _items(rng: random.Random, uid: str, platform: str, until: dt.datetime) -> l
     return out
 
 
-def setup(home: Path, users: int, seed: int = 7) -> dict[str, Any]:
-    """Users, silver, deliverables and activity in ``home`` (runs in the child that owns ``home``)."""
+def setup(home: Path, users: int, seed: int = 7, lean: bool = False) -> dict[str, Any]:
+    """Users, silver, deliverables and activity in ``home`` (runs in the child that owns ``home``).
+    ``lean`` (only the memory phase is measured): users and activity only, since the night reads neither
+    silver content nor deliverables (10,000 users' silver takes most of the setup time)."""
     import polars as pl
 
     from control_plane import db
@@ -149,7 +151,7 @@ def setup(home: Path, users: int, seed: int = 7) -> dict[str, Any]:
     rng = random.Random(seed)
     rows = 0
     chunk = 250
-    for platform in ITEMS_PER_WEEK:
+    for platform in () if lean else ITEMS_PER_WEEK:
         for lo in range(0, users, chunk):
             frames = []
             for uid in uids[lo:lo + chunk]:
@@ -169,7 +171,7 @@ def setup(home: Path, users: int, seed: int = 7) -> dict[str, Any]:
             merge_platform_content(store, batch, now=t["content_until"], check_tombstones=False)
             rows += batch.height
     with db.session_scope(url) as s:
-        for uid in uids:
+        for uid in [] if lean else uids:
             for dtype, sources in DELIVERABLES:
                 service.create_deliverable(s, user_id=uid, deliverable_type=dtype, title=f"{dtype} of {uid}",
                                            sources=sources, run_now=True, now=t["now"] - dt.timedelta(minutes=5))
@@ -181,7 +183,8 @@ def setup(home: Path, users: int, seed: int = 7) -> dict[str, Any]:
         for uid in uids for k in range(10)
     ]
     write_events(store, events)
-    return {"users": users, "silver_rows": rows, "deliverables": users * len(DELIVERABLES), "events": len(events)}
+    return {"users": users, "silver_rows": rows, "deliverables": 0 if lean else users * len(DELIVERABLES),
+            "events": len(events)}
 
 
 # ------------------------------------------------------------------------------------------ phases
@@ -373,12 +376,12 @@ def _hot_spots(prof: Any) -> list[str]:
     return [line(r) for r in own] + ["--"] + [line(r) for r in top]
 
 
-def child(phase: str, users: int, profile: bool) -> None:
+def child(phase: str, users: int, profile: bool, lean: bool = False) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
     home = Path(os.environ["YARNNN_HOME"])
-    fns: dict[str, Any] = {"setup": lambda: setup(home, users), "deliverables": phase_deliverables,
+    fns: dict[str, Any] = {"setup": lambda: setup(home, users, lean=lean), "deliverables": phase_deliverables,
                            "signals": lambda: phase_signals("busy"), "signals_quiet": lambda: phase_signals("quiet"),
                            "memory": phase_memory}
     Timer.profile = profile and phase != "setup"
@@ -388,11 +391,13 @@ def child(phase: str, users: int, profile: bool) -> None:
     print("RESULT " + json.dumps({**out, "phase": phase, "peak_rss": peak, "hot": hot}, default=str))
 
 
-def _run_child(home: Path, phase: str, users: int, profile: bool, api: dict[str, str] | None = None
-               ) -> dict[str, Any]:
+def _run_child(home: Path, phase: str, users: int, profile: bool, api: dict[str, str] | None = None,
+               lean: bool = False) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks.users_scale", "--child", phase, "--users", str(users)]
     if profile:
         cmd.append("--profile")
+    if lean:
+        cmd.append("--lean")
     t0 = time.perf_counter()
     env = {**_env(home), **(api or {})}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
@@ -517,9 +522,10 @@ def main() -> int:
                         help="YARNNN_USER_SHARDS of the phases (memory runs every shard of the night in turn)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--users", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--lean", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.users, args.profile)
+        child(args.child, args.users, args.profile, args.lean)
         return 0
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.full and 10000 not in sizes:
@@ -530,7 +536,7 @@ def main() -> int:
         os.environ["YARNNN_USER_SHARDS"] = str(args.shards)  # inherited by the phase processes (_env)
     for users in sizes:
         home = Path(tempfile.mkdtemp(prefix=f"yarnnn-users-{users}-"))
-        info = _run_child(home, "setup", users, False)
+        info = _run_child(home, "setup", users, False, lean=phases == ["memory"])
         print(f"{users:,} users: setup {info['process_seconds']:.0f} s, {info['silver_rows']:,} silver rows, "
               f"{info['deliverables']:,} deliverables, {info['events']:,} events ({home})", flush=True)
         results[users] = {}
