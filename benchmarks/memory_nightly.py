@@ -39,6 +39,7 @@ def main() -> int:
     from yarn_assets.definitions import build_definitions
     from yarn_assets.ingest import import_jobs
     from yarn_assets.memory import nightly
+    from yarn_assets.memory.assets import day_keys
     from yarn_assets.memory.extraction import FactExtraction, SessionSummary
     from yarn_assets.memory.tables import FACT_CANDIDATES
 
@@ -59,9 +60,10 @@ def main() -> int:
     job = defs.resolve_job_def("memory_nightly_job")
     days = [(now.date() - dt.timedelta(days=n)).isoformat() for n in range(7, 0, -1)]
     seconds = []
-    for day in days:
+    for day in days:  # a night is every user shard of the day
         started = time.perf_counter()
-        assert job.execute_in_process(partition_key=day).success
+        for key in day_keys(day, settings.user_shards):
+            assert job.execute_in_process(partition_key=key).success
         seconds.append(time.perf_counter() - started)
 
     llm = build_resources(settings)["llm"]

@@ -17,7 +17,8 @@ the child's own ``ru_maxrss``, wall time excludes interpreter start and the defi
    silver rows rewritten (Delta commit metrics: copied + updated) against rows retained;
 2. ``signals``: the hour before the last complete one (a *busy* hour: no pass has run yet);
 3. ``signals_quiet``: the next hour, with no new content (the wake gate should skip everything);
-4. ``memory``: the nightly memory partition of yesterday.
+4. ``memory``: the nightly memory of yesterday, every (day, user shard) partition in turn (``--shards``,
+   default the ``user_shards`` setting), with the time of each shard.
 
 ``--profile`` runs each phase under cProfile and prints the top functions by own time
 (``tottime``) and by cumulative time within the project's packages.
@@ -122,8 +123,10 @@ def _items(rng: random.Random, uid: str, platform: str, until: dt.datetime) -> l
     return out
 
 
-def setup(home: Path, users: int, seed: int = 7) -> dict[str, Any]:
-    """Users, silver, deliverables and activity in ``home`` (runs in the child that owns ``home``)."""
+def setup(home: Path, users: int, seed: int = 7, lean: bool = False) -> dict[str, Any]:
+    """Users, silver, deliverables and activity in ``home`` (runs in the child that owns ``home``).
+    ``lean`` (only the memory phase is measured): users and activity only, since the night reads neither
+    silver content nor deliverables (10,000 users' silver takes most of the setup time)."""
     import polars as pl
 
     from control_plane import db
@@ -148,7 +151,7 @@ def setup(home: Path, users: int, seed: int = 7) -> dict[str, Any]:
     rng = random.Random(seed)
     rows = 0
     chunk = 250
-    for platform in ITEMS_PER_WEEK:
+    for platform in () if lean else ITEMS_PER_WEEK:
         for lo in range(0, users, chunk):
             frames = []
             for uid in uids[lo:lo + chunk]:
@@ -168,7 +171,7 @@ def setup(home: Path, users: int, seed: int = 7) -> dict[str, Any]:
             merge_platform_content(store, batch, now=t["content_until"], check_tombstones=False)
             rows += batch.height
     with db.session_scope(url) as s:
-        for uid in uids:
+        for uid in [] if lean else uids:
             for dtype, sources in DELIVERABLES:
                 service.create_deliverable(s, user_id=uid, deliverable_type=dtype, title=f"{dtype} of {uid}",
                                            sources=sources, run_now=True, now=t["now"] - dt.timedelta(minutes=5))
@@ -180,7 +183,8 @@ def setup(home: Path, users: int, seed: int = 7) -> dict[str, Any]:
         for uid in uids for k in range(10)
     ]
     write_events(store, events)
-    return {"users": users, "silver_rows": rows, "deliverables": users * len(DELIVERABLES), "events": len(events)}
+    return {"users": users, "silver_rows": rows, "deliverables": 0 if lean else users * len(DELIVERABLES),
+            "events": len(events)}
 
 
 # ------------------------------------------------------------------------------------------ phases
@@ -286,14 +290,23 @@ def _pass_counts(hour: dt.datetime) -> dict[str, int]:
 
 
 def phase_memory() -> dict[str, Any]:
+    """Yesterday's night: every user shard of the day (``YARNNN_USER_SHARDS``), one after another in this
+    process (workers would take them in parallel); the time of each shard is reported too."""
     import dagster as dg
+
+    from resources.settings import load_settings
+    from yarn_assets.memory.assets import day_keys
 
     defs = _definitions()
     job = defs.resolve_job_def("memory_nightly_job")
     day = (anchors()["now"] - dt.timedelta(days=1)).date().isoformat()
+    shard_seconds = []
     with Timer() as timer:
-        assert job.execute_in_process(partition_key=day, instance=dg.DagsterInstance.ephemeral()).success
-    return {"seconds": timer.seconds}
+        for key in day_keys(day, load_settings().user_shards):
+            started = time.perf_counter()
+            assert job.execute_in_process(partition_key=key, instance=dg.DagsterInstance.ephemeral()).success
+            shard_seconds.append(round(time.perf_counter() - started, 2))
+    return {"seconds": timer.seconds, "shards": len(shard_seconds), "shard_seconds": shard_seconds}
 
 
 def _silver_rewrites(store: Any, since_version: int) -> int:
@@ -363,12 +376,12 @@ def _hot_spots(prof: Any) -> list[str]:
     return [line(r) for r in own] + ["--"] + [line(r) for r in top]
 
 
-def child(phase: str, users: int, profile: bool) -> None:
+def child(phase: str, users: int, profile: bool, lean: bool = False) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
     home = Path(os.environ["YARNNN_HOME"])
-    fns: dict[str, Any] = {"setup": lambda: setup(home, users), "deliverables": phase_deliverables,
+    fns: dict[str, Any] = {"setup": lambda: setup(home, users, lean=lean), "deliverables": phase_deliverables,
                            "signals": lambda: phase_signals("busy"), "signals_quiet": lambda: phase_signals("quiet"),
                            "memory": phase_memory}
     Timer.profile = profile and phase != "setup"
@@ -378,11 +391,13 @@ def child(phase: str, users: int, profile: bool) -> None:
     print("RESULT " + json.dumps({**out, "phase": phase, "peak_rss": peak, "hot": hot}, default=str))
 
 
-def _run_child(home: Path, phase: str, users: int, profile: bool, api: dict[str, str] | None = None
-               ) -> dict[str, Any]:
+def _run_child(home: Path, phase: str, users: int, profile: bool, api: dict[str, str] | None = None,
+               lean: bool = False) -> dict[str, Any]:
     cmd = [sys.executable, "-m", "benchmarks.users_scale", "--child", phase, "--users", str(users)]
     if profile:
         cmd.append("--profile")
+    if lean:
+        cmd.append("--lean")
     t0 = time.perf_counter()
     env = {**_env(home), **(api or {})}
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=Path(__file__).parent.parent)
@@ -503,20 +518,25 @@ def main() -> int:
                         help="signals phases against the loopback Anthropic server (1 s latency, concurrency 32)")
     parser.add_argument("--latency", type=float, default=1.0, help="--api: seconds per model call")
     parser.add_argument("--concurrency", type=int, default=32, help="--api: YARNNN_LLM_MAX_CONCURRENCY")
+    parser.add_argument("--shards", type=int, default=None,
+                        help="YARNNN_USER_SHARDS of the phases (memory runs every shard of the night in turn)")
     parser.add_argument("--child", default=None, help=argparse.SUPPRESS)
     parser.add_argument("--users", type=int, default=0, help=argparse.SUPPRESS)
+    parser.add_argument("--lean", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        child(args.child, args.users, args.profile)
+        child(args.child, args.users, args.profile, args.lean)
         return 0
     sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.full and 10000 not in sizes:
         sizes.append(10000)
     phases = [p for p in PHASES if p in args.phases.split(",")]
     results: dict[int, dict[str, dict[str, Any]]] = {}
+    if args.shards:
+        os.environ["YARNNN_USER_SHARDS"] = str(args.shards)  # inherited by the phase processes (_env)
     for users in sizes:
         home = Path(tempfile.mkdtemp(prefix=f"yarnnn-users-{users}-"))
-        info = _run_child(home, "setup", users, False)
+        info = _run_child(home, "setup", users, False, lean=phases == ["memory"])
         print(f"{users:,} users: setup {info['process_seconds']:.0f} s, {info['silver_rows']:,} silver rows, "
               f"{info['deliverables']:,} deliverables, {info['events']:,} events ({home})", flush=True)
         results[users] = {}
@@ -525,7 +545,9 @@ def main() -> int:
         for phase in phases:
             r = _run_child(home, phase, users, args.profile, api if phase.startswith("signals") else None)
             results[users][phase] = r
-            print(f"  {phase}: {r['seconds']:.1f} s, peak RSS {_gib(r['peak_rss'])}", flush=True)
+            per_shard = f" ({r['shards']} shards: {', '.join(f'{x:.1f}' for x in r['shard_seconds'])} s)" \
+                if r.get("shards", 1) > 1 else ""
+            print(f"  {phase}: {r['seconds']:.1f} s, peak RSS {_gib(r['peak_rss'])}{per_shard}", flush=True)
     report(results)
     if args.out:
         Path(args.out).write_text(json.dumps(results, indent=1, default=str))

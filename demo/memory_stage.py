@@ -13,7 +13,7 @@ from demo.sample_chats import generate_chats
 from io_managers.delta_store import DeltaStore
 from yarn_assets.ingest import import_jobs
 from yarn_assets.memory import digest, user_context
-from yarn_assets.memory.assets import digest_hours
+from yarn_assets.memory.assets import day_keys, digest_hours
 from yarn_assets.memory.tables import FACT_CANDIDATES
 from yarn_assets.memory.working_memory import render_working_memory
 
@@ -36,8 +36,9 @@ def memory_stage(ctx: DemoContext) -> None:
                                             partition_date=ctx.now.date())
     ctx.run_job("chat_ingest_job", partition_key=ctx.today)
     days = [(ctx.now.date() - dt.timedelta(days=n)).isoformat() for n in range(DAYS, 0, -1)]
-    for day in days:  # the backfill the chat-imports sensor would launch, in order
-        ctx.run_job("memory_nightly_job", partition_key=day)
+    for day in days:  # the backfill the chat-imports sensor would launch, in order: every user shard of a day
+        for key in day_keys(day, ctx.settings.user_shards):
+            ctx.run_job("memory_nightly_job", partition_key=key)
     ctx.run_job("conversation_analysis_job", partition_key=days[-1])
     with db.session_scope(url) as session:
         people = list(session.query(User))

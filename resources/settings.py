@@ -55,8 +55,9 @@ class YarnSettings(BaseSettings):
 
     user_shards: int = Field(
         default=1, ge=1, le=256,
-        description="User shards of the hourly signals partition (hash(user_id) mod N): one run per (hour, shard), "
-        "so N workers take one hour in parallel. Changing it re-keys the signal partitions.",
+        description="User shards of the hourly signals and nightly memory partitions (hash(user_id) mod N): one run "
+        "per (hour, shard) and (day, shard), so N workers take one hour or night in parallel. Changing it re-keys "
+        "those partitions.",
     )
 
     # --- LLM -----------------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from tests.signals.test_signals_offline import H, seed
 from yarn_assets.core.activity_log import read_events
 from yarn_assets.ingest.sync import connections
 from yarn_assets.memory import user_context
+from yarn_assets.memory.assets import day_key
 
 ALICE_BOT = "xoxb-alice-northwind"
 
@@ -81,7 +82,7 @@ def test_signal_deliverable_reaches_inbox_and_dm_is_edited_and_taught(channels, 
         assert edit.status_code == 200 and edit.json()["diff"].count("\n-") >= 1
 
     _clock_at_now.move_to(NOW + dt.timedelta(days=1, hours=-11))  # the next night
-    assert dg.materialize([activity_patterns], partition_key=NOW.date().isoformat(),
+    assert dg.materialize([activity_patterns], partition_key=day_key(NOW.date().isoformat()),
                           resources={k: resources[k] for k in ("warehouse", "control_plane")}).success
     with db.session_scope(url) as s:
         memory = {r.key: (r.value, r.source) for r in user_context.current(s, "alice")}

@@ -29,10 +29,10 @@ def _block_days(monkeypatch: pytest.MonkeyPatch) -> None:
 def _nightly_patterns(day: dt.date) -> dg.MaterializeResult:
     from resources.registry import build_resources
     from resources.settings import load_settings
-    from yarn_assets.memory.assets import activity_patterns
+    from yarn_assets.memory.assets import activity_patterns, day_key
 
     r = build_resources(load_settings())
-    result = dg.materialize([activity_patterns], partition_key=day.isoformat(),
+    result = dg.materialize([activity_patterns], partition_key=day_key(day.isoformat()),
                             resources={"warehouse": r["warehouse"], "control_plane": r["control_plane"]})
     assert result.success
     return result

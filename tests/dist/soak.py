@@ -29,6 +29,7 @@ from resources.settings import YarnSettings, load_settings
 from yarn_assets.core.partitions import ingest_key
 from yarn_assets.core.shards import DEFAULT_SHARDS, shard_keys
 from yarn_assets.ingest import import_jobs
+from yarn_assets.memory.assets import day_key
 
 Step = tuple[str, str]  # (job name, partition key)
 
@@ -69,7 +70,7 @@ def plan(platforms: dict[dt.date, set[str]], only: set[str] | None = None) -> li
         d = day.isoformat()
         steps.append(("chat_ingest_job", d))
         steps += [("ingest_job", ingest_key(d, p)) for p in sorted(platforms[day])]
-        steps.append(("memory_nightly_job", d))
+        steps += [("memory_nightly_job", day_key(d, s)) for s in shard_keys(DEFAULT_SHARDS)]  # every user shard
         steps += [("people_job", ingest_key(d, p)) for p in sorted(platforms[day])]
         # the hour × user-shard partitions of the day's last hour (every shard: the fan-out unit)
         steps += [("signals_job", str(dg.MultiPartitionKey({"hour": f"{d}-23:00", "shard": s})))

@@ -2,8 +2,8 @@
 execute the steps of the nightly memory job of a week of sample users, on a PostgreSQL Dagster
 instance; the steps land on both workers and the tables equal an in-process run's.
 
-The fan-out is per step (chat silver and activity patterns, then facts and session summaries, in
-parallel); once the user-shard partition dimension lands, the same job fans out per shard too.
+The fan-out is per step (facts, session summaries and activity patterns of a run in parallel) and
+per user shard: the night is two (day, shard) runs (``YARNNN_USER_SHARDS=2``), each of the shard's users.
 """
 
 import datetime as dt
@@ -21,10 +21,12 @@ from tests.dist.engines import CeleryWorkers, submit
 from tests.dist.scenario import nights, register_chats, run_in_process, seed_users
 from tests.dist.snapshot import celery_hosts, diff_tables, table_rows
 from yarn_assets.core.executors import CELERY_CONFIG_SOURCE, celery_worker_conf
+from yarn_assets.memory.assets import day_keys
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres, pytest.mark.timeout(600)]
 
 NIGHTS = 1
+SHARDS = 2
 
 
 def memory_job() -> dg.JobDefinition:
@@ -36,7 +38,8 @@ def memory_job() -> dg.JobDefinition:
 
 def _env(home: Path, broker: str) -> dict[str, str]:
     base = {k: v for k, v in os.environ.items() if not k.startswith("YARNNN_")}
-    return {**base, "YARNNN_HOME": str(home), "YARNNN_EXECUTOR": "celery", "YARNNN_CELERY_BROKER_URL": broker}
+    return {**base, "YARNNN_HOME": str(home), "YARNNN_EXECUTOR": "celery", "YARNNN_CELERY_BROKER_URL": broker,
+            "YARNNN_USER_SHARDS": str(SHARDS)}
 
 
 def _reference(settings: YarnSettings, source: Path, keys: list[str], tmp: Path) -> DeltaStore:
@@ -67,7 +70,7 @@ def test_two_celery_workers_run_the_nightly_memory_job(broker, pg_instance_home,
         url = RABBITMQ_URL
     home = tmp_path / "yarnnn_home"
     env = _env(home, url)
-    for name in ("YARNNN_EXECUTOR", "YARNNN_CELERY_BROKER_URL"):
+    for name in ("YARNNN_EXECUTOR", "YARNNN_CELERY_BROKER_URL", "YARNNN_USER_SHARDS"):
         monkeypatch.setenv(name, env[name])
     settings = load_settings()
     assert settings.executor == "celery"
@@ -84,7 +87,7 @@ def test_two_celery_workers_run_the_nightly_memory_job(broker, pg_instance_home,
     with dg.DagsterInstance.get() as instance:
         assert type(instance.run_storage).__name__ == "PostgresRunStorage"
         run_in_process(defs, "chat_ingest_job", now.date().isoformat(), instance)
-    keys = nights(now, NIGHTS)
+    keys = [key for night in nights(now, NIGHTS) for key in day_keys(night, SHARDS)]
     reference = _reference(settings, home, keys, tmp_path)
 
     with CeleryWorkers(REPO, {**env, "DAGSTER_HOME": str(pg_instance_home)}, ["w1", "w2"],
@@ -100,7 +103,7 @@ def test_two_celery_workers_run_the_nightly_memory_job(broker, pg_instance_home,
             starts = {r.dagster_event.pid for r in instance.all_logs(run_id, of_type=dg.DagsterEventType.STEP_START)}
             assert os.getpid() not in starts  # no step ran in the submitting process
     assert set(hosts) == {"w1", "w2"}, hosts  # both workers ran steps
-    assert set().union(*hosts.values()) == {"silver_chat", "gold__memory_facts", "gold__session_summaries",
+    assert set().union(*hosts.values()) == {"gold__memory_facts", "gold__session_summaries",
                                              "gold__activity_patterns"}
     got = table_rows(DeltaStore(settings.resolved_warehouse_root))
     assert not diff_tables(table_rows(reference), got)

@@ -15,6 +15,7 @@ from tests.memory.conftest import chat_line, register_chat, write_jsonl
 from yarn_assets.core.activity_log import read_events
 from yarn_assets.core.tables import REJECTS
 from yarn_assets.ingest.platforms.chat.assets import bronze_imported_chats, silver_chat
+from yarn_assets.memory.assets import day_key
 from yarn_assets.memory.tables import BRONZE_CHAT_ITEMS, CHAT_MESSAGES, CHAT_SESSIONS
 
 DAY = "2026-11-20"
@@ -167,7 +168,7 @@ def test_sensors_route_chat_imports_and_then_their_session_days(settings, cp, tm
                                       resources={"control_plane": res["control_plane"]})
         second = chat_imports_sensor(ctx)
         assert [(r.job_name, r.partition_key) for r in second.run_requests] == [
-            ("memory_nightly_job", (yesterday - dt.timedelta(days=2)).isoformat())]  # today's is tonight's job
+            ("memory_nightly_job", day_key((yesterday - dt.timedelta(days=2)).isoformat()))]  # today's is tonight's job
         ctx = dg.build_sensor_context(instance=instance, cursor=second.cursor,
                                       resources={"control_plane": res["control_plane"]})
         assert not chat_imports_sensor(ctx).run_requests

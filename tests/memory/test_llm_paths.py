@@ -20,7 +20,7 @@ from tests.fakes.anthropic_server import FakeAnthropic, respond
 from tests.memory.conftest import chat_line, register_chat, write_jsonl
 from yarn_assets.ingest.platforms.chat.assets import bronze_imported_chats, silver_chat
 from yarn_assets.memory import user_context
-from yarn_assets.memory.assets import memory_facts, session_summaries
+from yarn_assets.memory.assets import day_key, memory_facts, session_summaries
 from yarn_assets.memory.extraction import FACTS_SYSTEM, FactExtraction
 from yarn_assets.memory.tables import FACT_CANDIDATES, SESSION_SUMMARIES
 
@@ -81,7 +81,7 @@ def _resources(settings, api, threshold: int) -> dict:  # type: ignore[no-untype
 
 def _run(res: dict) -> dg.ExecuteInProcessResult:
     assert dg.materialize([bronze_imported_chats, silver_chat], partition_key=DAY, resources=res).success
-    result = dg.materialize([memory_facts, session_summaries], partition_key=DAY, resources=res)
+    result = dg.materialize([memory_facts, session_summaries], partition_key=day_key(DAY), resources=res)
     assert result.success
     return result
 

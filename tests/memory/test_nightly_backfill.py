@@ -18,6 +18,7 @@ from tests.memory.conftest import NOW, register_chat
 from yarn_assets.core.activity_log import read_events
 from yarn_assets.definitions import build_definitions
 from yarn_assets.memory import user_context
+from yarn_assets.memory.assets import day_key
 from yarn_assets.memory.tables import (
     ACTIVITY_PATTERNS,
     CHAT_MESSAGES,
@@ -69,7 +70,7 @@ def week(tmp_path_factory):  # type: ignore[no-untyped-def]
     defs = build_definitions(settings)
     assert defs.resolve_job_def("chat_ingest_job").execute_in_process(partition_key=NOW.date().isoformat()).success
     nightly = defs.resolve_job_def("memory_nightly_job")
-    results = {day: nightly.execute_in_process(partition_key=day) for day in DAYS}
+    results = {day: nightly.execute_in_process(partition_key=day_key(day)) for day in DAYS}
     assert all(r.success for r in results.values())
     store = build_resources(settings)["warehouse"].store
     cp = ControlPlane(url=settings.resolved_control_plane_url)
@@ -81,7 +82,7 @@ def week(tmp_path_factory):  # type: ignore[no-untyped-def]
 def test_rerunning_a_night_changes_nothing(week) -> None:  # type: ignore[no-untyped-def]
     store, cp = week["store"], week["cp"]
     before = _snapshot(store, cp)
-    again = week["defs"].resolve_job_def("memory_nightly_job").execute_in_process(partition_key=DAYS[3])
+    again = week["defs"].resolve_job_def("memory_nightly_job").execute_in_process(partition_key=day_key(DAYS[3]))
     assert again.success
     after = _snapshot(store, cp)
     assert before.keys() == after.keys()

@@ -10,7 +10,7 @@ import pytest
 from resources.registry import build_resources
 from yarn_assets.core.activity_log import ACTIVITY_LOG, ActivityEvent, read_events, write_events
 from yarn_assets.memory import patterns, user_context
-from yarn_assets.memory.assets import activity_patterns
+from yarn_assets.memory.assets import activity_patterns, day_key
 from yarn_assets.memory.tables import ACTIVITY_PATTERNS
 
 MONDAY = dt.datetime(2026, 11, 16, 9, 0, tzinfo=dt.UTC)  # a Monday
@@ -156,7 +156,7 @@ def test_patterns_asset_writes_each_users_own_counts_and_is_idempotent(settings,
     write_events(store, alice + bob + noise)
     day = (BASE + dt.timedelta(days=21)).date().isoformat()
     res = build_resources(settings)
-    dg.materialize([activity_patterns], partition_key=day, resources=res)
+    dg.materialize([activity_patterns], partition_key=day_key(day), resources=res)
     detected = read_events(store, event_types=["pattern_detected"])
     by_user = {r["user_id"]: json.loads(r["metadata"]) for r in detected.iter_rows(named=True)}
     assert set(by_user) == {"alice", "bob"}  # carol has only noise: not active
@@ -172,7 +172,7 @@ def test_patterns_asset_writes_each_users_own_counts_and_is_idempotent(settings,
     tables = (store.read(ACTIVITY_PATTERNS).sort("key"), read_events(store).sort("event_id"))
     with cp.session() as s:
         history = sorted((h.id, h.status) for h in user_context.history(s, "alice"))
-    dg.materialize([activity_patterns], partition_key=day, resources=res)  # re-run the day
+    dg.materialize([activity_patterns], partition_key=day_key(day), resources=res)  # re-run the day
     assert store.read(ACTIVITY_PATTERNS).sort("key").equals(tables[0])
     assert read_events(store).sort("event_id").drop("run_id").equals(tables[1].drop("run_id"))
     with cp.session() as s:

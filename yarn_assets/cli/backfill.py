@@ -10,6 +10,8 @@ Examples::
     yarnnn backfill --select silver/platform_content --dates 2026-11-20..2026-11-22 --platforms slack,gmail
     yarnnn backfill --select bronze/platform_items/imports,silver/platform_content -p '2026-11-20|slack' --wait
     yarnnn backfill --select ops/content_cleanup --from 2026-11-20-00:00 --to 2026-11-20-23:00
+    yarnnn backfill --select gold/memory_facts,gold/session_summaries,gold/activity_patterns \
+        --dates 2026-11-16..2026-11-22 --shards all          # every (day, user shard) of a week of nights
 """
 
 from __future__ import annotations
@@ -74,14 +76,23 @@ def _dates(spec: str) -> list[str]:
     return [(start + dt.timedelta(days=i)).isoformat() for i in range((end - start).days + 1)]
 
 
-def partition_keys(partitions: tuple[str, ...], dates: str | None, platforms: str | None) -> list[str]:
-    """Explicit keys plus the (date × platform) keys of ingest partitions, in order, without repeats."""
+def partition_keys(partitions: tuple[str, ...], dates: str | None, platforms: str | None,
+                   shards: str | None = None, user_shards: int = 1) -> list[str]:
+    """Explicit keys plus the (date × platform) keys of ingest partitions or the (date × user shard) keys
+    of the nightly memory assets (``shards``: comma-separated, or ``all`` of ``user_shards``), in order,
+    without repeats."""
+    from yarn_assets.core.shards import shard_keys
+
     keys = [k.strip() for p in partitions for k in p.split(",") if k.strip()]
-    if dates or platforms:
-        if not (dates and platforms):
-            raise click.UsageError("--dates and --platforms go together (they expand to 'date|platform' keys)")
-        names = [p.strip() for p in platforms.split(",") if p.strip()]
-        keys += [f"{day}|{platform}" for day in _dates(dates) for platform in names]
+    if platforms and shards:
+        raise click.UsageError("--platforms and --shards are second dimensions of different assets: choose one")
+    second = platforms or shards
+    if dates or second:
+        if not (dates and second):
+            raise click.UsageError("--dates goes with --platforms or --shards (they expand to 'date|platform' "
+                                   "or 'date|shard' keys)")
+        names = shard_keys(user_shards) if shards == "all" else [p.strip() for p in second.split(",") if p.strip()]
+        keys += [f"{day}|{name}" for day in _dates(dates) for name in names]
     return list(dict.fromkeys(keys))
 
 
@@ -155,6 +166,8 @@ def _progress(state: dict[str, Any]) -> str:
               help="Partition key(s), comma-separated or repeated; ingest keys read '2026-11-20|slack'.")
 @click.option("--dates", default=None, help="Ingest days YYYY-MM-DD[..YYYY-MM-DD] (with --platforms).")
 @click.option("--platforms", default=None, help="Ingest platforms, comma-separated (with --dates).")
+@click.option("--shards", default=None,
+              help="User shards of the nightly memory assets, comma-separated or 'all' (with --dates).")
 @click.option("--from", "start", default=None, help="First partition of a range (single-dimension assets).")
 @click.option("--to", "end", default=None, help="Last partition of a range (inclusive).")
 @click.option("--all-partitions", is_flag=True, help="Every partition of the selected assets.")
@@ -165,9 +178,10 @@ def _progress(state: dict[str, Any]) -> str:
 @click.option("--timeout", default=3600.0, show_default=True, help="Seconds to wait with --wait.")
 @click.option("--poll", default=5.0, show_default=True, help="Seconds between status polls with --wait.")
 @pass_state
-def backfill_cmd(state: CliState, select: str, partitions: tuple[str, ...], dates: str | None, platforms: str | None,
-                 start: str | None, end: str | None, all_partitions: bool, title: str | None, tags: tuple[str, ...],
-                 url: str | None, wait: bool, timeout: float, poll: float) -> None:
+def backfill_cmd(state: CliState, select: str, partitions: tuple[str, ...], dates: str | None,
+                 platforms: str | None, shards: str | None, start: str | None, end: str | None,
+                 all_partitions: bool, title: str | None, tags: tuple[str, ...], url: str | None, wait: bool,
+                 timeout: float, poll: float) -> None:
     """Launch an asset backfill (honours backfill policies and dependency order) via GraphQL."""
     selection = [[part for part in key.strip().split("/") if part] for key in select.split(",") if key.strip()]
     if not selection:
@@ -179,7 +193,7 @@ def backfill_cmd(state: CliState, select: str, partitions: tuple[str, ...], date
             raise click.BadParameter(f"{tag!r} is not key=value", param_hint="--tag")
         tag_map[key] = value
     tag_map.setdefault("yarnnn/trigger", "cli_backfill")
-    keys = partition_keys(partitions, dates, platforms)
+    keys = partition_keys(partitions, dates, platforms, shards, state.settings.user_shards)
     params = backfill_params(selection, keys, start, end, all_partitions, title, tag_map)
     gql = GraphQL(url or state.settings.dagster_webserver_url)
     backfill_id = launch(gql, params)

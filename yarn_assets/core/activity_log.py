@@ -102,15 +102,8 @@ def write_events(store: DeltaStore, events: Sequence[ActivityEvent], run_id: str
     return stats.inserted
 
 
-def read_events(
-    store: DeltaStore,
-    *,
-    user_ids: Iterable[str] | None = None,
-    since: dt.datetime | None = None,
-    until: dt.datetime | None = None,
-    event_types: Iterable[str] | None = None,
-) -> pl.DataFrame:
-    """Events filtered by user, type and time; partition-pruned on ``event_date``."""
+def _event_predicate(user_ids: Iterable[str] | None, since: dt.datetime | None, until: dt.datetime | None,
+                     event_types: Iterable[str] | None) -> Predicate | None:
     parts: list[Predicate | None] = []
     if since is not None or until is not None:
         lo = since or dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
@@ -121,4 +114,26 @@ def read_events(
         parts.append(InP("user_id", list(user_ids)))
     if event_types is not None:
         parts.append(InP("event_type", list(event_types)))
-    return store.read(ACTIVITY_LOG, all_of(*parts)).sort("created_at")
+    return all_of(*parts)
+
+
+def read_events(
+    store: DeltaStore,
+    *,
+    user_ids: Iterable[str] | None = None,
+    since: dt.datetime | None = None,
+    until: dt.datetime | None = None,
+    event_types: Iterable[str] | None = None,
+) -> pl.DataFrame:
+    """Events filtered by user, type and time; partition-pruned on ``event_date``."""
+    return store.read(ACTIVITY_LOG, _event_predicate(user_ids, since, until, event_types)).sort("created_at")
+
+
+def users_with_events(store: DeltaStore, *, since: dt.datetime, until: dt.datetime,
+                      event_types: Iterable[str] | None = None) -> list[str]:
+    """The users with an event in the window: one pruned scan of the ``user_id`` column only (who is
+    active, without holding everyone's events)."""
+    lf = store.scan(ACTIVITY_LOG, _event_predicate(None, since, until, event_types))
+    if lf is None:
+        return []
+    return sorted(lf.select("user_id").unique().collect()["user_id"].to_list())

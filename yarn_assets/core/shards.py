@@ -41,8 +41,15 @@ def shard_partitions(n: int) -> dg.StaticPartitionsDefinition:
 
 
 def shard_in_key(partition_key: object) -> str:
-    """The shard of an (hour|shard) partition key: a ``MultiPartitionKey`` in-process, the plain string
-    ``"2026-11-23-13:00|0"`` in a run launched from the queue (dimensions in name order: hour, shard)."""
+    """The shard of an (hour|shard) or (date|shard) partition key: a ``MultiPartitionKey`` in-process, the
+    plain string ``"2026-11-23-13:00|0"`` in a run launched from the queue (dimensions in name order: the
+    time dimension, then shard)."""
     if isinstance(partition_key, dg.MultiPartitionKey):
         return partition_key.keys_by_dimension[SHARD_DIMENSION]
     return str(partition_key).rsplit("|", 1)[-1]
+
+
+def time_in_key(partition_key: object) -> str:
+    """The time part of a (time|shard) partition key (``"2026-11-23"`` of ``"2026-11-23|0"``); a key
+    without a shard is returned whole."""
+    return str(partition_key).split("|", 1)[0]

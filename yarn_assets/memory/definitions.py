@@ -7,6 +7,9 @@ import dagster as dg
 
 
 def definitions() -> dg.Definitions:
-    from yarn_assets.memory.assets import ASSETS, JOBS
+    """Built with the ``user_shards`` setting (read here, at definitions load), like signals."""
+    from resources.settings import load_settings
+    from yarn_assets.memory.assets import JOBS, build_assets
 
-    return dg.Definitions(assets=ASSETS, jobs=JOBS)
+    shards = load_settings().user_shards
+    return dg.Definitions(assets=build_assets(shards), jobs=JOBS)

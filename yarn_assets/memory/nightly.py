@@ -10,7 +10,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,11 +59,17 @@ class DueSession:
         return hashlib.sha1(f"{self.user_id}|{self.session_id}".encode()).hexdigest()[:32]
 
 
-def due_sessions(store: DeltaStore, day: str, min_user_messages: int) -> list[DueSession]:
-    """Sessions that started on ``day`` (UTC) with at least ``min_user_messages`` user turns, with turns."""
+def due_sessions(store: DeltaStore, day: str, min_user_messages: int,
+                 users_of: Callable[[list[str]], list[str]] | None = None) -> list[DueSession]:
+    """Sessions that started on ``day`` (UTC) with at least ``min_user_messages`` user turns, with turns.
+
+    ``users_of`` narrows the day's users (to a shard's) before the messages are read: one scan of the
+    day's messages for the users kept, never one per user."""
     sessions = sessions_of_day(store, day, MEMORY_SESSION_TYPES).filter(
         pl.col("user_message_count") >= min_user_messages
     )
+    if users_of is not None and not sessions.is_empty():
+        sessions = sessions.filter(pl.col("user_id").is_in(users_of(sessions["user_id"].unique().to_list())))
     if sessions.is_empty():
         return []
     messages = store.read(

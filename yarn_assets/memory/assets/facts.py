@@ -15,6 +15,7 @@ from resources.llm_batches import BatchRequest, LLMBatches
 from resources.warehouse import Warehouse
 from yarn_assets.core import metadata as md
 from yarn_assets.core.activity_log import ActivityEvent, write_events
+from yarn_assets.core.shards import DEFAULT_SHARDS
 from yarn_assets.memory import nightly
 from yarn_assets.memory.assets.common import (
     CODE_VERSION,
@@ -24,12 +25,14 @@ from yarn_assets.memory.assets.common import (
     RETRY,
     SILVER_MESSAGES,
     SILVER_SESSIONS,
+    Shard,
     _day,
-    _replace,
+    _replace_shard,
     _run_id,
     _scope,
+    _shard,
     _table_md,
-    memory_days,
+    memory_partitions,
 )
 from yarn_assets.memory.extraction import FactExtraction
 from yarn_assets.memory.tables import (
@@ -37,35 +40,47 @@ from yarn_assets.memory.tables import (
 )
 
 
-@dg.asset(
-    key=MEMORY_FACTS,
-    partitions_def=memory_days,
-    deps=[SILVER_SESSIONS, SILVER_MESSAGES],
-    group_name="memory",
-    code_version=CODE_VERSION,
-    automation_condition=NIGHTLY_EAGER,
-    kinds={"deltalake", "polars", "anthropic"},
-    owners=OWNERS,
-    pool="llm",
-    retry_policy=RETRY,
-    description=(
-        "Facts, preferences and instructions extracted nightly from the user turns of the day's sessions with >= 3 "
-        "user messages, screened by the junk filter and upserted into the control-plane user_context (history "
-        "kept). gold/memory_facts holds every candidate with its decision and junk reason."
-    ),
-    check_specs=[
-        dg.AssetCheckSpec("extraction_succeeded", asset=MEMORY_FACTS,
-                          description="Every due session got an extraction (an LLM failure is a warning)."),
-        dg.AssetCheckSpec("kept_facts_in_user_context", asset=MEMORY_FACTS,
-                          description="Every kept candidate is in the user's history (nothing silently lost)."),
-    ],
-)
-def memory_facts(
-    context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane, llm_batches: LLMBatches
-) -> dg.MaterializeResult:
+def build_memory_facts(shards: int = DEFAULT_SHARDS) -> dg.AssetsDefinition:
+    """``gold/memory_facts`` over (day × user shard) for ``shards`` shards."""
+
+    @dg.asset(
+        key=MEMORY_FACTS,
+        partitions_def=memory_partitions(shards),
+        deps=[SILVER_SESSIONS, SILVER_MESSAGES],
+        group_name="memory",
+        code_version=CODE_VERSION,
+        automation_condition=NIGHTLY_EAGER,
+        kinds={"deltalake", "polars", "anthropic"},
+        owners=OWNERS,
+        pool="llm",
+        retry_policy=RETRY,
+        description=(
+            "Facts, preferences and instructions extracted nightly from the user turns of the day's sessions with "
+            ">= 3 user messages, screened by the junk filter and upserted into the control-plane user_context "
+            "(history kept). gold/memory_facts holds every candidate with its decision and junk reason. One run "
+            "per (day, user shard): the shard's users only, one Message Batch."
+        ),
+        check_specs=[
+            dg.AssetCheckSpec("extraction_succeeded", asset=MEMORY_FACTS,
+                              description="Every due session got an extraction (an LLM failure is a warning)."),
+            dg.AssetCheckSpec("kept_facts_in_user_context", asset=MEMORY_FACTS,
+                              description="Every kept candidate is in the user's history (nothing silently lost)."),
+        ],
+    )
+    def memory_facts(
+        context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane, llm_batches: LLMBatches
+    ) -> dg.MaterializeResult:
+        return memory_facts_body(context, warehouse, control_plane, llm_batches, _shard(context, shards))
+
+    return memory_facts
+
+
+def memory_facts_body(context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane,
+                      llm_batches: LLMBatches, shard: Shard) -> dg.MaterializeResult:
+    """One (day, shard): the facts of the shard's users' sessions of the day, written as that part of the day."""
     day, _, _ = _day(context)
     store = warehouse.store
-    due = nightly.due_sessions(store, day, nightly.MIN_USER_MESSAGES_FACTS)
+    due = nightly.due_sessions(store, day, nightly.MIN_USER_MESSAGES_FACTS, users_of=shard.users)
     requests = []
     for s in due:
         system, prompt = nightly.facts_request_parts(s)
@@ -98,7 +113,7 @@ def memory_facts(
         decisions.update(out.decisions)
         rejected.update(out.rejected)
     frame = nightly.candidates_frame(rows)
-    _replace(store, FACT_CANDIDATES, frame, Eq("session_day", day))
+    _replace_shard(store, FACT_CANDIDATES, frame, Eq("session_day", day), shard, [s.user_id for s in due])
     inserted = write_events(store, events, run_id=_run_id(context))
     kept_ids = [r["candidate_id"] for r in rows if r["decision"] in ("kept", "outranked")]
     with control_plane.session() as session:
@@ -108,7 +123,7 @@ def memory_facts(
     total = len(rows)
     return dg.MaterializeResult(
         metadata={
-            "sessions_due": len(due), "users": users, "candidates": total,
+            "shard": shard.label(), "sessions_due": len(due), "users": users, "candidates": total,
             "kept": decisions["kept"], "outranked": decisions["outranked"], "rejected": decisions["rejected"],
             "rejected_by_reason": dg.MetadataValue.json(dict(sorted(rejected.items()))),
             "junk_rate": dg.MetadataValue.float(round(decisions["rejected"] / total, 3) if total else 0.0),
@@ -128,3 +143,5 @@ def memory_facts(
     )
 
 
+#: The asset with the default shard count (tests, tools); ``definitions()`` builds it from the setting.
+memory_facts = build_memory_facts()

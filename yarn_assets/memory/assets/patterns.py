@@ -14,7 +14,15 @@ from io_managers.predicates import Eq
 from resources.control_plane import ControlPlane
 from resources.warehouse import Warehouse
 from yarn_assets.core import metadata as md
-from yarn_assets.core.activity_log import EVENT_TYPES, NOISE_EVENT_TYPES, ActivityEvent, read_events, write_events
+from yarn_assets.core.activity_log import (
+    EVENT_TYPES,
+    NOISE_EVENT_TYPES,
+    ActivityEvent,
+    read_events,
+    users_with_events,
+    write_events,
+)
+from yarn_assets.core.shards import DEFAULT_SHARDS
 from yarn_assets.memory import patterns, user_context
 from yarn_assets.memory.assets.common import (
     ACTIVITY_LOG,
@@ -23,11 +31,13 @@ from yarn_assets.memory.assets.common import (
     NIGHTLY,
     OWNERS,
     RETRY,
+    Shard,
     _day,
-    _replace,
+    _replace_shard,
     _run_id,
+    _shard,
     _table_md,
-    memory_days,
+    memory_partitions,
 )
 from yarn_assets.memory.tables import (
     ACTIVITY_PATTERNS,
@@ -41,37 +51,47 @@ MEMORY_BOOKKEEPING = frozenset({"pattern_detected", "memory_written", "session_s
                                 "conversation_analyzed", "chat_session", "weekly_digest_sent"})
 
 
-@dg.asset(
-    key=ACTIVITY_PATTERNS_KEY,
-    partitions_def=memory_days,
-    deps=[ACTIVITY_LOG],
-    group_name="memory",
-    code_version=CODE_VERSION,
-    automation_condition=NIGHTLY,
-    kinds={"deltalake", "polars"},
-    owners=OWNERS,
-    retry_policy=RETRY,
-    description=(
-        "Rule-based activity patterns (day of week, time of day, type preference, edit location, formatting length; "
-        "confidence 0.6) over the last 30 days of activity_log of each user active in the last 14 days (deliverables, "
-        "syncs, imports, signals; not memory bookkeeping), and per-edit feedback of the day "
-        "(confidence 0.7); upserted into user_context with a pattern_detected event carrying that user's counts."
-    ),
-    check_specs=[dg.AssetCheckSpec("one_event_per_user", asset=ACTIVITY_PATTERNS_KEY,
-                                   description="Exactly one pattern_detected event per evaluated user and day.")],
-)
-def activity_patterns(
-    context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane
-) -> dg.MaterializeResult:
+def build_activity_patterns(shards: int = DEFAULT_SHARDS) -> dg.AssetsDefinition:
+    """``gold/activity_patterns`` over (day × user shard) for ``shards`` shards."""
+
+    @dg.asset(
+        key=ACTIVITY_PATTERNS_KEY,
+        partitions_def=memory_partitions(shards),
+        deps=[ACTIVITY_LOG],
+        group_name="memory",
+        code_version=CODE_VERSION,
+        automation_condition=NIGHTLY,
+        kinds={"deltalake", "polars"},
+        owners=OWNERS,
+        retry_policy=RETRY,
+        description=(
+            "Rule-based activity patterns (day of week, time of day, type preference, edit location, formatting "
+            "length; confidence 0.6) over the last 30 days of activity_log of each user active in the last 14 days "
+            "(deliverables, syncs, imports, signals; not memory bookkeeping), and per-edit feedback of the day "
+            "(confidence 0.7); upserted into user_context with a pattern_detected event carrying that user's "
+            "counts. One run per (day, user shard): the shard's users only."
+        ),
+        check_specs=[dg.AssetCheckSpec("one_event_per_user", asset=ACTIVITY_PATTERNS_KEY,
+                                       description="Exactly one pattern_detected event per evaluated user and day.")],
+    )
+    def activity_patterns(
+        context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane
+    ) -> dg.MaterializeResult:
+        return activity_patterns_body(context, warehouse, control_plane, _shard(context, shards))
+
+    return activity_patterns
+
+
+def activity_patterns_body(context: AssetExecutionContext, warehouse: Warehouse, control_plane: ControlPlane,
+                           shard: Shard) -> dg.MaterializeResult:
+    """One (day, shard): the shard's active users, their 30-day window read in one scan, grouped once."""
     day, _, end = _day(context)
     store = warehouse.store
     meaningful = sorted(EVENT_TYPES - NOISE_EVENT_TYPES - MEMORY_BOOKKEEPING)
-    recent = read_events(store, since=end - dt.timedelta(days=ACTIVE_DAYS), until=end - dt.timedelta(microseconds=1),
-                         event_types=meaningful)
-    users = sorted(recent["user_id"].unique().to_list())
-    window = read_events(store, user_ids=users, since=end - dt.timedelta(days=patterns.WINDOW_DAYS),
-                         until=end - dt.timedelta(microseconds=1), event_types=meaningful) if users \
-        else recent.head(0)
+    users = shard.users(users_with_events(store, since=end - dt.timedelta(days=ACTIVE_DAYS),
+                                          until=end - dt.timedelta(microseconds=1), event_types=meaningful))
+    window = read_events(store, user_ids=users or [""], since=end - dt.timedelta(days=patterns.WINDOW_DAYS),
+                         until=end - dt.timedelta(microseconds=1), event_types=meaningful)
     rows: list[dict[str, Any]] = []
     events: list[ActivityEvent] = []
     as_of = end - dt.timedelta(microseconds=1)
@@ -115,14 +135,16 @@ def activity_patterns(
     frame = ACTIVITY_PATTERNS.conform(pl.DataFrame(rows, schema=dict(ACTIVITY_PATTERNS.schema))) if rows \
         else ACTIVITY_PATTERNS.empty()
     keyed = frame.unique(["user_id", "pattern_day", "key"], keep="last", maintain_order=True)
-    _replace(store, ACTIVITY_PATTERNS, keyed, Eq("pattern_day", day))
+    _replace_shard(store, ACTIVITY_PATTERNS, keyed, Eq("pattern_day", day), shard, users)
     inserted = write_events(store, events, run_id=_run_id(context))
-    detected_events = read_events(store, since=end - dt.timedelta(days=1), until=as_of,
+    # until ``end`` (the window is half-open): the events are stamped ``as_of``, the day's last microsecond
+    detected_events = read_events(store, user_ids=users or [""], since=end - dt.timedelta(days=1), until=end,
                                   event_types=["pattern_detected"])
     per_user = detected_events.filter(pl.col("event_date") == dt.date.fromisoformat(day)).group_by("user_id").len()
     bad = per_user.filter(pl.col("len") != 1).height + len(set(users) - set(per_user["user_id"].to_list()))
     return dg.MaterializeResult(
-        metadata={"users_evaluated": len(users), "patterns": int((keyed["source"] == "pattern").sum()),
+        metadata={"shard": shard.label(), "users_evaluated": len(users),
+                  "patterns": int((keyed["source"] == "pattern").sum()),
                   "feedback": int((keyed["source"] == "feedback").sum()), "events_written": inserted,
                   "counts_by_user": dg.MetadataValue.json(counts_by_user),
                   "patterns_by_decision": md.counts(keyed, "source", "decision"), "columns": md.schema(keyed),
@@ -132,3 +154,5 @@ def activity_patterns(
     )
 
 
+#: The asset with the default shard count (tests, tools); ``definitions()`` builds it from the setting.
+activity_patterns = build_activity_patterns()

@@ -76,9 +76,14 @@ def deliverable_suggestions(
     recent = store.read(CHAT_SESSIONS, Window("session_day", first, next_day)).sort(
         ["started_at", "session_id"], descending=True)
     users = sorted(recent["user_id"].unique().to_list())
+    # every user's all-time session count in one read of one column (not one scan per user)
+    counts = store.read(CHAT_SESSIONS, all_of(In("user_id", users or [""]), Window("session_day", "0000", next_day)),
+                        columns=["user_id"]).group_by("user_id").len()
+    session_counts = dict(zip(counts["user_id"].to_list(), counts["len"].to_list(), strict=True))
     stages: dict[str, analysis.UserStage] = {}
     requests = []
     existing: dict[str, list[Any]] = {}
+    chosen: dict[str, pl.DataFrame] = {}
     for user_id in users:
         with control_plane.session() as session:
             user = session.get(User, user_id)
@@ -86,21 +91,21 @@ def deliverable_suggestions(
                 continue
             counted = analysis.counted_deliverables(session, user_id)
             have = list(session.query(Deliverable).filter_by(user_id=user_id))
-        all_sessions = store.read(CHAT_SESSIONS, all_of(Eq("user_id", user_id), Window("session_day", "0000",
-                                                                                          next_day)),
-                                  columns=["session_id"]).height
         age = (end - user.created_at).total_seconds() / 86400
-        stage = analysis.stage_for(age, all_sessions, len(counted))
+        stage = analysis.stage_for(age, session_counts.get(user_id, 0), len(counted))
         stages[user_id] = stage
         existing[user_id] = have
-        if stage.threshold is None:
-            continue
-        mine = recent.filter(pl.col("user_id") == user_id).head(analysis.MAX_SESSIONS)
-        msgs = store.read(CHAT_MESSAGES, all_of(Window("session_day", first, next_day), Eq("user_id", user_id),
-                                                Eq("role", "user"), In("session_id", mine["session_id"].to_list())))
-        by_session = {sid: g.sort("sequence")["content"].to_list()
-                      for (sid,), g in msgs.group_by(["session_id"])}
-        convo = [(r["session_day"], by_session.get(r["session_id"], [])) for r in mine.iter_rows(named=True)]
+        if stage.threshold is not None:
+            chosen[user_id] = recent.filter(pl.col("user_id") == user_id).head(analysis.MAX_SESSIONS)
+    # the chosen sessions' user turns of every analysed user in one read, grouped once
+    ids = [sid for mine in chosen.values() for sid in mine["session_id"].to_list()]
+    msgs = store.read(CHAT_MESSAGES, all_of(Window("session_day", first, next_day), In("user_id", list(chosen) or [""]),
+                                            Eq("role", "user"), In("session_id", ids or [""])))
+    turns = {(uid, sid): g.sort("sequence")["content"].to_list()
+             for (uid, sid), g in msgs.group_by(["user_id", "session_id"])}
+    for user_id, mine in chosen.items():
+        have = existing[user_id]
+        convo = [(r["session_day"], turns.get((user_id, r["session_id"]), [])) for r in mine.iter_rows(named=True)]
         requests.append(BatchRequest(
             custom_id=f"analysis-{_cid(user_id)}", user_id=user_id,
             system=analysis.ANALYSIS_SYSTEM, prompt=analysis.analysis_prompt(convo, have),
