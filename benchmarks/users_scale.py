@@ -311,19 +311,21 @@ def phase_deliverables() -> dict[str, Any]:
     import polars as pl
 
     from resources.settings import load_settings
-    from yarn_assets.deliverables import generate
+    from yarn_assets.deliverables.run_resources import run_resources_from_settings
 
     settings = load_settings()
-    with generate.run_resources_from_settings(settings) as res:
-        pass
-    before = res.store.version("silver/platform_content") or 0
-    with Timer() as timer:
-        outcome = run_round(res, anchors()["now"])
-    seconds = timer.seconds
-    retained = res.store.scan("silver/platform_content").filter(pl.col("retained")).select(pl.len()).collect().item()
-    retained_table = _retained_table_rows(res.store)
-    return {"seconds": seconds, **outcome, "silver_rows_rewritten": _silver_rewrites(res.store, before),
-            "rows_retained": int(retained) + retained_table}
+    with run_resources_from_settings(settings) as res:
+        before = res.store.version("silver/platform_content") or 0
+        with Timer() as timer:
+            outcome = run_rounds(res, anchors()["now"], settings.user_shards)
+        seconds = timer.seconds
+        retained = (res.store.scan("silver/platform_content").filter(pl.col("retained"))
+                    .select(pl.len()).collect().item())
+        retained_table = _retained_table_rows(res.store)
+        return {"seconds": seconds, **outcome, "silver_rows_rewritten": _silver_rewrites(res.store, before),
+                "rows_retained": int(retained) + retained_table,
+                "gold_commits": _commits_since(res.store, "gold/deliverable_versions", outcome["gold_version"]),
+                "retention_commits": _commits_since(res.store, "gold/retained_items", outcome["marks_version"])}
 
 
 def _retained_table_rows(store: Any) -> int:
@@ -331,19 +333,29 @@ def _retained_table_rows(store: Any) -> int:
     return 0 if lf is None else int(lf.select("retained_ref").collect().height)
 
 
-def run_round(res: Any, now: dt.datetime) -> dict[str, Any]:
-    """One round of every due deliverable, the way the product runs a round."""
-    from yarn_assets.deliverables.generate import run_deliverable
+def _commits_since(store: Any, table: str, version: int | None) -> int:
+    now = store.version(table)
+    return 0 if now is None else now - (-1 if version is None else version)
 
+
+def run_rounds(res: Any, now: dt.datetime, shards: int) -> dict[str, Any]:
+    """Every due deliverable, one round per user shard (grouped by ``shard_of`` as the product's sensor does)."""
+    from yarn_assets.core.shards import shard_of
     from yarn_assets.deliverables import service
+    from yarn_assets.deliverables.round import RoundItem, run_round
 
     with res.session_factory() as session:
-        due = [d.id for d in service.due_deliverables(session, now)]
+        due = [(d.id, d.user_id) for d in service.due_deliverables(session, now)]
+    by_shard: dict[str, list[Any]] = {}
+    for did, uid in due:
+        by_shard.setdefault(shard_of(uid, shards), []).append(RoundItem(did, trigger="schedule"))
+    versions = {"gold_version": res.store.version("gold/deliverable_versions"),
+                "marks_version": res.store.version("gold/retained_items")}
     statuses: dict[str, int] = {}
-    for n, did in enumerate(due):
-        out = run_deliverable(res, deliverable_id=did, run_id=f"bench-{n}", trigger="schedule", now=now)
-        statuses[out.status] = statuses.get(out.status, 0) + 1
-    return {"due": len(due), "statuses": statuses, "runs": len(due)}
+    for shard, items in sorted(by_shard.items()):
+        for out in run_round(res, items, run_id=f"bench-round-{shard}", now=now):
+            statuses[out.status] = statuses.get(out.status, 0) + 1
+    return {"due": len(due), "statuses": statuses, "runs": len(by_shard), **versions}
 
 
 def _hot_spots(prof: Any) -> list[str]:
@@ -423,8 +435,9 @@ def report(results: dict[int, dict[str, dict[str, Any]]]) -> None:
     for u in sizes:
         d = results[u].get("deliverables")
         if d:
-            print(f"\n{u:,} users: deliverables {d['due']} due, {d['runs']} run(s), statuses {d['statuses']}; "
-                  f"silver rows rewritten {d['silver_rows_rewritten']:,} vs retained {d['rows_retained']:,}")
+            print(f"\n{u:,} users: deliverables {d['due']} due, {d['runs']} round(s), statuses {d['statuses']}; "
+                  f"silver rows rewritten {d['silver_rows_rewritten']:,} vs retained {d['rows_retained']:,}; "
+                  f"commits: gold versions {d.get('gold_commits')}, retention marks {d.get('retention_commits')}")
         s, q = results[u].get("signals"), results[u].get("signals_quiet")
         if s and q:
             print(f"{u:,} users: quiet hour / busy hour = {q['seconds'] / s['seconds']:.2f}; quiet hour: "

@@ -120,6 +120,13 @@ def allocate_version(
     raise RuntimeError(f"could not allocate a version of {deliverable_id} after {max_attempts} attempts") from last_exc
 
 
+def lineage_started(session: Session, deliverable_id: str, root_run_id: str) -> bool:
+    """The run lineage already has a version: a re-execution resumes it (the freshness gate must not skip it)."""
+    return session.scalar(select(DeliverableVersion.id).where(
+        DeliverableVersion.deliverable_id == deliverable_id,
+        DeliverableVersion.root_run_id == root_run_id).limit(1)) is not None
+
+
 def mark_ran(session: Session, deliverable_id: str, now: dt.datetime) -> None:
     """The deliverable produced a version at ``now`` (the freshness gate compares content with it)."""
     d = session.get(Deliverable, deliverable_id)
