@@ -34,10 +34,11 @@ PREVIOUS_STATUSES = ("delivered", "generated")
 class Prefetch:
     """The round's shared reads, handed to every :class:`~yarn_assets.deliverables.run.DeliverableRun`."""
 
-    silver: pl.DataFrame  # the round users' silver rows on the platforms their deliverables read
+    silver: dict[str, pl.DataFrame]  # user_id -> the user's silver rows on the platforms the round reads
     registry: dict[str, list[SyncRegistry]] = field(default_factory=dict)  # user_id -> sync state
     stored: dict[str, dict[str, Any]] = field(default_factory=dict)  # version_id -> gold row (resumed versions)
     previous: dict[str, str | None] = field(default_factory=dict)  # version_id -> previous version's text
+    empty: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     @classmethod
     def load(cls, store: DeltaStore, session: Session, wanted: Iterable[tuple[str, Sequence[SourceRef]]]
@@ -53,8 +54,13 @@ class Prefetch:
             for reg in session.scalars(select(SyncRegistry).where(SyncRegistry.user_id.in_(sorted(users)))):
                 registry[reg.user_id].append(reg)
             session.expunge_all()
-        silver = read_users_content(store, sorted(users), sorted(platforms))
-        return cls(silver=silver, registry={u: registry.get(u, []) for u in users})
+        rows = read_users_content(store, sorted(users), sorted(platforms))
+        silver = {str(k[0]): frame for k, frame in rows.partition_by("user_id", as_dict=True).items()}
+        return cls(silver=silver, registry={u: registry.get(u, []) for u in users}, empty=rows.clear())
+
+    def rows_of(self, user_id: str) -> pl.DataFrame:
+        """One user's prefetched silver rows (an empty frame of the same columns when they have none)."""
+        return self.silver.get(user_id, self.empty)
 
     def load_versions(self, store: DeltaStore, session: Session, versions: Sequence[DeliverableVersion],
                       resumed: set[str]) -> None:

@@ -168,7 +168,7 @@ class DeliverableRun:
             skip = (self.trigger == "schedule" and last_run_at is not None and not run_state.lineage_started(
                         session, d.id, self.root_run_id)
                     and not has_new_content(self.res.store, d.user_id, self._skip_sources(), last_run_at,
-                                            rows=self.prefetch.silver if self.prefetch else None))
+                                            rows=self._silver()))
             self.outcome.next_run_at = run_state.advance_schedule(session, d.id, self.now)
             run_state.claim_requests(session, d.id, self.run_id)
             if skip:
@@ -215,7 +215,7 @@ class DeliverableRun:
                 self.snapshot, self.stale = source_snapshot(
                     session, self.res.store, user_id=d.user_id, sources=self.read_sources, now=self.now,
                     required_hours=self.dtype.freshness_requirement_hours, implicit=not normalize_sources(d.sources),
-                    rows=pre.silver if pre else None, registry=pre.registry.get(d.user_id) if pre else None)
+                    rows=self._silver(), registry=pre.registry.get(d.user_id) if pre else None)
             previous = (pre.previous.get(self.v.id) if pre is not None
                         else previous_output(self.res.store, d.id, self.v.version_number))
             s.detail.update({"memory_chars": len(memory), "previous_chars": len(previous or "")})
@@ -370,6 +370,10 @@ class DeliverableRun:
             return [parse_source(s) for s in normalize_sources(self.d.sources)]
         return effective_sources(self.d.deliverable_type, self.binding, self.d.sources)
 
+    def _silver(self) -> Any:
+        """This user's prefetched silver rows (a round), or None (the run reads them)."""
+        return self.prefetch.rows_of(self.d.user_id) if self.prefetch is not None else None
+
     def _read_sources(self) -> list[SourceRef]:
         return read_sources(self.d.deliverable_type, self.binding, self.d.sources)
 
@@ -378,7 +382,7 @@ class DeliverableRun:
             pc = gather_platform_context(self.res.store, user_id=self.d.user_id, sources=self.read_sources,
                                          now=self.now, timezone=self.timezone,
                                          looks_ahead_days=self.dtype.looks_ahead_days,
-                                         rows=self.prefetch.silver if self.prefetch else None)
+                                         rows=self._silver())
             s.detail.update({"sources": len(pc.groups), "items_fetched": pc.items_fetched,
                              "items_in_prompt": pc.items_in_prompt})
             return pc
