@@ -130,6 +130,7 @@ def test_cleanup_removes_expired_rows_and_every_copy_of_their_bodies(warehouse, 
 
     md = result.asset_materializations_for_node("ops__content_cleanup")[0].metadata
     assert md["silver_rows_deleted"].value == warehouse["alice"] - 1 + 2
+    assert md["silver_rows_retained_by_marks"].value == 1
     assert md["bronze_bodies_expired"].value == alice_bodies + 2
     assert md["bronze_bodies_kept_for_live_rows"].value == 2  # the retained mail + alice's context object
     assert md["users"].value == 2
