@@ -10,12 +10,14 @@ The phases, each over every item of the round:
 
 1. one control-plane query for the items' users and sources, then :meth:`Prefetch.load` (one silver
    scan for all the round's users, one sync-registry query);
-2. ``begin``: the freshness gate (from the prefetched rows), the schedule slot, the version;
+2. ``begin`` in one control-plane session: the freshness gate (from the prefetched rows), the
+   schedule slot, the requests; then each item's version;
 3. :meth:`Prefetch.load_versions`: previous outputs and resumed rows (one query, one gold scan);
-4. ``prepare``: sources → compose → the version's status (``generated``/``empty``) in the control
-   plane; then **one commit** of all gold rows (the checkpoint) and **one commit** of all retention marks;
-5. ``finish``: delivery through the outbox and the final status; then one gold commit with the
-   delivery outcomes and one activity-log commit with the runs' events.
+4. ``prepare``: sources → compose; then the versions' status (``generated``/``empty``) in one
+   control-plane session, **one commit** of all gold rows (the checkpoint) and **one commit** of all
+   retention marks;
+5. ``finish``: delivery through the outbox; then the final statuses in one session, one gold commit
+   with the delivery outcomes and one activity-log commit with the runs' events.
 
 A crash after step 4 leaves every generated text stored: the re-executed round (same
 ``root_run_id``) resumes each version from its row and only delivers. An exception in one item
@@ -61,14 +63,18 @@ def run_round(res: RunResources, items: Sequence[RoundItem], *, run_id: str, roo
                            scope=scope, now=now, prefetch=prefetch, writes=writes) for i in items]
     walls = [0.0] * len(runs)
     outcomes: list[RunOutcome | None] = [None] * len(runs)
-    live = _each(runs, walls, outcomes, lambda r: r.begin())
+    with res.session_factory() as session:  # every item's start (schedule slot, requests): one commit
+        started = _each(runs, walls, outcomes, lambda r: r.begin(session))
+    live = _each(runs, walls, outcomes, lambda r: r.allocate() and None, only=started)
     with res.session_factory() as session:
         prefetch.load_versions(res.store, session, [runs[k].v for k in live],
                                {runs[k].v.id for k in live if runs[k].outcome.resumed})
     prepared = _each(runs, walls, outcomes, lambda r: r.guarded(r.prepare), only=live)
+    writes.apply_settles(res.session_factory)  # generated/empty: one control-plane commit
     writes.flush_rows()  # the checkpoint: every stored text, one commit
     writes.flush_marks()
     _finish(runs, walls, outcomes, prepared)
+    writes.apply_settles(res.session_factory)
     writes.flush_rows()
     writes.flush_events(run_id)
     for k, run in enumerate(runs):

@@ -103,6 +103,16 @@ class Writes:
         self.rows: dict[str, dict[str, Any]] = {}
         self.marks: list[pl.DataFrame] = []
         self.events: list[ActivityEvent] = []
+        self.settles: list[tuple[Any, str, dict[str, Any]]] = []  # (run, status, settle arguments)
+
+    def apply_settles(self, session_factory: Any) -> int:
+        """The status changes the round's runs deferred, in one control-plane session (before a gold commit)."""
+        settles, self.settles = self.settles, []
+        if settles:
+            with session_factory() as session:
+                for run, status, kw in settles:
+                    run.apply_settle(session, status, **kw)
+        return len(settles)
 
     def row(self, row: dict[str, Any]) -> None:
         if self.batched:

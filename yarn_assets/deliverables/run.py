@@ -16,10 +16,8 @@ Resumption: the version is keyed by the run lineage (``root_run_id``), so a step
 "re-execute from failure" resumes the same version. If its text was already stored, the model is
 not called again and delivery goes through the outbox, which never sends a version twice.
 
-A round (:mod:`yarn_assets.deliverables.round`) runs many of these with a shared
-:class:`~yarn_assets.deliverables.round_data.Prefetch` (reads) and batched
-:class:`~yarn_assets.deliverables.round_data.Writes`, calling :meth:`~DeliverableRun.prepare` and
-:meth:`~DeliverableRun.finish` itself; a run on its own reads and writes the same things directly.
+A round (:mod:`~yarn_assets.deliverables.round`) runs the phases itself with shared reads (``Prefetch``)
+and batched writes (``Writes``); a run on its own reads and writes the same things directly.
 """
 
 from __future__ import annotations
@@ -29,6 +27,7 @@ import json
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import nullcontext
 from typing import Any
 
 from control_plane.models import Deliverable, DeliverableVersion, User, utcnow
@@ -52,13 +51,7 @@ from yarn_assets.deliverables.prompting import (
 from yarn_assets.deliverables.research import Usage, gather_research
 from yarn_assets.deliverables.round_data import Prefetch, Writes
 from yarn_assets.deliverables.run_resources import RunResources
-from yarn_assets.deliverables.sources import (
-    SourceRef,
-    effective_sources,
-    normalize_sources,
-    parse_source,
-    read_sources,
-)
+from yarn_assets.deliverables.sources import SourceRef, normalize_sources, read_sources, skip_sources
 from yarn_assets.deliverables.steps import Step, StepLog
 from yarn_assets.deliverables.types import DeliverableType, binding_of, get_type
 from yarn_assets.deliverables.user_context import read_user_context
@@ -107,18 +100,18 @@ class DeliverableRun:
     def execute(self) -> RunOutcome:
         started = time.perf_counter()
         if self.begin():
+            self.allocate()
             self.guarded(self.prepare)
             self.guarded(self.finish)
         self.outcome.wall_ms = (time.perf_counter() - started) * 1000
         return self.outcome
 
-    def begin(self) -> bool:
-        """:meth:`start` (a skipped run writes its event) and :meth:`allocate`; False when skipped."""
-        if not self.start():
-            self.event(key=f"skip:{self.d.id}:{self.root_run_id}")
-            return False
-        self.allocate()
-        return True
+    def begin(self, session: Any = None) -> bool:
+        """:meth:`start` (in ``session``: a round starts all its items in one); a skipped run writes its event."""
+        if self.start(session):
+            return True
+        self.event(key=f"skip:{self.d.id}:{self.root_run_id}")
+        return False
 
     def prepare(self) -> None:
         """Up to the checkpoint: the stored text of a resumed version, or sources → compose → gold row → marks."""
@@ -148,13 +141,13 @@ class DeliverableRun:
     def run_ids(self) -> list[str]:
         return [self.run_id, self.root_run_id]
 
-    def start(self) -> bool:
+    def start(self, shared: Any = None) -> bool:
         """Load the deliverable, consume its schedule slot and claim its requests (one session).
 
         Returns False when the freshness gate skips the run: scheduled runs only (manual, signal and
         request runs are forced), when none of the deliverable's sources has content newer than its last run.
         """
-        with self.res.session_factory() as session:
+        with nullcontext(shared) if shared is not None else self.res.session_factory() as session:
             self.d = d = service.get_deliverable(session, self.deliverable_id)
             user = session.get(User, d.user_id)
             assert user is not None
@@ -167,8 +160,8 @@ class DeliverableRun:
             last_run_at = d.last_run_at
             skip = (self.trigger == "schedule" and last_run_at is not None and not run_state.lineage_started(
                         session, d.id, self.root_run_id)
-                    and not has_new_content(self.res.store, d.user_id, self._skip_sources(), last_run_at,
-                                            rows=self._silver()))
+                    and not has_new_content(self.res.store, d.user_id, skip_sources(
+                        d.deliverable_type, self.binding, d.sources), last_run_at, rows=self._silver()))
             self.outcome.next_run_at = run_state.advance_schedule(session, d.id, self.now)
             run_state.claim_requests(session, d.id, self.run_id)
             if skip:
@@ -335,17 +328,27 @@ class DeliverableRun:
         """Change the version's status (the one transition) and copy it into the gold row.
 
         One session: :func:`run_state.settle_version`, ``last_run_at`` when this run generated the
-        text, and at the end (``final``) the run requests of this lineage.
+        text, and at the end (``final``) the run requests of this lineage. In a round, all but
+        ``failed`` wait for the round's one session (:meth:`Writes.apply_settles`) before its gold commit.
         """
-        d, steps = self.d, self.steps.as_dicts()
+        kw = {"delivery_status": delivery_status, "delivery_error": delivery_error, "error": error, "final": final}
+        if self.writes.batched and status != "failed":
+            self.writes.settles.append((self, status, kw))
+            return
+        self.writes.settles = [p for p in self.writes.settles if p[0] is not self]  # failed wins
         with self.res.session_factory() as session:
-            state = run_state.settle_version(
-                session, self.v.id, status, steps=steps, delivery_status=delivery_status,
-                delivery_error=delivery_error, error=error, generated=status in ("generated", "empty") and not final)
-            if self.generated and not final:
-                run_state.mark_ran(session, d.id, self.now)
-            if final:
-                run_state.finish_requests(session, d.id, self.run_ids, ok=status != "failed")
+            self.apply_settle(session, status, **kw)
+
+    def apply_settle(self, session: Any, status: str, *, delivery_status: str | None, delivery_error: str | None,
+                     error: str | None, final: bool) -> None:
+        d, steps = self.d, self.steps.as_dicts()
+        state = run_state.settle_version(
+            session, self.v.id, status, steps=steps, delivery_status=delivery_status,
+            delivery_error=delivery_error, error=error, generated=status in ("generated", "empty") and not final)
+        if self.generated and not final:
+            run_state.mark_ran(session, d.id, self.now)
+        if final:
+            run_state.finish_requests(session, d.id, self.run_ids, ok=status != "failed")
         row = self.outcome.row
         if row:
             row.update({**state.gold_fields(), "steps": json.dumps(steps, sort_keys=True)})
@@ -363,12 +366,6 @@ class DeliverableRun:
     def v(self) -> DeliverableVersion:
         assert self.version is not None, "allocate() first"
         return self.version
-
-    def _skip_sources(self) -> list[SourceRef]:
-        """Sources the skip rule judges: research without configured sources is never skipped."""
-        if self.binding == "research":
-            return [parse_source(s) for s in normalize_sources(self.d.sources)]
-        return effective_sources(self.d.deliverable_type, self.binding, self.d.sources)
 
     def _silver(self) -> Any:
         """This user's prefetched silver rows (a round), or None (the run reads them)."""

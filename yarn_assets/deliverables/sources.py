@@ -105,3 +105,10 @@ def read_sources(deliverable_type: str, binding: str, sources: list[Any] | None)
     if binding == "research" and not sources:
         return effective_sources(deliverable_type, "cross_platform", None)
     return effective_sources(deliverable_type, binding, sources)
+
+
+def skip_sources(deliverable_type: str, binding: str, sources: list[Any] | None) -> list[SourceRef]:
+    """Sources the freshness gate judges: research without configured sources is never skipped."""
+    if binding == "research":
+        return [parse_source(s) for s in normalize_sources(sources)]
+    return effective_sources(deliverable_type, binding, sources)
