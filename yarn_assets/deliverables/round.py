@@ -35,6 +35,7 @@ from typing import Any
 from sqlalchemy import select
 
 from control_plane.models import Deliverable, utcnow
+from yarn_assets.deliverables import run_state
 from yarn_assets.deliverables.round_data import Prefetch, Writes
 from yarn_assets.deliverables.run import DeliverableRun, RunOutcome, run_deliverable
 from yarn_assets.deliverables.run_resources import RunResources
@@ -65,7 +66,10 @@ def run_round(res: RunResources, items: Sequence[RoundItem], *, run_id: str, roo
     outcomes: list[RunOutcome | None] = [None] * len(runs)
     with res.session_factory() as session:  # every item's start (schedule slot, requests): one commit
         started = _each(runs, walls, outcomes, lambda r: r.begin(session))
-    live = _each(runs, walls, outcomes, lambda r: r.allocate() and None, only=started)
+    allocated = run_state.allocate_versions(  # one transaction for the round's versions
+        res.session_factory, [(runs[k].d.id, runs[k].trigger, runs[k].binding) for k in started],
+        run_id=run_id, root_run_id=root)
+    live = _each(runs, walls, outcomes, lambda r: r.allocate(allocated[r.d.id]) and None, only=started)
     with res.session_factory() as session:
         prefetch.load_versions(res.store, session, [runs[k].v for k in live],
                                {runs[k].v.id for k in live if runs[k].outcome.resumed})

@@ -171,9 +171,9 @@ class DeliverableRun:
                 run_state.finish_requests(session, d.id, self.run_ids, ok=True)
         return not skip
 
-    def allocate(self) -> DeliverableVersion:
-        """This lineage's version (new, or the one a retry or re-execution resumes)."""
-        version, resumed = run_state.allocate_version(
+    def allocate(self, allocated: tuple[DeliverableVersion, bool] | None = None) -> DeliverableVersion:
+        """This lineage's version (new, or the one a retry or re-execution resumes; a round allocates in bulk)."""
+        version, resumed = allocated or run_state.allocate_version(
             self.res.session_factory, deliverable_id=self.d.id, run_id=self.run_id, root_run_id=self.root_run_id,
             trigger=self.trigger, strategy=self.binding,
         )
