@@ -13,8 +13,11 @@ per user (Slack digest, inbox brief, status report; file outbox) all due now, an
 activity events per user over 30 days. Then, each phase in its own spawned process (peak RSS is
 the child's own ``ru_maxrss``, wall time excludes interpreter start and the definitions load):
 
-1. ``deliverables``: one round of the due deliverables (3 × U versions, with retention marks);
-   silver rows rewritten (Delta commit metrics: copied + updated) against rows retained;
+1. ``deliverables``: one round per user shard of the due deliverables (3 × U versions, with
+   retention marks), grouped by ``shard_of(user_id, user_shards)`` as the product's sensor groups
+   them, through ``yarn_assets.deliverables.round.run_round``; silver rows rewritten (Delta commit
+   metrics: copied + updated) against rows retained (silver rows marked + ``gold/retained_items``),
+   and the commits the round added to the versions and retention tables (table creation included);
 2. ``signals``: the hour before the last complete one (a *busy* hour: no pass has run yet);
 3. ``signals_quiet``: the next hour, with no new content (the wake gate should skip everything);
 4. ``memory``: the nightly memory partition of yesterday.
@@ -33,6 +36,15 @@ signals busy hour          10.1 s, 0.40 GiB          issue (quiet machine): 14.4
 signals quiet hour         7.0 s (0.69 x busy)       issue: 434 s vs 444 s at 1,000
 memory night               6.0 s, 0.38 GiB           issue: 3.3 s / 27 s (1.3 GiB)
 =========================  ========================  =======================================
+
+Deliverables round after issue 13 (branch i13-round-core, offline, no profiler, load average ~9 on
+the 2 shared cores): 2.5 s / 23.9 s / 253.5 s for 10 / 100 / 1,000 users (3 deliverables each; growth
+exponent 0.98, 1.03; 0.71 GiB at 1,000), silver rows rewritten 0 against 60,000 retained, 2 gold
+commits and 1 retention commit per round (before: 29 s for 10 users, 555 s for 100, one run,
+a silver merge and two gold merges per deliverable). Remaining hot spots (``--profile``, 100 users):
+the control-plane commits per deliverable (the delivery outbox's commit before and after each send,
+the LLM usage row), then gathering and rendering each prompt (polars per deliverable), the offline
+composer; Delta I/O is ~1 % of the round.
 
 After issue 13 (branch i13-perf, same machine and load, offline, no profiler; details and the API
 mode in ``benchmarks/README.md``): signals busy hour 5.6 s / 7.1 s / 42.0 s (0.57 GiB) for
