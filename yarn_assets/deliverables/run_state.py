@@ -133,7 +133,7 @@ def allocate_versions(
                 DeliverableVersion.deliverable_id.in_(ids), DeliverableVersion.root_run_id == root_run_id))}
             tops = dict(session.execute(select(DeliverableVersion.deliverable_id, func.max(
                 DeliverableVersion.version_number)).where(DeliverableVersion.deliverable_id.in_(ids))
-                .group_by(DeliverableVersion.deliverable_id)).tuples().all())
+                .group_by(DeliverableVersion.deliverable_id)).all())
             out: dict[str, tuple[DeliverableVersion, bool]] = {}
             for did, trigger, strategy in wanted:
                 if did in existing:
