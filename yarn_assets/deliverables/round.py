@@ -55,7 +55,10 @@ class RoundItem:
 
 def run_round(res: RunResources, items: Sequence[RoundItem], *, run_id: str, root_run_id: str | None = None,
               scope: Any = None, now: dt.datetime | None = None) -> list[RunOutcome]:
-    """Run every item of the round; one outcome per item, in order."""
+    """Run every item of the round (distinct deliverables); one outcome per item, in order.
+
+    A failing item ends ``failed`` (its reason in the outcome) and the others go on; only a failure of
+    the round's shared reads or commits raises (a re-execution with the same ``root_run_id`` resumes)."""
     now = now or utcnow()
     root = root_run_id or run_id
     writes = Writes(res.store, batched=True)
