@@ -13,8 +13,11 @@ per user (Slack digest, inbox brief, status report; file outbox) all due now, an
 activity events per user over 30 days. Then, each phase in its own spawned process (peak RSS is
 the child's own ``ru_maxrss``, wall time excludes interpreter start and the definitions load):
 
-1. ``deliverables``: one round of the due deliverables (3 × U versions, with retention marks);
-   silver rows rewritten (Delta commit metrics: copied + updated) against rows retained;
+1. ``deliverables``: one round per user shard of the due deliverables (3 × U versions, with
+   retention marks), grouped by ``shard_of(user_id, user_shards)`` as the product's sensor groups
+   them, through ``yarn_assets.deliverables.round.run_round``; silver rows rewritten (Delta commit
+   metrics: copied + updated) against rows retained (silver rows marked + ``gold/retained_items``),
+   and the commits the round added to the versions and retention tables (table creation included);
 2. ``signals``: the hour before the last complete one (a *busy* hour: no pass has run yet);
 3. ``signals_quiet``: the next hour, with no new content (the wake gate should skip everything);
 4. ``memory``: the nightly memory of yesterday, every (day, user shard) partition in turn (``--shards``,
@@ -34,6 +37,15 @@ signals busy hour          10.1 s, 0.40 GiB          issue (quiet machine): 14.4
 signals quiet hour         7.0 s (0.69 x busy)       issue: 434 s vs 444 s at 1,000
 memory night               6.0 s, 0.38 GiB           issue: 3.3 s / 27 s (1.3 GiB)
 =========================  ========================  =======================================
+
+Deliverables round after issue 13 (branch i13-round-core, offline, no profiler, load average ~9 on
+the 2 shared cores): 2.5 s / 23.9 s / 253.5 s for 10 / 100 / 1,000 users (3 deliverables each; growth
+exponent 0.98, 1.03; 0.71 GiB at 1,000), silver rows rewritten 0 against 60,000 retained, 2 gold
+commits and 1 retention commit per round (before: 29 s for 10 users, 555 s for 100, one run,
+a silver merge and two gold merges per deliverable). Remaining hot spots (``--profile``, 100 users):
+the control-plane commits per deliverable (the delivery outbox's commit before and after each send,
+the LLM usage row), then gathering and rendering each prompt (polars per deliverable), the offline
+composer; Delta I/O is ~1 % of the round.
 
 After issue 13 (branch i13-perf, same machine and load, offline, no profiler; details and the API
 mode in ``benchmarks/README.md``): signals busy hour 5.6 s / 7.1 s / 42.0 s (0.57 GiB) for
@@ -324,19 +336,21 @@ def phase_deliverables() -> dict[str, Any]:
     import polars as pl
 
     from resources.settings import load_settings
-    from yarn_assets.deliverables import generate
+    from yarn_assets.deliverables.run_resources import run_resources_from_settings
 
     settings = load_settings()
-    with generate.run_resources_from_settings(settings) as res:
-        pass
-    before = res.store.version("silver/platform_content") or 0
-    with Timer() as timer:
-        outcome = run_round(res, anchors()["now"])
-    seconds = timer.seconds
-    retained = res.store.scan("silver/platform_content").filter(pl.col("retained")).select(pl.len()).collect().item()
-    retained_table = _retained_table_rows(res.store)
-    return {"seconds": seconds, **outcome, "silver_rows_rewritten": _silver_rewrites(res.store, before),
-            "rows_retained": int(retained) + retained_table}
+    with run_resources_from_settings(settings) as res:
+        before = res.store.version("silver/platform_content") or 0
+        with Timer() as timer:
+            outcome = run_rounds(res, anchors()["now"], settings.user_shards)
+        seconds = timer.seconds
+        retained = (res.store.scan("silver/platform_content").filter(pl.col("retained"))
+                    .select(pl.len()).collect().item())
+        retained_table = _retained_table_rows(res.store)
+        return {"seconds": seconds, **outcome, "silver_rows_rewritten": _silver_rewrites(res.store, before),
+                "rows_retained": int(retained) + retained_table,
+                "gold_commits": _commits_since(res.store, "gold/deliverable_versions", outcome["gold_version"]),
+                "retention_commits": _commits_since(res.store, "gold/retained_items", outcome["marks_version"])}
 
 
 def _retained_table_rows(store: Any) -> int:
@@ -344,19 +358,29 @@ def _retained_table_rows(store: Any) -> int:
     return 0 if lf is None else int(lf.select("retained_ref").collect().height)
 
 
-def run_round(res: Any, now: dt.datetime) -> dict[str, Any]:
-    """One round of every due deliverable, the way the product runs a round."""
-    from yarn_assets.deliverables.generate import run_deliverable
+def _commits_since(store: Any, table: str, version: int | None) -> int:
+    now = store.version(table)
+    return 0 if now is None else now - (-1 if version is None else version)
 
+
+def run_rounds(res: Any, now: dt.datetime, shards: int) -> dict[str, Any]:
+    """Every due deliverable, one round per user shard (grouped by ``shard_of`` as the product's sensor does)."""
+    from yarn_assets.core.shards import shard_of
     from yarn_assets.deliverables import service
+    from yarn_assets.deliverables.round import RoundItem, run_round
 
     with res.session_factory() as session:
-        due = [d.id for d in service.due_deliverables(session, now)]
+        due = [(d.id, d.user_id) for d in service.due_deliverables(session, now)]
+    by_shard: dict[str, list[Any]] = {}
+    for did, uid in due:
+        by_shard.setdefault(shard_of(uid, shards), []).append(RoundItem(did, trigger="schedule"))
+    versions = {"gold_version": res.store.version("gold/deliverable_versions"),
+                "marks_version": res.store.version("gold/retained_items")}
     statuses: dict[str, int] = {}
-    for n, did in enumerate(due):
-        out = run_deliverable(res, deliverable_id=did, run_id=f"bench-{n}", trigger="schedule", now=now)
-        statuses[out.status] = statuses.get(out.status, 0) + 1
-    return {"due": len(due), "statuses": statuses, "runs": len(due)}
+    for shard, items in sorted(by_shard.items()):
+        for out in run_round(res, items, run_id=f"bench-round-{shard}", now=now):
+            statuses[out.status] = statuses.get(out.status, 0) + 1
+    return {"due": len(due), "statuses": statuses, "runs": len(by_shard), **versions}
 
 
 def _hot_spots(prof: Any) -> list[str]:
@@ -438,8 +462,9 @@ def report(results: dict[int, dict[str, dict[str, Any]]]) -> None:
     for u in sizes:
         d = results[u].get("deliverables")
         if d:
-            print(f"\n{u:,} users: deliverables {d['due']} due, {d['runs']} run(s), statuses {d['statuses']}; "
-                  f"silver rows rewritten {d['silver_rows_rewritten']:,} vs retained {d['rows_retained']:,}")
+            print(f"\n{u:,} users: deliverables {d['due']} due, {d['runs']} round(s), statuses {d['statuses']}; "
+                  f"silver rows rewritten {d['silver_rows_rewritten']:,} vs retained {d['rows_retained']:,}; "
+                  f"commits: gold versions {d.get('gold_commits')}, retention marks {d.get('retention_commits')}")
         s, q = results[u].get("signals"), results[u].get("signals_quiet")
         if s and q:
             print(f"{u:,} users: quiet hour / busy hour = {q['seconds'] / s['seconds']:.2f}; quiet hour: "

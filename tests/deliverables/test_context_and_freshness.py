@@ -6,7 +6,6 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import polars as pl
 from sqlalchemy import select
 
 from control_plane import db
@@ -17,6 +16,7 @@ from tests.fakes.anthropic_server import FakeAnthropic, text
 from yarn_assets.core.activity_log import read_events
 from yarn_assets.core.tables import PLATFORM_CONTENT
 from yarn_assets.deliverables.run import run_deliverable
+from yarn_assets.deliverables.tables import RETAINED_ITEMS
 from yarn_assets.memory import user_context as user_memory
 
 H = dt.timedelta(hours=1)
@@ -101,15 +101,16 @@ def test_only_prompt_items_are_retained_and_other_users_are_untouched(workspace,
     did = create(workspace, "alice", "slack_channel_digest", sources=["slack:C01GENERAL"])
     out = run_deliverable(run_resources(), deliverable_id=did, run_id="r1", now=NOW)
     assert out.row["items_in_prompt"] == 20 and out.retained == 20
-    silver = store.read(PLATFORM_CONTENT, Eq("platform", "slack"))
-    kept = silver.filter(pl.col("retained"))
+    kept = store.read(RETAINED_ITEMS)  # the marks; silver itself is not rewritten by a run
     assert sorted(kept["external_id"].to_list()) == [f"a{i:02d}" for i in range(20)]  # the 20 newest
-    assert set(kept["retained_reason"]) == {"deliverable_execution"}
-    assert set(kept["retained_ref"]) == {out.version_id}
-    assert kept["expires_at"].null_count() == 20 and kept["retained_at"].null_count() == 0
-    rest = silver.filter(~pl.col("retained"))
-    assert rest.height == 20 and rest["expires_at"].null_count() == 0  # 10 older + 5 #eng + bob's 5
-    assert rest.filter(pl.col("user_id") == "bob").height == 5
+    assert set(kept["user_id"]) == {"alice"} and set(kept["retained_reason"]) == {"deliverable_execution"}
+    assert set(kept["retained_ref"]) == {out.version_id} and kept["retained_at"].null_count() == 0
+    silver = store.read(PLATFORM_CONTENT, Eq("platform", "slack"))
+    assert not silver["retained"].any() and silver["expires_at"].null_count() == 0
+    # a second version using the same items keeps the first reference
+    again = run_deliverable(run_resources(), deliverable_id=did, run_id="r2", now=NOW)
+    assert again.status == "delivered" and again.retained == 0
+    assert set(store.read(RETAINED_ITEMS)["retained_ref"]) == {out.version_id}
     assert "BOBSECRET" not in out.row["final_content"]
     used = json.loads(out.row["sources_used"])
     assert used == [{"platform": "slack", "resource_id": "C01GENERAL", "resource_name": "#general",

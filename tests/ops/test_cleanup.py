@@ -13,9 +13,10 @@ import pytest
 from control_plane import db
 from control_plane.models import ImportJob, User
 from io_managers.delta_store import DeltaStore
-from io_managers.predicates import Eq, all_of
+from io_managers.predicates import Eq
 from yarn_assets.core.activity_log import read_events
 from yarn_assets.core.tables import ACTIVITY_LOG, BRONZE_ITEMS, PLATFORM_CONTENT, REJECTS
+from yarn_assets.deliverables.retention import mark_retained
 from yarn_assets.ingest import bronze, import_jobs, silver
 from yarn_assets.ingest.objects import RawObject, Reject
 from yarn_assets.ingest.platforms.gmail.export import read_eml, read_mbox
@@ -64,10 +65,12 @@ def warehouse(store: DeltaStore, corpus: Path) -> dict[str, object]:
                                                             "flanker__attached-pdf.eml"]), T1,
                       [Reject(reason="broken", raw=b"\x01later", location="late.mbox")])
     n_carol = _land(store, "carol", "c1", _objects(corpus, ["flanker__iphone.eml"]), T1)
-    # a deliverable consumed one of alice's mails: retained, no expiry (what mark-retained does)
-    kept = store.read(PLATFORM_CONTENT, Eq("user_id", "alice")).sort("external_id").row(0, named=True)
-    store.update(PLATFORM_CONTENT, all_of(Eq("user_id", "alice"), Eq("external_id", kept["external_id"])),
-                 {"retained": "true", "retained_reason": "'deliverable_execution'", "expires_at": "NULL"})
+    # a deliverable consumed one of alice's mails: a mark in gold/retained_items (silver is not touched;
+    # the cleanup applies the mark instead of deleting the row)
+    alice_rows = store.read(PLATFORM_CONTENT, Eq("user_id", "alice")).sort("external_id")
+    kept = alice_rows.row(0, named=True)
+    assert mark_retained(store, alice_rows.head(1), ref="version-kept", now=T0) == 1
+    assert not store.read(PLATFORM_CONTENT, Eq("user_id", "alice"))["retained"].any()
     return {"alice": n_alice, "bob_old": n_bob_old, "bob_new": n_bob_new, "carol": n_carol, "kept": kept}
 
 
@@ -86,6 +89,9 @@ def test_cleanup_removes_expired_rows_and_every_copy_of_their_bodies(warehouse, 
     assert by_user == {"alice": 1, "bob": warehouse["bob_new"], "carol": warehouse["carol"]}
     alice_row = rows.filter(pl.col("user_id") == "alice").row(0, named=True)
     assert alice_row["external_id"] == warehouse["kept"]["external_id"] and alice_row["retained"]
+    assert (alice_row["retained_reason"], alice_row["retained_ref"], alice_row["expires_at"]) == (
+        "deliverable_execution", "version-kept", None)
+    assert alice_row["retained_at"] is not None
     assert rows.filter(~pl.col("retained"))["expires_at"].min() > CUTOFF
 
     items = store.read(BRONZE_ITEMS)
@@ -124,6 +130,7 @@ def test_cleanup_removes_expired_rows_and_every_copy_of_their_bodies(warehouse, 
 
     md = result.asset_materializations_for_node("ops__content_cleanup")[0].metadata
     assert md["silver_rows_deleted"].value == warehouse["alice"] - 1 + 2
+    assert md["silver_rows_retained_by_marks"].value == 1
     assert md["bronze_bodies_expired"].value == alice_bodies + 2
     assert md["bronze_bodies_kept_for_live_rows"].value == 2  # the retained mail + alice's context object
     assert md["users"].value == 2

@@ -21,7 +21,7 @@ from tests.recipes.helpers import output, run, statuses
 from yarn_assets.core.tables import PLATFORM_CONTENT
 from yarn_assets.deliverables.prompting import OFFLINE_LABEL
 from yarn_assets.deliverables.run import run_deliverable
-from yarn_assets.deliverables.tables import DELIVERABLE_VERSIONS
+from yarn_assets.deliverables.tables import DELIVERABLE_VERSIONS, RETAINED_ITEMS
 from yarn_assets.recipes.samples import sample_rows
 from yarn_assets.recipes.tables import RECIPE_OUTPUTS
 from yarn_assets.recipes.validation import validate_file
@@ -76,8 +76,8 @@ def test_research_recipe_writes_what_the_builtin_strategy_writes_offline(workspa
     assert "Bob" not in b["final_content"] and "bob" not in b["sources_used"]
     assert _delivered_text(settings, a).split("\n---\n", 1)[-1] == _delivered_text(settings, b).split("\n---\n", 1)[-1]
     # the same items were retained for both versions
-    silver = store.read(PLATFORM_CONTENT, Eq("user_id", "alice"))
-    assert silver.filter(pl.col("retained")).height == b["items_in_prompt"]
+    marks = store.read(RETAINED_ITEMS, Eq("user_id", "alice"))
+    assert marks.height == b["items_in_prompt"] and set(marks["retained_ref"]) == {a["version_id"]}  # first wins
     with db.session_scope(workspace) as session:
         sent = list(session.scalars(select(DeliverableDelivery).where(DeliverableDelivery.deliverable_id == recipe_id)))
     assert [(d.channel, d.status) for d in sent] == [("file", "sent")]

@@ -85,10 +85,22 @@ class PlatformContext:
 
 def read_user_content(store: DeltaStore, user_id: str, platforms: list[str], now: dt.datetime) -> pl.DataFrame:
     """Live (unexpired or retained) silver rows of one user on the given platforms."""
-    if not platforms:
+    return live_rows(read_users_content(store, [user_id], platforms), now)
+
+
+def read_users_content(store: DeltaStore, user_ids: list[str], platforms: list[str]) -> pl.DataFrame:
+    """Silver rows (the columns a run uses, expired ones too) of these users on these platforms: one scan.
+
+    A round reads its users once with this and hands each run its user's rows; a single run reads one user."""
+    if not platforms or not user_ids:
         return pl.DataFrame(schema={c: PLATFORM_CONTENT.schema[c] for c in _COLUMNS})
-    pred = all_of(In("platform", sorted(set(platforms))), Eq("user_id", user_id))
-    df = store.read(PLATFORM_CONTENT, pred, columns=_COLUMNS)
+    pred = all_of(In("platform", sorted(set(platforms))),
+                  Eq("user_id", user_ids[0]) if len(user_ids) == 1 else In("user_id", sorted(set(user_ids))))
+    return store.read(PLATFORM_CONTENT, pred, columns=_COLUMNS)
+
+
+def live_rows(df: pl.DataFrame, now: dt.datetime) -> pl.DataFrame:
+    """The live rows (retained, no expiry, or not expired at ``now``) with their ``sort_at``."""
     df = df.filter(pl.col("retained").fill_null(False) | pl.col("expires_at").is_null() | (pl.col("expires_at") > now))
     return df.with_columns(pl.coalesce("occurred_at", "fetched_at").alias("sort_at"))
 
@@ -128,12 +140,20 @@ def gather_platform_context(
     now: dt.datetime,
     timezone: str = "UTC",
     looks_ahead_days: int | None = None,
+    rows: pl.DataFrame | None = None,
 ) -> PlatformContext:
-    """Fetch within the caps, choose what is rendered, and render it."""
+    """Fetch within the caps, choose what is rendered, and render it.
+
+    ``rows``: the user's silver rows already read (a round's prefetch, :func:`read_users_content`);
+    without them the user's rows are read here."""
     ctx = PlatformContext()
     if not sources:
         return ctx
-    df = read_user_content(store, user_id, [s.platform for s in sources], now)
+    platforms = [s.platform for s in sources]
+    if rows is None:
+        df = read_user_content(store, user_id, platforms, now)
+    else:
+        df = live_rows(rows.filter((pl.col("user_id") == user_id) & pl.col("platform").is_in(platforms)), now)
     expanded = _expand(df, sources)
     per_source = max(1, MAX_ITEMS // max(1, len(expanded)))
     for ref, platform, rid, rows in expanded:

@@ -33,12 +33,23 @@ def _source_filter(ref: SourceRef) -> pl.Expr:
     return expr & pl.col("resource_id").is_in(ids) if ids else expr
 
 
-def has_new_content(store: DeltaStore, user_id: str, sources: list[SourceRef], since: dt.datetime | None) -> bool:
-    """True when some source has content fetched after ``since`` (always true on a first run)."""
+def _user_rows(store: DeltaStore, user_id: str, sources: list[SourceRef],
+               rows: pl.DataFrame | None) -> pl.LazyFrame | None:
+    """The user's silver rows on the sources' platforms: from a round's prefetch, or scanned."""
+    platforms = sorted({s.platform for s in sources})
+    if rows is not None:
+        return rows.lazy().filter((pl.col("user_id") == user_id) & pl.col("platform").is_in(platforms))
+    return store.scan(PLATFORM_CONTENT, all_of(In("platform", platforms), Eq("user_id", user_id)))
+
+
+def has_new_content(store: DeltaStore, user_id: str, sources: list[SourceRef], since: dt.datetime | None,
+                    rows: pl.DataFrame | None = None) -> bool:
+    """True when some source has content fetched after ``since`` (always true on a first run).
+
+    ``rows``: the round's prefetched silver rows (any users; this user's are used)."""
     if since is None or not sources:
         return True
-    lf = store.scan(PLATFORM_CONTENT, all_of(In("platform", sorted({s.platform for s in sources})),
-                                              Eq("user_id", user_id)))
+    lf = _user_rows(store, user_id, sources, rows)
     if lf is None:
         return False
     match = _source_filter(sources[0])
@@ -57,22 +68,25 @@ def source_snapshot(
     now: dt.datetime,
     required_hours: int,
     implicit: bool = False,
+    rows: pl.DataFrame | None = None,
+    registry: list[SyncRegistry] | None = None,
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """(snapshot, stale) for the given sources at ``now``.
 
     ``implicit``: the sources were implied by the binding (no configured sources), so a platform
-    the user has neither content nor sync state for is not theirs, not stale.
+    the user has neither content nor sync state for is not theirs, not stale. ``rows``/``registry``:
+    a round's prefetched silver rows and this user's sync registry (else read here).
     """
-    registry = list(session.scalars(select(SyncRegistry).where(SyncRegistry.user_id == user_id)))
+    if registry is None:
+        registry = list(session.scalars(select(SyncRegistry).where(SyncRegistry.user_id == user_id)))
     stats = pl.DataFrame()
-    lf = store.scan(PLATFORM_CONTENT, all_of(In("platform", sorted({s.platform for s in sources})),
-                                              Eq("user_id", user_id))) if sources else None
+    lf = _user_rows(store, user_id, sources, rows) if sources else None
     if lf is not None:
         stats = (lf.group_by(["platform", "resource_id"])
                  .agg(pl.len().alias("items"), pl.col("fetched_at").max().alias("last_fetched_at"),
                       pl.col("occurred_at").max().alias("latest_item_at"),
                       pl.col("resource_name").first().alias("resource_name"))
-                 .collect())
+                 .sort("platform", "resource_id").collect())  # deterministic: a platform source names its first
     snapshot: list[dict[str, Any]] = []
     stale: list[dict[str, Any]] = []
     for ref in sources:

@@ -15,6 +15,9 @@ checkpoint (``generated``/``empty``) and at its end (``delivered``/``empty``/``f
 Resumption: the version is keyed by the run lineage (``root_run_id``), so a step retry or a
 "re-execute from failure" resumes the same version. If its text was already stored, the model is
 not called again and delivery goes through the outbox, which never sends a version twice.
+
+A round (:mod:`~yarn_assets.deliverables.round`) runs the phases itself with shared reads (``Prefetch``)
+and batched writes (``Writes``); a run on its own reads and writes the same things directly.
 """
 
 from __future__ import annotations
@@ -24,17 +27,18 @@ import json
 import time
 import traceback
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from contextlib import nullcontext
 from typing import Any
 
 from control_plane.models import Deliverable, DeliverableVersion, User, utcnow
-from yarn_assets.core.activity_log import ActivityEvent, write_events
+from yarn_assets.core.activity_log import write_events
 from yarn_assets.deliverables import run_state, service
 from yarn_assets.deliverables.content import PlatformContext, gather_platform_context
 from yarn_assets.deliverables.delivery.base import DestinationPlan, parse_destination
-from yarn_assets.deliverables.delivery.dispatch import DeliveryReport, deliver_all
+from yarn_assets.deliverables.delivery.dispatch import deliver_all
 from yarn_assets.deliverables.freshness import has_new_content, source_snapshot
 from yarn_assets.deliverables.offline import compose_offline
+from yarn_assets.deliverables.outcome import Composed, RunOutcome, run_event
 from yarn_assets.deliverables.prompting import (
     EMPTY_RULE,
     MAX_TOKENS,
@@ -45,47 +49,17 @@ from yarn_assets.deliverables.prompting import (
     people_queries,
 )
 from yarn_assets.deliverables.research import Usage, gather_research
-from yarn_assets.deliverables.retention import mark_retained
+from yarn_assets.deliverables.round_data import Prefetch, Writes
 from yarn_assets.deliverables.run_resources import RunResources
-from yarn_assets.deliverables.sources import SourceRef, effective_sources, normalize_sources, parse_source
+from yarn_assets.deliverables.sources import SourceRef, normalize_sources, read_sources, skip_sources
 from yarn_assets.deliverables.steps import Step, StepLog
 from yarn_assets.deliverables.types import DeliverableType, binding_of, get_type
 from yarn_assets.deliverables.user_context import read_user_context
-from yarn_assets.deliverables.versions import _gold_row, previous_output, write_gold
+from yarn_assets.deliverables.versions import _gold_row, previous_output
 from yarn_assets.people import service as people
 
 #: a stored version in one of these states has its text: a resumed run delivers it without generating
 RESUMABLE = ("generated", "delivered", "failed", "empty")
-
-
-@dataclass
-class RunOutcome:
-    status: str  # skipped | delivered | failed | empty
-    deliverable_id: str
-    user_id: str
-    deliverable_type: str
-    strategy: str
-    version_id: str | None = None
-    version_number: int | None = None
-    resumed: bool = False
-    reason: str | None = None
-    row: dict[str, Any] = field(default_factory=dict)
-    steps: list[Step] = field(default_factory=list)
-    delivery: DeliveryReport | None = None
-    next_run_at: dt.datetime | None = None
-    retained: int = 0
-    wall_ms: float = 0.0
-
-
-@dataclass
-class Composed:
-    """What :meth:`DeliverableRun.compose` wrote (draft/final are None when there was no material)."""
-
-    offline: bool
-    prompt_chars: int
-    draft: str | None = None
-    final: str | None = None
-    model: str | None = None
 
 
 class DeliverableRun:
@@ -105,8 +79,11 @@ class DeliverableRun:
     stale: list[dict[str, Any]]
 
     def __init__(self, res: RunResources, *, deliverable_id: str, run_id: str, root_run_id: str | None = None,
-                 trigger: str = "manual", scope: Any = None, now: dt.datetime | None = None) -> None:
+                 trigger: str = "manual", scope: Any = None, now: dt.datetime | None = None,
+                 prefetch: Prefetch | None = None, writes: Writes | None = None) -> None:
         self.res = res
+        self.prefetch = prefetch  # a round's shared reads (None: this run reads its own)
+        self.writes = writes or Writes(res.store)
         self.deliverable_id = deliverable_id
         self.run_id = run_id
         self.root_run_id = root_run_id or run_id
@@ -117,41 +94,60 @@ class DeliverableRun:
         self.usage = Usage()
         self.version: DeliverableVersion | None = None
         self.generated = False  # this run stored the text (stamps last_run_at)
+        self.row: dict[str, Any] | None = None  # the stored row prepare() leaves for finish()
 
     # ------------------------------------------------------------------ the run
     def execute(self) -> RunOutcome:
         started = time.perf_counter()
-        if not self.start():
-            self.event(key=f"skip:{self.d.id}:{self.root_run_id}")
-        else:
-            version = self.allocate()
-            try:
-                self.dest = parse_destination(self.d.destination)  # configured: nothing in the content changes it
-                row = self.resume()
-                if row is None:
-                    inp = self.load_sources()
-                    self.gather(inp)
-                    row = self.write_version(inp, self.compose(inp))
-                    self.retain(inp)
-                self.deliver(row)
-                self.event(key=version.id)
-            except BaseException as exc:
-                self.fail(exc)
-                raise
+        if self.begin():
+            self.allocate()
+            self.guarded(self.prepare)
+            self.guarded(self.finish)
         self.outcome.wall_ms = (time.perf_counter() - started) * 1000
         return self.outcome
+
+    def begin(self, session: Any = None) -> bool:
+        """:meth:`start` (in ``session``: a round starts all its items in one); a skipped run writes its event."""
+        if self.start(session):
+            return True
+        self.event(key=f"skip:{self.d.id}:{self.root_run_id}")
+        return False
+
+    def prepare(self) -> None:
+        """Up to the checkpoint: the stored text of a resumed version, or sources → compose → gold row → marks."""
+        self.dest = parse_destination(self.d.destination)  # configured: nothing in the content changes it
+        self.row = self.resume()
+        if self.row is None:
+            inp = self.load_sources()
+            self.gather(inp)
+            self.row = self.write_version(inp, self.compose(inp))
+            self.retain(inp)
+
+    def finish(self) -> None:
+        """Deliver the stored text and write the run's event."""
+        assert self.row is not None, "prepare() first"
+        self.deliver(self.row)
+        self.event(key=self.v.id)
+
+    def guarded(self, phase: Any) -> None:
+        """Run :meth:`prepare` or :meth:`finish`; any exception fails the version in both stores, then propagates."""
+        try:
+            phase()
+        except BaseException as exc:
+            self.fail(exc)
+            raise
 
     @property
     def run_ids(self) -> list[str]:
         return [self.run_id, self.root_run_id]
 
-    def start(self) -> bool:
+    def start(self, shared: Any = None) -> bool:
         """Load the deliverable, consume its schedule slot and claim its requests (one session).
 
         Returns False when the freshness gate skips the run: scheduled runs only (manual, signal and
         request runs are forced), when none of the deliverable's sources has content newer than its last run.
         """
-        with self.res.session_factory() as session:
+        with nullcontext(shared) if shared is not None else self.res.session_factory() as session:
             self.d = d = service.get_deliverable(session, self.deliverable_id)
             user = session.get(User, d.user_id)
             assert user is not None
@@ -162,8 +158,10 @@ class DeliverableRun:
             self.outcome = RunOutcome(status="failed", deliverable_id=d.id, user_id=d.user_id,
                                       deliverable_type=self.dtype.name, strategy=self.binding, steps=self.steps.steps)
             last_run_at = d.last_run_at
-            skip = (self.trigger == "schedule" and last_run_at is not None
-                    and not has_new_content(self.res.store, d.user_id, self._skip_sources(), last_run_at))
+            skip = (self.trigger == "schedule" and last_run_at is not None and not run_state.lineage_started(
+                        session, d.id, self.root_run_id)
+                    and not has_new_content(self.res.store, d.user_id, skip_sources(
+                        d.deliverable_type, self.binding, d.sources), last_run_at, rows=self._silver()))
             self.outcome.next_run_at = run_state.advance_schedule(session, d.id, self.now)
             run_state.claim_requests(session, d.id, self.run_id)
             if skip:
@@ -173,9 +171,9 @@ class DeliverableRun:
                 run_state.finish_requests(session, d.id, self.run_ids, ok=True)
         return not skip
 
-    def allocate(self) -> DeliverableVersion:
-        """This lineage's version (new, or the one a retry or re-execution resumes)."""
-        version, resumed = run_state.allocate_version(
+    def allocate(self, allocated: tuple[DeliverableVersion, bool] | None = None) -> DeliverableVersion:
+        """This lineage's version (new, or the one a retry or re-execution resumes; a round allocates in bulk)."""
+        version, resumed = allocated or run_state.allocate_version(
             self.res.session_factory, deliverable_id=self.d.id, run_id=self.run_id, root_run_id=self.root_run_id,
             trigger=self.trigger, strategy=self.binding,
         )
@@ -188,7 +186,10 @@ class DeliverableRun:
         """The stored row of a resumed version whose text exists (its earlier steps are kept), else None."""
         if not self.outcome.resumed:
             return None
-        row = _gold_row(self.res.store, self.d.id, self.v.id)
+        if self.prefetch is not None:
+            row = self.prefetch.stored.get(self.v.id)
+        else:
+            row = _gold_row(self.res.store, self.d.id, self.v.id)
         if row is None or row.get("status") not in RESUMABLE or row.get("generated_at") is None:
             return None
         self.steps.skipped("generate", f"resumed version {self.v.version_number}: text already stored")
@@ -199,15 +200,17 @@ class DeliverableRun:
 
     def load_sources(self) -> ComposeInput:
         """User memory and the source snapshot (one read session), the previous version's output."""
-        d = self.d
+        d, pre = self.d, self.prefetch
         self.read_sources = self._read_sources()
         with self.steps.step("context") as s:
             with self.res.session_factory() as session:
                 memory = read_user_context(session, d.user_id)
                 self.snapshot, self.stale = source_snapshot(
                     session, self.res.store, user_id=d.user_id, sources=self.read_sources, now=self.now,
-                    required_hours=self.dtype.freshness_requirement_hours, implicit=not normalize_sources(d.sources))
-            previous = previous_output(self.res.store, d.id, self.v.version_number)
+                    required_hours=self.dtype.freshness_requirement_hours, implicit=not normalize_sources(d.sources),
+                    rows=self._silver(), registry=pre.registry.get(d.user_id) if pre else None)
+            previous = (pre.previous.get(self.v.id) if pre is not None
+                        else previous_output(self.res.store, d.id, self.v.version_number))
             s.detail.update({"memory_chars": len(memory), "previous_chars": len(previous or "")})
         return ComposeInput(
             dtype=self.dtype, title=d.title, description=d.description, type_config=d.type_config or {},
@@ -284,7 +287,7 @@ class DeliverableRun:
         if in_prompt.is_empty():
             return
         with self.steps.step("retain") as s:
-            self.outcome.retained = mark_retained(self.res.store, in_prompt, ref=self.v.id, now=self.now)
+            self.outcome.retained = self.writes.retain(in_prompt, ref=self.v.id, now=self.now)
             s.detail["items_marked"] = self.outcome.retained
 
     def deliver(self, row: dict[str, Any]) -> None:
@@ -325,43 +328,38 @@ class DeliverableRun:
         """Change the version's status (the one transition) and copy it into the gold row.
 
         One session: :func:`run_state.settle_version`, ``last_run_at`` when this run generated the
-        text, and at the end (``final``) the run requests of this lineage.
+        text, and at the end (``final``) the run requests of this lineage. In a round, all but
+        ``failed`` wait for the round's one session (:meth:`Writes.apply_settles`) before its gold commit.
         """
-        d, steps = self.d, self.steps.as_dicts()
+        kw = {"delivery_status": delivery_status, "delivery_error": delivery_error, "error": error, "final": final}
+        if self.writes.batched and status != "failed":
+            self.writes.settles.append((self, status, kw))
+            return
+        self.writes.settles = [p for p in self.writes.settles if p[0] is not self]  # failed wins
         with self.res.session_factory() as session:
-            state = run_state.settle_version(
-                session, self.v.id, status, steps=steps, delivery_status=delivery_status,
-                delivery_error=delivery_error, error=error, generated=status in ("generated", "empty") and not final)
-            if self.generated and not final:
-                run_state.mark_ran(session, d.id, self.now)
-            if final:
-                run_state.finish_requests(session, d.id, self.run_ids, ok=status != "failed")
+            self.apply_settle(session, status, **kw)
+
+    def apply_settle(self, session: Any, status: str, *, delivery_status: str | None, delivery_error: str | None,
+                     error: str | None, final: bool) -> None:
+        d, steps = self.d, self.steps.as_dicts()
+        state = run_state.settle_version(
+            session, self.v.id, status, steps=steps, delivery_status=delivery_status,
+            delivery_error=delivery_error, error=error, generated=status in ("generated", "empty") and not final)
+        if self.generated and not final:
+            run_state.mark_ran(session, d.id, self.now)
+        if final:
+            run_state.finish_requests(session, d.id, self.run_ids, ok=status != "failed")
         row = self.outcome.row
         if row:
             row.update({**state.gold_fields(), "steps": json.dumps(steps, sort_keys=True)})
-            write_gold(self.res.store, row)
+            self.writes.row(row)
 
     def event(self, *, key: str, extra: dict[str, Any] | None = None) -> None:
-        d, outcome = self.d, self.outcome
-        row = outcome.row or {}
-        summary = {
-            "delivered": f"Delivered {d.title} v{outcome.version_number}",
-            "empty": f"{d.title} v{outcome.version_number}: nothing new to deliver",
-            "skipped": f"Skipped {d.title}: no new content since the last run",
-            "failed": f"{d.title} v{outcome.version_number} failed: {(outcome.reason or '')[:120]}",
-        }[outcome.status]
-        metadata = {
-            "deliverable_id": d.id, "version_id": outcome.version_id, "version_number": outcome.version_number,
-            "deliverable_type": d.deliverable_type, "strategy": outcome.strategy, "final_status": outcome.status,
-            "delivery_error": outcome.reason if outcome.status == "failed" else None,
-            "skip_reason": outcome.reason if outcome.status in ("skipped", "empty") else None,
-            "input_tokens": row.get("input_tokens"), "output_tokens": row.get("output_tokens"),
-            "cost_usd": row.get("cost_usd"), "offline": row.get("offline"), **(extra or {}),
-        }
-        write_events(self.res.store, [ActivityEvent(
-            user_id=d.user_id, event_type="deliverable_run", summary=summary, idempotency_key=key,
-            metadata=metadata, event_ref=outcome.version_id or d.id, created_at=self.now,
-        )], run_id=self.run_id)
+        ev = run_event(self.d, self.outcome, key=key, now=self.now, extra=extra)
+        if self.writes.batched:
+            self.writes.events.append(ev)
+        else:
+            write_events(self.res.store, [ev], run_id=self.run_id)
 
     # ------------------------------------------------------------------ helpers
     @property
@@ -369,23 +367,19 @@ class DeliverableRun:
         assert self.version is not None, "allocate() first"
         return self.version
 
-    def _skip_sources(self) -> list[SourceRef]:
-        """Sources the skip rule judges: research without configured sources is never skipped."""
-        if self.binding == "research":
-            return [parse_source(s) for s in normalize_sources(self.d.sources)]
-        return effective_sources(self.d.deliverable_type, self.binding, self.d.sources)
+    def _silver(self) -> Any:
+        """This user's prefetched silver rows (a round), or None (the run reads them)."""
+        return self.prefetch.rows_of(self.d.user_id) if self.prefetch is not None else None
 
     def _read_sources(self) -> list[SourceRef]:
-        """Sources read for the prompt: research grounds itself across platforms like cross_platform."""
-        if self.binding == "research" and not self.d.sources:
-            return effective_sources(self.d.deliverable_type, "cross_platform", None)
-        return effective_sources(self.d.deliverable_type, self.binding, self.d.sources)
+        return read_sources(self.d.deliverable_type, self.binding, self.d.sources)
 
     def _gather_platform(self) -> PlatformContext:
         with self.steps.step("gather_platform") as s:
             pc = gather_platform_context(self.res.store, user_id=self.d.user_id, sources=self.read_sources,
                                          now=self.now, timezone=self.timezone,
-                                         looks_ahead_days=self.dtype.looks_ahead_days)
+                                         looks_ahead_days=self.dtype.looks_ahead_days,
+                                         rows=self._silver())
             s.detail.update({"sources": len(pc.groups), "items_fetched": pc.items_fetched,
                              "items_in_prompt": pc.items_in_prompt})
             return pc

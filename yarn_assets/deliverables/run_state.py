@@ -120,6 +120,48 @@ def allocate_version(
     raise RuntimeError(f"could not allocate a version of {deliverable_id} after {max_attempts} attempts") from last_exc
 
 
+def allocate_versions(
+    session_factory: SessionFactory, wanted: list[tuple[str, str, str]], *, run_id: str, root_run_id: str,
+) -> dict[str, tuple[DeliverableVersion, bool]]:
+    """:func:`allocate_version` for a round's deliverables (``(deliverable_id, trigger, strategy)``) in one
+    transaction: two queries and one commit. A lost race (UNIQUE violation, SQLite lock) rolls the batch
+    back and allocates one by one, with the single allocation's retries."""
+    ids = [w[0] for w in wanted]
+    try:
+        with session_factory() as session:
+            existing = {v.deliverable_id: v for v in session.scalars(select(DeliverableVersion).where(
+                DeliverableVersion.deliverable_id.in_(ids), DeliverableVersion.root_run_id == root_run_id))}
+            tops = dict(session.execute(select(DeliverableVersion.deliverable_id, func.max(
+                DeliverableVersion.version_number)).where(DeliverableVersion.deliverable_id.in_(ids))
+                .group_by(DeliverableVersion.deliverable_id)).all())
+            out: dict[str, tuple[DeliverableVersion, bool]] = {}
+            for did, trigger, strategy in wanted:
+                if did in existing:
+                    existing[did].run_id = run_id
+                    out[did] = (existing[did], True)
+                    continue
+                version = DeliverableVersion(
+                    deliverable_id=did, version_number=(tops.get(did) or 0) + 1, status="generating",
+                    run_id=run_id, root_run_id=root_run_id, trigger=trigger, strategy=strategy, steps=[])
+                session.add(version)
+                out[did] = (version, False)
+            session.flush()
+            session.expunge_all()
+        return out
+    except (IntegrityError, OperationalError) as exc:
+        if isinstance(exc, OperationalError) and "locked" not in str(exc).lower():
+            raise
+        return {did: allocate_version(session_factory, deliverable_id=did, run_id=run_id, root_run_id=root_run_id,
+                                      trigger=trigger, strategy=strategy) for did, trigger, strategy in wanted}
+
+
+def lineage_started(session: Session, deliverable_id: str, root_run_id: str) -> bool:
+    """The run lineage already has a version: a re-execution resumes it (the freshness gate must not skip it)."""
+    return session.scalar(select(DeliverableVersion.id).where(
+        DeliverableVersion.deliverable_id == deliverable_id,
+        DeliverableVersion.root_run_id == root_run_id).limit(1)) is not None
+
+
 def mark_ran(session: Session, deliverable_id: str, now: dt.datetime) -> None:
     """The deliverable produced a version at ``now`` (the freshness gate compares content with it)."""
     d = session.get(Deliverable, deliverable_id)

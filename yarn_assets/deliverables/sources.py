@@ -96,3 +96,19 @@ def effective_sources(deliverable_type: str, binding: str, sources: list[Any] | 
     if binding == "research":
         return refs
     return refs or [SourceRef(p) for p in PLATFORMS]
+
+
+def read_sources(deliverable_type: str, binding: str, sources: list[Any] | None) -> list[SourceRef]:
+    """Sources read for the prompt: research grounds itself across platforms like cross_platform.
+
+    A superset of what the freshness gate judges, so a round prefetches silver for these."""
+    if binding == "research" and not sources:
+        return effective_sources(deliverable_type, "cross_platform", None)
+    return effective_sources(deliverable_type, binding, sources)
+
+
+def skip_sources(deliverable_type: str, binding: str, sources: list[Any] | None) -> list[SourceRef]:
+    """Sources the freshness gate judges: research without configured sources is never skipped."""
+    if binding == "research":
+        return [parse_source(s) for s in normalize_sources(sources)]
+    return effective_sources(deliverable_type, binding, sources)

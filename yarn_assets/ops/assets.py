@@ -63,7 +63,8 @@ def _window_end(context: AssetExecutionContext) -> dt.datetime:
     retry_policy=HOUSEKEEPING_RETRY,
     description=(
         "Hourly TTL enforcement (cutoff = end of the hour partition): deletes expired, non-retained rows "
-        "of silver/platform_content (only the files holding them), clears the raw bronze bodies and "
+        "of silver/platform_content (only the files holding them; a row a deliverable marked in "
+        "gold/retained_items is marked retained instead, in the same merge), clears the raw bronze bodies and "
         "rejected bytes past their TTL (metadata kept as the audit trail), deletes fully expired archived "
         "export files, and writes one content_cleanup event per affected user with that user's counts."
     ),
@@ -108,6 +109,7 @@ def content_cleanup(
             "silver_files_total": report.silver.files_total,
             "silver_files_removed": report.silver.files_removed,
             "silver_files_added": report.silver.files_added,
+            "silver_rows_retained_by_marks": report.retained_applied,
             "content_vectors_deleted": report.vectors.rows,
             "bronze_bodies_expired": report.bronze.rows,
             "bronze_bodies_kept_for_live_rows": report.bronze_protected,

@@ -2,7 +2,9 @@
 
 Rules (each is tested):
 
-* **silver**: a row is deleted when it is not retained and ``expires_at < cutoff``. The delete is
+* **silver**: a row is deleted when it is not retained and ``expires_at < cutoff``, unless a
+  deliverable marked it in ``gold/retained_items``: then the same merge marks it retained (reason,
+  reference, ``expires_at`` NULL) instead. The delete is
   pinned to the (platform, created_day) partitions that hold such rows, found first with a cheap
   projection, so it rewrites only the files that contain them; the rows' content vectors
   (``silver/content_vectors``, the people domain) are deleted first, so a run that dies in between
@@ -39,6 +41,9 @@ from io_managers.delta_store import DeltaStore
 from io_managers.predicates import Eq, In, IsNull, Or, Predicate, Window, all_of
 from yarn_assets.core.activity_log import ActivityEvent
 from yarn_assets.core.tables import BRONZE_ITEMS, PLATFORM_CONTENT, REJECTS, TTL
+from yarn_assets.deliverables.retention import KEY as RETENTION_KEY
+from yarn_assets.deliverables.retention import pending_marks
+from yarn_assets.deliverables.tables import RETAINED_ITEMS
 from yarn_assets.ingest.normalize import context_only
 from yarn_assets.people import vectors as people_vectors
 
@@ -97,6 +102,7 @@ class CleanupReport:
     rejects: StepReport = field(default_factory=StepReport)
     archives: StepReport = field(default_factory=StepReport)
     archive_paths: list[str] = field(default_factory=list)
+    retained_applied: int = 0  # expired rows kept because a deliverable marked them (gold/retained_items)
 
     @property
     def users(self) -> list[str]:
@@ -116,29 +122,56 @@ class CleanupReport:
 
 # ------------------------------------------------------------------------------------ silver
 def delete_expired_content(store: DeltaStore, cutoff: dt.datetime, report: CleanupReport) -> None:
+    """Delete expired rows; a row a deliverable marked (``gold/retained_items``) is kept and marked instead.
+
+    Both happen in one merge of the same pinned day files the delete rewrites anyway, so applying
+    retention costs no extra silver rewrite (the deliverables never merge into silver)."""
     expired = expired_content_predicate(cutoff)
     lf = store.scan(PLATFORM_CONTENT, expired)
     if lf is None:
         return
-    doomed = lf.select("user_id", "platform", "created_day", "resource_id", "external_id").collect()
+    expiring = lf.select("user_id", "platform", "created_day", "resource_id", "external_id").collect()
     step = report.silver
     step.files_total = store.files(PLATFORM_CONTENT).height
-    if doomed.is_empty():
+    if expiring.is_empty():
         return
+    marks = pending_marks(store, expiring)
+    doomed = expiring.join(marks, on=[*RETENTION_KEY, "created_day"], how="anti") if marks.height else expiring
+    report.retained_applied = marks.height
     report.vectors.rows = people_vectors.delete_items(store, doomed)
     if report.vectors.rows:
         for user_id, n in doomed.group_by("user_id").len().iter_rows():
             report.vectors.by_user[user_id] = int(n)  # items whose vectors went (chunks: ``vectors.rows``)
-    groups = _partition_groups(doomed, "created_day")
+    groups = _partition_groups(expiring, "created_day")
     step.files_in_scope, step.files_total = _files_in(store, PLATFORM_CONTENT, groups, "created_day")
-    metrics = store.delete_with_metrics(PLATFORM_CONTENT, all_of(_pin(groups, "created_day"), expired))  # type: ignore[arg-type]
-    step.rows = int(metrics.get("num_deleted_rows", 0))
-    step.files_removed = int(metrics.get("num_removed_files", 0))
-    step.files_added = int(metrics.get("num_added_files", 0))
+    if marks.is_empty():
+        metrics = store.delete_with_metrics(PLATFORM_CONTENT, all_of(_pin(groups, "created_day"), expired))  # type: ignore[arg-type]
+        step.rows = int(metrics.get("num_deleted_rows", 0))
+        step.files_removed = int(metrics.get("num_removed_files", 0))
+        step.files_added = int(metrics.get("num_added_files", 0))
+    else:
+        step.rows, step.files_removed, step.files_added = _delete_or_retain(store, expiring, marks, groups, expired)
     counts = doomed.group_by("user_id", "platform").len()
     for user_id, platform, n in counts.iter_rows():
         report.silver_by_user_platform.setdefault(user_id, {})[platform] = int(n)
         step.by_user[user_id] = step.by_user.get(user_id, 0) + int(n)
+
+
+def _delete_or_retain(store: DeltaStore, expiring: pl.DataFrame, marks: pl.DataFrame,
+                      groups: dict[str, list[Any]], expired: Predicate) -> tuple[int, int, int]:
+    """One merge: marked rows become retained (reason, reference, no expiry), the others are deleted.
+
+    Returns (rows deleted, files removed, files added)."""
+    source = expiring.join(marks, on=[*RETENTION_KEY, "created_day"], how="left").with_columns(
+        pl.col("retained_ref").is_not_null().alias("_keep"))
+    stats = store.merge(
+        PLATFORM_CONTENT, source, keys=RETENTION_KEY, pin=_pin(groups, "created_day"),
+        delete_when=f"NOT s._keep AND {expired.to_sql('t')}",
+        update={"retained": "true", "retained_reason": "s.retained_reason", "retained_ref": "s.retained_ref",
+                "retained_at": "s.retained_at", "expires_at": "NULL"},
+        update_when="s._keep AND (t.retained IS NULL OR t.retained = false)", insert=False,
+    )
+    return stats.deleted, stats.files_removed, stats.files_added
 
 
 # ------------------------------------------------------------------------------------ bronze
@@ -147,13 +180,14 @@ def live_body_refs(store: DeltaStore, cutoff: dt.datetime) -> pl.DataFrame:
     lf = store.scan(PLATFORM_CONTENT)
     if lf is None:
         return pl.DataFrame(schema={"user_id": pl.Utf8, "platform": pl.Utf8, "raw_sha256": pl.Utf8})
-    return (
-        lf.filter(~expired_content_predicate(cutoff).to_polars().fill_null(False))
-        .select("user_id", "platform", "raw_sha256")
-        .drop_nulls("raw_sha256")
-        .unique()
-        .collect()
-    )
+    expired = expired_content_predicate(cutoff).to_polars().fill_null(False)
+    live = lf.filter(~expired)
+    marks = store.scan(RETAINED_ITEMS)
+    if marks is not None:  # expired rows a deliverable marked stay (this hour's silver step keeps them)
+        marked = lf.filter(expired).join(marks.select([*RETENTION_KEY, "created_day"]),
+                                         on=[*RETENTION_KEY, "created_day"], how="semi")
+        live = pl.concat([live, marked])
+    return live.select("user_id", "platform", "raw_sha256").drop_nulls("raw_sha256").unique().collect()
 
 
 def bronze_bodies_past_ttl(store: DeltaStore, cutoff: dt.datetime) -> tuple[pl.DataFrame, int]:
