@@ -15,6 +15,7 @@ from control_plane import db
 from control_plane.models import DeliverableDelivery, DeliverableVersion
 from tests.deliverables.helpers import create, sample_content, seed_silver
 from yarn_assets.core.tables import ACTIVITY_LOG
+from yarn_assets.deliverables import round_data
 from yarn_assets.deliverables import run as deliverable_run
 from yarn_assets.deliverables.assets import TRIGGER_TAG, deliverable_partitions
 
@@ -36,7 +37,8 @@ def activity_log_down(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
             raise RuntimeError("activity log unavailable (injected)")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(deliverable_run, "write_events", flaky)
+    monkeypatch.setattr(deliverable_run, "write_events", flaky)  # a single run's own event
+    monkeypatch.setattr(round_data, "write_events", flaky)  # a round's one commit of events
     return state
 
 
