@@ -125,7 +125,6 @@ def _items(rng: random.Random, uid: str, platform: str, until: dt.datetime) -> l
 def setup(home: Path, users: int, seed: int = 7) -> dict[str, Any]:
     """Users, silver, deliverables and activity in ``home`` (runs in the child that owns ``home``)."""
     import polars as pl
-    from yarn_assets.ingest.normalizers import items_frame
 
     from control_plane import db
     from control_plane.models import User
@@ -133,6 +132,7 @@ def setup(home: Path, users: int, seed: int = 7) -> dict[str, Any]:
     from resources.settings import load_settings
     from yarn_assets.core.activity_log import ActivityEvent, write_events
     from yarn_assets.deliverables import service
+    from yarn_assets.ingest.normalize import items_frame
     from yarn_assets.ingest.silver import merge_platform_content, silver_rows
 
     t = anchors()
