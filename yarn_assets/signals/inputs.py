@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 from sqlalchemy import select
@@ -79,6 +80,14 @@ class PreviousPass:
     as_of: dt.datetime
     fingerprint: str
     deferred: int
+    wake_at: dt.datetime | None = None  # see rules.next_wake
+    wake_key: str | None = None  # see wake.wake_key (None: written before the early gate)
+    counts: dict[str, Any] = field(default_factory=dict)  # item counts and refs, carried by a skip
+
+
+#: Columns of the previous pass a skipped pass carries over (what the gate compared against).
+CARRIED = ("items_total", "calendar_items", "gmail_items", "slack_items", "notion_items", "platforms_queried",
+           "refs")
 
 
 def previous_passes(store: DeltaStore, user_ids: Sequence[str], hour_start: dt.datetime, as_of: dt.datetime,
@@ -95,15 +104,23 @@ def previous_passes(store: DeltaStore, user_ids: Sequence[str], hour_start: dt.d
             & (pl.col("as_of") < pl.lit(as_of))
             & ~((pl.col("partition_hour") == pl.lit(hour_start)) & (pl.col("trigger") == trigger))
         )
-        .select(["user_id", "pass", "partition_hour", "as_of", "fingerprint", "deferred"])
+        .select(["user_id", "pass", "partition_hour", "as_of", "fingerprint", "deferred", *_optional(lf), *CARRIED])
         .collect()
         .sort("as_of")
         .unique(["user_id", "pass"], keep="last")
     )
     return {
-        (r["user_id"], r["pass"]): PreviousPass(r["partition_hour"], r["as_of"], r["fingerprint"], r["deferred"] or 0)
+        (r["user_id"], r["pass"]): PreviousPass(
+            r["partition_hour"], r["as_of"], r["fingerprint"], r["deferred"] or 0, r.get("wake_at"),
+            r.get("wake_key"), {c: r[c] for c in CARRIED})
         for r in frame.iter_rows(named=True)
     }
+
+
+def _optional(lf: pl.LazyFrame) -> list[str]:
+    """The early gate's columns, when the table has them (rows written before it lack them)."""
+    names = lf.collect_schema().names()
+    return [c for c in ("wake_at", "wake_key") if c in names]
 
 
 @dataclass

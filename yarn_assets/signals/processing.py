@@ -29,15 +29,13 @@ from typing import Any
 import polars as pl
 
 from io_managers.delta_store import DeltaStore
-from io_managers.predicates import Eq, In, Predicate, all_of
 from resources.llm import LLM, LLMBudgetExceeded, LLMCallError, LLMOutputError, LLMScope, LLMUsage
-from yarn_assets.core.activity_log import write_events
 from yarn_assets.core.shards import in_shard
 from yarn_assets.core.tables import PLATFORM_CONTENT
 from yarn_assets.signals import actions as act
 from yarn_assets.signals import context as ctxmod
 from yarn_assets.signals import rows as rowmod
-from yarn_assets.signals import rules
+from yarn_assets.signals import rules, wake
 from yarn_assets.signals.extraction import COLUMNS, SignalSummary, extract
 from yarn_assets.signals.inputs import (  # noqa: F401  (re-exported: the hour's input loaders)
     PreviousPass,
@@ -52,7 +50,8 @@ from yarn_assets.signals.inputs import (  # noqa: F401  (re-exported: the hour's
 )
 from yarn_assets.signals.prompt import SYSTEM_PROMPT, SignalDecision, render_prompt
 from yarn_assets.signals.results import HourResult, PassResult
-from yarn_assets.signals.tables import PASSES, SIGNAL_ACTIONS, SIGNAL_SUMMARIES
+from yarn_assets.signals.tables import PASSES
+from yarn_assets.signals.writer import hour_predicate, write_hour  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +103,8 @@ def gate_pass(*, pass_name: str, rows: pl.DataFrame, inputs: UserInputs, spec: H
     fingerprint = summary.fingerprint(time_refs)
     new_items = summary.new_items_since(previous.as_of if previous else None)
     row = rowmod.base_row(spec, summary, fingerprint, new_items, previous)
+    row["wake_at"] = rules.next_wake(summary, profile, policy.followup_days)
+    row["wake_key"] = wake.wake_key(pass_name, inputs, policy.followup_days, policy.min_items)
     result = PassResult(profile.id, pass_name, "skipped", row)
     reason = None
     if summary.total_items < policy.min_items:
@@ -247,6 +248,13 @@ def _context_failure(spec: HourSpec, user_id: str, pass_name: str, detail: str) 
                    f"loading the user's context failed: {detail}", LLMUsage(), transient=False)
 
 
+def _slept(spec: HourSpec, user_id: str, pass_name: str, previous: PreviousPass, key: str) -> PassResult:
+    row = rowmod.slept_row(spec, user_id, pass_name, previous, key)
+    result = PassResult(user_id, pass_name, "skipped", row, skip_reason="wake_gate")
+    result.event = rowmod.event(spec, row, "")
+    return result
+
+
 def _complete(session_factory: SessionFactory, store: DeltaStore, inputs: dict[str, UserInputs],
               as_of: dt.datetime) -> dict[str, str]:
     """Load the expensive inputs in one batch; on failure, user by user (returns user -> error)."""
@@ -286,16 +294,22 @@ def process_hour(
     if shard is not None and shard[1] > 1:
         users = in_shard(users, *shard)
     result = HourResult(users=users, ignored_users=ignored)
+    previous = previous_passes(store, users, spec.hour_start, spec.as_of, spec.trigger)
+    asleep: set[tuple[str, str]] = set()
+    keys: dict[tuple[str, str], str] = {}
     try:
         inputs = cheap_inputs(session_factory, users)
-        silver = load_silver(store, users, spec.as_of)
+        if policy.wake_gate and not ignore_wake_gate:  # decided before any content is loaded
+            asleep, keys = wake.sleeping_passes(store, inputs, passes, previous, spec.as_of,
+                                                followup_days=policy.followup_days, min_items=policy.min_items)
+        awake = [u for u in users if any((u, p) not in asleep for p in passes)]
+        silver = load_silver(store, awake, spec.as_of)
     except Exception as exc:  # the control plane or silver is unreadable: every pass fails, none is skipped
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        inputs, silver = {}, {}
+        inputs, silver, asleep = {}, {}, set()
         log.exception("loading the hour's inputs failed")
     else:
         detail = "unknown user"
-    previous = previous_passes(store, users, spec.hour_start, spec.as_of, spec.trigger)
     empty = pl.DataFrame(schema={c: PLATFORM_CONTENT.schema[c] for c in COLUMNS})
     slots: list[PassResult | Gate] = []
     for user_id in users:
@@ -303,6 +317,10 @@ def process_hour(
         for pass_name in passes:
             if mine is None:
                 slots.append(_context_failure(spec, user_id, pass_name, detail))
+                continue
+            if (user_id, pass_name) in asleep:
+                slots.append(_slept(spec, user_id, pass_name, previous[(user_id, pass_name)],
+                                    keys[(user_id, pass_name)]))
                 continue
             slots.append(gate_pass(pass_name=pass_name, rows=silver.get(user_id, empty), inputs=mine, spec=spec,
                                    previous=previous.get((user_id, pass_name)), policy=policy,
@@ -343,43 +361,6 @@ def process_hour(
         if outcome.status == "failed" and on_failure:
             on_failure(outcome)
     return result
-
-
-def hour_predicate(spec: HourSpec, result: HourResult, user_ids: Sequence[str] | None,
-                   passes: Sequence[str], shard_users: Sequence[str] | None = None) -> Predicate:
-    """The rows an hour's run owns: its hour and trigger, narrowed to the users (of its shard) and
-    passes it ran. ``shard_users``: every user of the shard with rows in the hour or in this run."""
-    parts: list[Predicate] = [Eq("signal_date", spec.hour_start.date()), Eq("partition_hour", spec.hour_start),
-                              Eq("trigger", spec.trigger)]
-    if user_ids:
-        parts.append(In("user_id", sorted(set(user_ids) | set(result.users))))
-    elif shard_users is not None:
-        parts.append(In("user_id", sorted(set(shard_users) | set(result.users)) or [""]))
-    if sorted(passes) != sorted(PASSES):
-        parts.append(In("pass", list(passes)))
-    predicate = all_of(*parts)
-    assert predicate is not None
-    return predicate
-
-
-def _users_in_hour(store: DeltaStore, spec: HourSpec) -> list[str]:
-    lf = store.scan(SIGNAL_SUMMARIES, all_of(Eq("signal_date", spec.hour_start.date()),
-                                             Eq("partition_hour", spec.hour_start)))
-    return [] if lf is None else lf.select("user_id").unique().collect()["user_id"].to_list()
-
-
-def write_hour(store: DeltaStore, spec: HourSpec, result: HourResult, *, user_ids: Sequence[str] | None,
-               passes: Sequence[str], run_id: str | None, shard: tuple[str, int] | None = None) -> int:
-    """Replace the hour's rows (of the shard) in both gold tables and append its events; returns
-    events inserted. A shard replaces the rows of its users only: users who left the eligible set
-    since a previous run of the hour are found in the table and hashed like the others."""
-    shard_users = in_shard(_users_in_hour(store, spec), *shard) if shard is not None and shard[1] > 1 else None
-    where = hour_predicate(spec, result, user_ids, passes, shard_users)
-    for table in (SIGNAL_SUMMARIES, SIGNAL_ACTIONS):
-        store.ensure(table)  # present (if empty) from the first run on, for the CLI and the UI
-    store.replace(SIGNAL_SUMMARIES, result.summary_frame(), where)
-    store.replace(SIGNAL_ACTIONS, result.action_frame(), where)
-    return write_events(store, result.events(), run_id=run_id)
 
 
 def run_hour(

@@ -56,8 +56,26 @@ def base_row(spec: HourSpec, summary: SignalSummary, fingerprint: str, new_items
         "deliverables_created": 0,
         "deliverables_triggered": 0,
         "deferred": 0,
+        "wake_at": None,
+        "wake_key": None,
         "reasoning": None,
     }
+
+
+def slept_row(spec: HourSpec, user_id: str, pass_name: str, previous: PreviousPass, key: str) -> dict[str, Any]:
+    """The row of a pass the gate skipped before loading anything (:mod:`yarn_assets.signals.wake`):
+    the previous evaluated pass's fingerprint, counts and refs (what it was compared against)."""
+    row: dict[str, Any] = {
+        "signal_date": spec.hour_start.date(), "partition_hour": spec.hour_start, "user_id": user_id,
+        "pass": pass_name, "trigger": spec.trigger, "as_of": spec.as_of, "content_summary": None,
+        "fingerprint": previous.fingerprint, "new_items": 0, "previous_pass_hour": previous.partition_hour,
+        "status": "skipped", "skip_reason": "wake_gate", "error": None, "engine": None, "offline": None,
+        "llm_calls": 0, "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0,
+        "cost_usd": 0.0, "actions_proposed": 0, "actions_executed": 0, "deliverables_created": 0,
+        "deliverables_triggered": 0, "deferred": 0, "wake_at": previous.wake_at, "wake_key": key, "reasoning": None,
+    }
+    row.update(previous.counts)
+    return row
 
 
 def event(spec: HourSpec, row: dict[str, Any], reasoning: str) -> ActivityEvent:

@@ -63,6 +63,8 @@ SIGNAL_SUMMARIES = TableSpec(
         "deliverables_created": pl.Int64,
         "deliverables_triggered": pl.Int64,
         "deferred": pl.Int64,  # kept actions held back by the one-per-type rule (wakes the next pass)
+        "wake_at": UTC_TS,  # earliest time a new time-sensitive candidate can appear (rules.next_wake)
+        "wake_key": pl.Utf8,  # digest of the pass's gate inputs besides content and time (wake.wake_key)
         "reasoning": pl.Utf8,
     },
     partition_by=("signal_date",),
