@@ -1,6 +1,8 @@
 """One hour of signal processing: every eligible user, both passes, failures isolated per user.
 
-A pass:
+Before anything is loaded, the wake gate (:mod:`yarn_assets.signals.wake`) puts to sleep the
+passes with nothing new since the user's last evaluated pass; the others are processed a batch
+of :data:`USERS_PER_BATCH` users at a time (memory follows the batch, not the hour). A pass:
 
 1. extracts the user's summary from silver at ``as_of`` (:mod:`yarn_assets.signals.extraction`);
 2. skips the decision when there are fewer than 3 items (``too_few_items``) or, with the wake gate
@@ -56,6 +58,8 @@ from yarn_assets.signals.writer import hour_predicate, write_hour  # noqa: F401 
 log = logging.getLogger(__name__)
 
 MAX_TOKENS = 1000
+#: Users whose content and decisions are held at once: memory follows the batch, not the hour.
+USERS_PER_BATCH = 1000
 
 
 @dataclass(frozen=True)
@@ -123,30 +127,6 @@ def _skip(result: PassResult, spec: HourSpec, reason: str) -> PassResult:
     result.summary_row["skip_reason"] = result.skip_reason = reason
     result.event = rowmod.event(spec, result.summary_row, "")
     return result
-
-
-def run_pass(
-    *,
-    pass_name: str,
-    rows: pl.DataFrame,
-    inputs: UserInputs,
-    spec: HourSpec,
-    previous: PreviousPass | None,
-    store: DeltaStore,
-    session_factory: SessionFactory,
-    llm: LLM,
-    policy: Policy,
-    scope: LLMScope,
-    ignore_wake_gate: bool = False,
-    execute: bool = True,
-) -> PassResult:
-    """One pass from start to end (gate, then decision); the hour runs the two halves separately."""
-    gate = gate_pass(pass_name=pass_name, rows=rows, inputs=inputs, spec=spec, previous=previous, policy=policy,
-                     ignore_wake_gate=ignore_wake_gate)
-    if not gate.pending:
-        return gate.result
-    return decide_pass(gate, inputs=inputs, spec=spec, store=store, session_factory=session_factory, llm=llm,
-                       policy=policy, scope=scope, execute=execute)
 
 
 def decide_pass(gate: Gate, *, inputs: UserInputs, spec: HourSpec, store: DeltaStore,
@@ -302,65 +282,98 @@ def process_hour(
         if policy.wake_gate and not ignore_wake_gate:  # decided before any content is loaded
             asleep, keys = wake.sleeping_passes(store, inputs, passes, previous, spec.as_of,
                                                 followup_days=policy.followup_days, min_items=policy.min_items)
-        awake = [u for u in users if any((u, p) not in asleep for p in passes)]
-        silver = load_silver(store, awake, spec.as_of)
     except Exception as exc:  # the control plane or silver is unreadable: every pass fails, none is skipped
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        inputs, silver, asleep = {}, {}, set()
+        inputs, asleep = {}, set()
         log.exception("loading the hour's inputs failed")
     else:
         detail = "unknown user"
-    empty = pl.DataFrame(schema={c: PLATFORM_CONTENT.schema[c] for c in COLUMNS})
-    slots: list[PassResult | Gate] = []
-    for user_id in users:
-        mine = inputs.get(user_id)
-        for pass_name in passes:
-            if mine is None:
-                slots.append(_context_failure(spec, user_id, pass_name, detail))
-                continue
-            if (user_id, pass_name) in asleep:
-                slots.append(_slept(spec, user_id, pass_name, previous[(user_id, pass_name)],
-                                    keys[(user_id, pass_name)]))
-                continue
-            slots.append(gate_pass(pass_name=pass_name, rows=silver.get(user_id, empty), inputs=mine, spec=spec,
-                                   previous=previous.get((user_id, pass_name)), policy=policy,
-                                   ignore_wake_gate=ignore_wake_gate))
-    waiting = {s.result.user_id for s in slots if isinstance(s, Gate) and s.pending}
-    errors = _complete(session_factory, store, {u: inputs[u] for u in sorted(waiting)}, spec.as_of)
-
-    def decide_user(user_id: str) -> dict[int, PassResult]:
-        """A user's pending passes in order (the second sees the history the first wrote)."""
-        out: dict[int, PassResult] = {}
-        for i, slot in enumerate(slots):
-            if isinstance(slot, Gate) and slot.pending and slot.result.user_id == user_id:
-                out[i] = decide_pass(slot, inputs=inputs[user_id], spec=spec, store=store,
-                                     session_factory=session_factory, llm=llm, policy=policy, scope=scope,
-                                     execute=execute)
-        return out
-
-    deciding = sorted(waiting - set(errors))
-    decided: dict[int, PassResult] = {}
-    if llm.is_offline or len(deciding) < 2:  # the offline rules are CPU-bound: threads would only add overhead
-        for uid in deciding:
-            decided.update(decide_user(uid))
-    else:  # API mode: users in parallel, bounded by the LLM's limiter (slots, RPM/TPM, retry-after pauses)
-        with ThreadPoolExecutor(max_workers=min(llm.max_concurrency, len(deciding)),
-                                thread_name_prefix="signals") as pool:
-            for part in pool.map(decide_user, deciding):
-                decided.update(part)
-    for i, slot in enumerate(slots):
-        if isinstance(slot, PassResult):
-            outcome = slot
-        elif not slot.pending:
-            outcome = slot.result
-        elif slot.result.user_id in errors:
-            outcome = _context_failure(spec, slot.result.user_id, slot.result.pass_name, errors[slot.result.user_id])
+    hour = _Hour(store, session_factory, llm, spec, policy, scope, passes, ignore_wake_gate, execute, previous)
+    for lo in range(0, len(users), USERS_PER_BATCH):  # content and decisions a batch of users at a time
+        batch = users[lo:lo + USERS_PER_BATCH]
+        awake = [u for u in batch if u in inputs and any((u, p) not in asleep for p in passes)]
+        slots: list[PassResult | Gate] = []
+        try:
+            silver = load_silver(store, awake, spec.as_of)
+        except Exception as exc:
+            log.exception("loading the silver rows of %d users failed", len(awake))
+            silver, failed = {}, traceback.format_exception_only(type(exc), exc)[-1].strip()
         else:
-            outcome = decided[i]
-        result.passes.append(outcome)
-        if outcome.status == "failed" and on_failure:
-            on_failure(outcome)
+            failed = None
+        for user_id in batch:
+            for pass_name in passes:
+                if user_id not in inputs or (failed and user_id in awake and (user_id, pass_name) not in asleep):
+                    slots.append(_context_failure(spec, user_id, pass_name, failed or detail))
+                elif (user_id, pass_name) in asleep:
+                    slots.append(_slept(spec, user_id, pass_name, previous[(user_id, pass_name)],
+                                        keys[(user_id, pass_name)]))
+                else:
+                    slots.append(hour.gate(pass_name, silver.get(user_id), inputs[user_id]))
+        del silver
+        for outcome in hour.decide(slots, inputs):
+            result.passes.append(outcome)
+            if outcome.status == "failed" and on_failure:
+                on_failure(outcome)
     return result
+
+
+@dataclass
+class _Hour:
+    """What every batch of an hour shares; :meth:`decide` turns a batch's slots into outcomes."""
+
+    store: DeltaStore
+    session_factory: SessionFactory
+    llm: LLM
+    spec: HourSpec
+    policy: Policy
+    scope: LLMScope
+    passes: Sequence[str]
+    ignore_wake_gate: bool
+    execute: bool
+    previous: dict[tuple[str, str], PreviousPass]
+
+    def gate(self, pass_name: str, rows: pl.DataFrame | None, inputs: UserInputs) -> Gate:
+        empty = pl.DataFrame(schema={c: PLATFORM_CONTENT.schema[c] for c in COLUMNS})
+        return gate_pass(pass_name=pass_name, rows=empty if rows is None else rows, inputs=inputs, spec=self.spec,
+                         previous=self.previous.get((inputs.profile.id, pass_name)), policy=self.policy,
+                         ignore_wake_gate=self.ignore_wake_gate)
+
+    def decide(self, slots: list[PassResult | Gate], inputs: dict[str, UserInputs]) -> list[PassResult]:
+        """Expensive inputs in one load for the users with a pending pass, then their decisions."""
+        pending: dict[str, list[int]] = {}
+        for i, slot in enumerate(slots):
+            if isinstance(slot, Gate) and slot.pending:
+                pending.setdefault(slot.result.user_id, []).append(i)
+        errors = _complete(self.session_factory, self.store, {u: inputs[u] for u in sorted(pending)}, self.spec.as_of)
+
+        def decide_user(user_id: str) -> dict[int, PassResult]:
+            """A user's pending passes in order (the second sees the history the first wrote)."""
+            return {i: decide_pass(slots[i], inputs=inputs[user_id], spec=self.spec, store=self.store,  # type: ignore[arg-type]
+                                   session_factory=self.session_factory, llm=self.llm, policy=self.policy,
+                                   scope=self.scope, execute=self.execute) for i in pending[user_id]}
+
+        deciding = sorted(set(pending) - set(errors))
+        decided: dict[int, PassResult] = {}
+        if self.llm.is_offline or len(deciding) < 2:  # the offline rules are CPU-bound: threads would only add overhead
+            for uid in deciding:
+                decided.update(decide_user(uid))
+        else:  # API mode: users in parallel, bounded by the LLM's limiter (slots, RPM/TPM, retry-after pauses)
+            with ThreadPoolExecutor(max_workers=min(self.llm.max_concurrency, len(deciding)),
+                                    thread_name_prefix="signals") as pool:
+                for part in pool.map(decide_user, deciding):
+                    decided.update(part)
+        out = []
+        for i, slot in enumerate(slots):
+            if isinstance(slot, PassResult):
+                out.append(slot)
+            elif not slot.pending:
+                out.append(slot.result)
+            elif slot.result.user_id in errors:
+                uid = slot.result.user_id
+                out.append(_context_failure(self.spec, uid, slot.result.pass_name, errors[uid]))
+            else:
+                out.append(decided[i])
+        return out
 
 
 def run_hour(
