@@ -1,12 +1,14 @@
 """The wake gate decided before loading (yarn_assets.signals.wake): what a quiet hour loads.
 
 Four users after one evaluated hour H: ``calm`` (content, nothing time-sensitive, nothing
-deferred), ``deferring`` (three quiet email threads: one follow-up per pass, two deferred),
+deferred), ``deferring`` (three quiet email threads: one follow-up per pass, the others deferred and
+executed in the following hours from the decision that deferred them),
 ``fresh`` (a Slack message lands during H+1) and ``meeting`` (a client meeting enters the 24 h
 horizon during H+1). The loaders are spied on (the real ones run) to see whose inputs H+1 loads.
 """
 
 import datetime as dt
+import json
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +22,7 @@ from tests.signals.seed import add_users, email, event, hour, land, page, slack
 from yarn_assets.signals import processing
 from yarn_assets.signals.assets import hour_key
 from yarn_assets.signals.processing import HourSpec, Policy, run_hour
-from yarn_assets.signals.tables import SIGNAL_SUMMARIES
+from yarn_assets.signals.tables import SIGNAL_ACTIONS, SIGNAL_SUMMARIES
 
 H = hour(dt.datetime.now(dt.UTC)) - dt.timedelta(days=2)
 USERS = {u: f"{u}@acme.example" for u in ("calm", "deferring", "fresh", "meeting")}
@@ -97,9 +99,10 @@ def test_quiet_hour_loads_only_users_with_new_content_due_deferrals_or_due_candi
     spied["complete"].clear()
     run(store, cp, nxt)
 
-    # loaded: the deferring user (its deferred follow-ups are due), the fresh user, the meeting user
-    assert sorted(spied["silver"]) == ["deferring", "fresh", "meeting"]
-    assert "calm" not in spied["complete"]
+    # content loaded for the fresh and the meeting user only; the deferring user's history and
+    # deliverables are loaded to re-screen its deferred follow-ups; nothing at all for the calm user
+    assert sorted(spied["silver"]) == ["fresh", "meeting"]
+    assert sorted(spied["complete"]) == ["deferring", "fresh", "meeting"]
     got = statuses(store, nxt)
     assert got[("calm", "calendar_only")] == got[("calm", "non_calendar")] == ("skipped", "wake_gate")
     assert got[("deferring", "non_calendar")] == ("evaluated", None)  # re-evaluated: a deferred action was due
@@ -114,9 +117,29 @@ def test_quiet_hour_loads_only_users_with_new_content_due_deferrals_or_due_candi
     assert calm["fingerprint"].to_list() == before["fingerprint"].to_list()
     assert calm["items_total"].to_list() == before["items_total"].to_list()
     assert calm["new_items"].to_list() == [0, 0] and calm["content_summary"].null_count() == 2
-    # the deferring user's next follow-up was executed in H+1
+    # the deferring user's next follow-up was executed in H+1, from the decision that deferred it
     follow = rows.filter((pl.col("user_id") == "deferring") & (pl.col("pass") == "non_calendar"))
     assert follow["deliverables_created"].item() == 1 and follow["deferred"].item() == 1
+    assert follow["engine"].item() == "deferred" and follow["llm_calls"].item() == 0
+    created = store.read(SIGNAL_ACTIONS).filter((pl.col("user_id") == "deferring")
+                                                & (pl.col("disposition") == "executed"))
+    assert created["signal_ref"].n_unique() == 2  # two different threads, one per hour
+    assert all(json.loads(c)["thread_id"] for c in created["signal_context"])
+
+    # H+2: a new email for the deferring user: a full evaluation (content loaded, rules asked again)
+    later = nxt + dt.timedelta(hours=1)
+    land(store, "deferring", "gmail", [email("d-new", "d-t9", "Invoice", "z@client.example", [USERS["deferring"]],
+                                             later + dt.timedelta(minutes=5))], later + dt.timedelta(minutes=5))
+    spied["silver"].clear()
+    run(store, cp, later)
+    assert spied["silver"] == ["deferring"]
+    last = store.read(SIGNAL_SUMMARIES).filter((pl.col("partition_hour") == later) & (pl.col("user_id") == "deferring")
+                                               & (pl.col("pass") == "non_calendar"))
+    assert last["status"].item() == "evaluated" and last["engine"].item() != "deferred"
+    assert last["new_items"].item() == 1 and last["content_summary"].item() is not None
+    # the third old thread, deferred twice, is executed now (the first two are in the history)
+    assert store.read(SIGNAL_ACTIONS).filter((pl.col("user_id") == "deferring")
+                                             & (pl.col("disposition") == "executed"))["signal_ref"].n_unique() == 3
 
 
 def test_changed_selection_wakes_the_pass_and_the_gate_off_loads_everyone(

@@ -80,6 +80,7 @@ class PreviousPass:
     as_of: dt.datetime
     fingerprint: str
     deferred: int
+    trigger: str = "schedule"
     wake_at: dt.datetime | None = None  # see rules.next_wake
     wake_key: str | None = None  # see wake.wake_key (None: written before the early gate)
     counts: dict[str, Any] = field(default_factory=dict)  # item counts and refs, carried by a skip
@@ -104,14 +105,15 @@ def previous_passes(store: DeltaStore, user_ids: Sequence[str], hour_start: dt.d
             & (pl.col("as_of") < pl.lit(as_of))
             & ~((pl.col("partition_hour") == pl.lit(hour_start)) & (pl.col("trigger") == trigger))
         )
-        .select(["user_id", "pass", "partition_hour", "as_of", "fingerprint", "deferred", *_optional(lf), *CARRIED])
+        .select(["user_id", "pass", "partition_hour", "as_of", "fingerprint", "deferred", "trigger", *_optional(lf),
+                 *CARRIED])
         .collect()
         .sort("as_of")
         .unique(["user_id", "pass"], keep="last")
     )
     return {
         (r["user_id"], r["pass"]): PreviousPass(
-            r["partition_hour"], r["as_of"], r["fingerprint"], r["deferred"] or 0, r.get("wake_at"),
+            r["partition_hour"], r["as_of"], r["fingerprint"], r["deferred"] or 0, r["trigger"], r.get("wake_at"),
             r.get("wake_key"), {c: r[c] for c in CARRIED})
         for r in frame.iter_rows(named=True)
     }

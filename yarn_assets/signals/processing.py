@@ -36,8 +36,8 @@ from yarn_assets.core.shards import in_shard
 from yarn_assets.core.tables import PLATFORM_CONTENT
 from yarn_assets.signals import actions as act
 from yarn_assets.signals import context as ctxmod
+from yarn_assets.signals import held, rules, wake
 from yarn_assets.signals import rows as rowmod
-from yarn_assets.signals import rules, wake
 from yarn_assets.signals.extraction import COLUMNS, SignalSummary, extract
 from yarn_assets.signals.inputs import (  # noqa: F401  (re-exported: the hour's input loaders)
     PreviousPass,
@@ -52,6 +52,7 @@ from yarn_assets.signals.inputs import (  # noqa: F401  (re-exported: the hour's
 )
 from yarn_assets.signals.prompt import SYSTEM_PROMPT, SignalDecision, render_prompt
 from yarn_assets.signals.results import HourResult, PassResult
+from yarn_assets.signals.spec import HourSpec, Policy
 from yarn_assets.signals.tables import PASSES
 from yarn_assets.signals.writer import hour_predicate, write_hour  # noqa: F401  (re-exported)
 
@@ -60,30 +61,6 @@ log = logging.getLogger(__name__)
 MAX_TOKENS = 1000
 #: Users whose content and decisions are held at once: memory follows the batch, not the hour.
 USERS_PER_BATCH = 1000
-
-
-@dataclass(frozen=True)
-class Policy:
-    excluded_tiers: tuple[str, ...] = ("free",)
-    wake_gate: bool = True
-    followup_days: int = 3
-    min_items: int = 3
-    min_confidence: float = act.MIN_CONFIDENCE
-
-
-@dataclass(frozen=True)
-class HourSpec:
-    partition_key: str
-    hour_start: dt.datetime
-    as_of: dt.datetime
-    now: dt.datetime
-    trigger: str = "schedule"  # schedule | manual
-
-    @classmethod
-    def for_window(cls, partition_key: str, start: dt.datetime, end: dt.datetime, now: dt.datetime,
-                   trigger: str = "schedule") -> HourSpec:
-        """``as_of`` is the hour's end, or now while the hour is still running."""
-        return cls(partition_key, start, min(end, now), now, trigger)
 
 
 @dataclass
@@ -189,13 +166,7 @@ def decide_pass(gate: Gate, *, inputs: UserInputs, spec: HourSpec, store: DeltaS
             if p.kept:
                 p.disposition, p.reason = "proposed", "dry run: not executed"
     executed = [p for p in proposals if p.disposition == "executed"]
-    row.update({
-        "actions_proposed": sum(1 for p in proposals if p.action.action_type != "no_action"),
-        "actions_executed": len(executed),
-        "deliverables_created": sum(1 for p in executed if p.action.action_type == "create_signal_emergent"),
-        "deliverables_triggered": sum(1 for p in executed if p.action.action_type == "trigger_existing"),
-        "deferred": sum(1 for p in proposals if p.reason.startswith("duplicate_in_pass")),
-    })
+    row.update(rowmod.action_counts(proposals))
     result.replayed = sum(1 for p in executed if p.replayed)
     result.action_rows = [rowmod.action_row(spec, profile.id, pass_name, p, decided.model, decided.offline)
                           for p in proposals]
@@ -277,22 +248,24 @@ def process_hour(
     previous = previous_passes(store, users, spec.hour_start, spec.as_of, spec.trigger)
     asleep: set[tuple[str, str]] = set()
     keys: dict[tuple[str, str], str] = {}
+    held_back: dict[tuple[str, str], list[dict[str, Any]]] = {}
     try:
         inputs = cheap_inputs(session_factory, users)
         if policy.wake_gate and not ignore_wake_gate:  # decided before any content is loaded
-            asleep, keys = wake.sleeping_passes(store, inputs, passes, previous, spec.as_of,
-                                                followup_days=policy.followup_days, min_items=policy.min_items)
+            asleep, due, keys = wake.sleeping_passes(store, inputs, passes, previous, spec.as_of,
+                                                     followup_days=policy.followup_days, min_items=policy.min_items)
+            held_back = held.held_back(store, {k: previous[k] for k in due})
     except Exception as exc:  # the control plane or silver is unreadable: every pass fails, none is skipped
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        inputs, asleep = {}, set()
+        inputs, asleep, held_back = {}, set(), {}
         log.exception("loading the hour's inputs failed")
     else:
         detail = "unknown user"
-    hour = _Hour(store, session_factory, llm, spec, policy, scope, passes, ignore_wake_gate, execute, previous)
+    hour = _Hour(store, session_factory, llm, spec, policy, scope, passes, ignore_wake_gate, execute, previous, keys)
     for lo in range(0, len(users), USERS_PER_BATCH):  # content and decisions a batch of users at a time
         batch = users[lo:lo + USERS_PER_BATCH]
-        awake = [u for u in batch if u in inputs and any((u, p) not in asleep for p in passes)]
-        slots: list[PassResult | Gate] = []
+        awake = [u for u in batch if u in inputs and any((u, p) not in asleep | held_back.keys() for p in passes)]
+        slots: list[PassResult | Gate | Replay] = []
         try:
             silver = load_silver(store, awake, spec.as_of)
         except Exception as exc:
@@ -304,6 +277,8 @@ def process_hour(
             for pass_name in passes:
                 if user_id not in inputs or (failed and user_id in awake and (user_id, pass_name) not in asleep):
                     slots.append(_context_failure(spec, user_id, pass_name, failed or detail))
+                elif (user_id, pass_name) in held_back:
+                    slots.append(Replay(user_id, pass_name, held_back[(user_id, pass_name)]))
                 elif (user_id, pass_name) in asleep:
                     slots.append(_slept(spec, user_id, pass_name, previous[(user_id, pass_name)],
                                         keys[(user_id, pass_name)]))
@@ -331,6 +306,7 @@ class _Hour:
     ignore_wake_gate: bool
     execute: bool
     previous: dict[tuple[str, str], PreviousPass]
+    keys: dict[tuple[str, str], str]
 
     def gate(self, pass_name: str, rows: pl.DataFrame | None, inputs: UserInputs) -> Gate:
         empty = pl.DataFrame(schema={c: PLATFORM_CONTENT.schema[c] for c in COLUMNS})
@@ -338,19 +314,20 @@ class _Hour:
                          previous=self.previous.get((inputs.profile.id, pass_name)), policy=self.policy,
                          ignore_wake_gate=self.ignore_wake_gate)
 
-    def decide(self, slots: list[PassResult | Gate], inputs: dict[str, UserInputs]) -> list[PassResult]:
+    def decide(self, slots: list[PassResult | Gate | Replay], inputs: dict[str, UserInputs]) -> list[PassResult]:
         """Expensive inputs in one load for the users with a pending pass, then their decisions."""
         pending: dict[str, list[int]] = {}
         for i, slot in enumerate(slots):
-            if isinstance(slot, Gate) and slot.pending:
-                pending.setdefault(slot.result.user_id, []).append(i)
+            if isinstance(slot, Replay) or (isinstance(slot, Gate) and slot.pending):
+                pending.setdefault(slot.user_id if isinstance(slot, Replay) else slot.result.user_id, []).append(i)
         errors = _complete(self.session_factory, self.store, {u: inputs[u] for u in sorted(pending)}, self.spec.as_of)
 
         def decide_user(user_id: str) -> dict[int, PassResult]:
             """A user's pending passes in order (the second sees the history the first wrote)."""
-            return {i: decide_pass(slots[i], inputs=inputs[user_id], spec=self.spec, store=self.store,  # type: ignore[arg-type]
-                                   session_factory=self.session_factory, llm=self.llm, policy=self.policy,
-                                   scope=self.scope, execute=self.execute) for i in pending[user_id]}
+            return {i: self.replay(slot, inputs[user_id]) if isinstance(slot := slots[i], Replay) else
+                    decide_pass(slot, inputs=inputs[user_id], spec=self.spec, store=self.store,  # type: ignore[arg-type]
+                                session_factory=self.session_factory, llm=self.llm, policy=self.policy,
+                                scope=self.scope, execute=self.execute) for i in pending[user_id]}
 
         deciding = sorted(set(pending) - set(errors))
         decided: dict[int, PassResult] = {}
@@ -366,14 +343,30 @@ class _Hour:
         for i, slot in enumerate(slots):
             if isinstance(slot, PassResult):
                 out.append(slot)
-            elif not slot.pending:
+            elif isinstance(slot, Gate) and not slot.pending:
                 out.append(slot.result)
-            elif slot.result.user_id in errors:
-                uid = slot.result.user_id
-                out.append(_context_failure(self.spec, uid, slot.result.pass_name, errors[uid]))
+            elif (uid := slot.user_id if isinstance(slot, Replay) else slot.result.user_id) in errors:
+                name = slot.pass_name if isinstance(slot, Replay) else slot.result.pass_name
+                out.append(_context_failure(self.spec, uid, name, errors[uid]))
             else:
                 out.append(decided[i])
         return out
+
+    def replay(self, slot: Replay, inputs: UserInputs) -> PassResult:
+        key = (slot.user_id, slot.pass_name)
+        return held.replay_pass(user_id=slot.user_id, pass_name=slot.pass_name, held=slot.actions,
+                                previous=self.previous[key], key=self.keys[key], inputs=inputs, spec=self.spec,
+                                session_factory=self.session_factory, min_confidence=self.policy.min_confidence,
+                                execute=self.execute, run_id=self.scope.run_id)
+
+
+@dataclass
+class Replay:
+    """A pass whose only due work is the previous pass's deferred actions (:mod:`.held`)."""
+
+    user_id: str
+    pass_name: str
+    actions: list[dict[str, Any]]
 
 
 def run_hour(

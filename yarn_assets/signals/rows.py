@@ -78,6 +78,18 @@ def slept_row(spec: HourSpec, user_id: str, pass_name: str, previous: PreviousPa
     return row
 
 
+def action_counts(proposals: list[act.Proposed]) -> dict[str, int]:
+    """A pass's action columns (``deferred``: held back by the one-per-type rule, due next pass)."""
+    executed = [p for p in proposals if p.disposition == "executed"]
+    return {
+        "actions_proposed": sum(1 for p in proposals if p.action.action_type != "no_action"),
+        "actions_executed": len(executed),
+        "deliverables_created": sum(1 for p in executed if p.action.action_type == "create_signal_emergent"),
+        "deliverables_triggered": sum(1 for p in executed if p.action.action_type == "trigger_existing"),
+        "deferred": sum(1 for p in proposals if p.reason.startswith("duplicate_in_pass")),
+    }
+
+
 def event(spec: HourSpec, row: dict[str, Any], reasoning: str) -> ActivityEvent:
     key = f"{row['user_id']}|{row['pass']}|{spec.hour_start:%Y-%m-%dT%H:00Z}"
     if spec.trigger != "schedule":
@@ -114,5 +126,6 @@ def action_row(spec: HourSpec, user_id: str, pass_name: str, p: act.Proposed, en
         "title": a.title[:300], "description": a.description[:1000], "confidence": float(a.confidence),
         "disposition": p.disposition, "reason": p.reason, "dedup_key": p.dedup_key,
         "deliverable_id": p.deliverable_id, "sources": json.dumps(sources, sort_keys=True),
+        "signal_context": json.dumps(a.signal_context, sort_keys=True, default=str),
         "engine": engine, "offline": offline, "reasoning": a.reasoning[:1000], "as_of": spec.as_of,
     }

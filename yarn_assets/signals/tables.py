@@ -93,6 +93,7 @@ SIGNAL_ACTIONS = TableSpec(
         "dedup_key": pl.Utf8,  # user|signal_type|signal_ref for creates and triggers
         "deliverable_id": pl.Utf8,  # created or triggered deliverable
         "sources": pl.Utf8,  # JSON
+        "signal_context": pl.Utf8,  # JSON: what the action is about (a deferred action is executed from it)
         "engine": pl.Utf8,
         "offline": pl.Boolean,
         "reasoning": pl.Utf8,

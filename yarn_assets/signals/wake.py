@@ -9,8 +9,9 @@ most :data:`inputs.LOOKBACK_DAYS` old):
    files' ``fetched_at`` statistics reduce to the few files an ingest wrote since;
 2. **no time-sensitive candidate came due**: ``P.wake_at`` (:func:`rules.next_wake`: a meeting
    entering the 24 h horizon, a thread crossing the follow-up threshold) is unset or after ``as_of``;
-3. **nothing deferred**: ``P.deferred == 0`` (actions held back by the one-per-type rule are due
-   in the next pass, so a pass that deferred any always wakes the next one);
+3. **nothing deferred**: ``P.deferred == 0``. Actions held back by the one-per-type rule are due
+   in the next pass: when rules 1, 2 and 4 hold, that pass executes them from ``P``'s decision
+   without loading content or asking the model again (:mod:`yarn_assets.signals.held`);
 4. **same gate inputs**: ``P.wake_key`` equals this pass's (:func:`wake_key`: the pass, its source
    selections, the user's addresses and the policy's thresholds), so a changed selection or a new
    address wakes the pass.
@@ -69,37 +70,39 @@ def new_content(store: DeltaStore, since: Mapping[str, dt.datetime], as_of: dt.d
     return {(r["user_id"], r["platform"]): r["fetched_at"] for r in frame.iter_rows(named=True)}
 
 
-def asleep(pass_name: str, previous: PreviousPass | None, key: str, as_of: dt.datetime,
-           fetched: Mapping[tuple[str, str], dt.datetime], user_id: str) -> bool:
-    """True when the pass can be skipped without loading anything (the four rules above)."""
-    if previous is None or previous.wake_key != key or previous.deferred > 0:
+def unchanged(pass_name: str, previous: PreviousPass | None, key: str, as_of: dt.datetime,
+              fetched: Mapping[tuple[str, str], dt.datetime], user_id: str) -> bool:
+    """Rules 1, 2 and 4: nothing new for the pass since ``previous`` (deferred actions aside)."""
+    if not _may_sleep(previous, key, as_of):
         return False
-    if previous.wake_at is not None and previous.wake_at <= as_of:
-        return False
+    assert previous is not None
     return not any((at := fetched.get((user_id, p))) is not None and at > previous.as_of
                    for p in PASS_PLATFORMS[pass_name])
 
 
 def sleeping_passes(store: DeltaStore, inputs: Mapping[str, UserInputs], passes: Sequence[str],
                     previous: Mapping[tuple[str, str], PreviousPass], as_of: dt.datetime, *,
-                    followup_days: int, min_items: int) -> tuple[set[tuple[str, str]], dict[tuple[str, str], str]]:
-    """(passes the gate skips before loading, every pass's wake key) for the users in ``inputs``."""
+                    followup_days: int, min_items: int
+                    ) -> tuple[set[tuple[str, str]], set[tuple[str, str]], dict[tuple[str, str], str]]:
+    """(passes that sleep, passes with only deferred actions due, every pass's wake key), decided
+    for the users in ``inputs`` before any content is loaded."""
     keys = {(uid, p): wake_key(p, mine, followup_days, min_items) for uid, mine in inputs.items() for p in passes}
     candidates = {k for k, key in keys.items() if _may_sleep(previous.get(k), key, as_of)}
     since = _earliest((uid, previous[(uid, p)].as_of) for uid, p in candidates)
     fetched = new_content(store, since, as_of) if since else {}
-    asleep_now = {(uid, p) for uid, p in candidates
-                  if asleep(p, previous.get((uid, p)), keys[(uid, p)], as_of, fetched, uid)}
-    return asleep_now, keys
+    quiet = {(uid, p) for uid, p in candidates if unchanged(p, previous.get((uid, p)), keys[(uid, p)], as_of,
+                                                            fetched, uid)}
+    deferred = {k for k in quiet if previous[k].deferred > 0}
+    return quiet - deferred, deferred, keys
 
 
 def _may_sleep(previous: PreviousPass | None, key: str, as_of: dt.datetime) -> bool:
-    return previous is not None and previous.wake_key == key and previous.deferred == 0 and (
+    return previous is not None and previous.wake_key == key and (
         previous.wake_at is None or previous.wake_at > as_of)
 
 
-def _earliest(pairs: Mapping[str, dt.datetime] | Iterable[tuple[str, dt.datetime]]) -> dict[str, dt.datetime]:
+def _earliest(pairs: Iterable[tuple[str, dt.datetime]]) -> dict[str, dt.datetime]:
     out: dict[str, dt.datetime] = {}
-    for uid, at in (pairs.items() if isinstance(pairs, Mapping) else pairs):
+    for uid, at in pairs:
         out[uid] = min(at, out.get(uid, at))
     return out
