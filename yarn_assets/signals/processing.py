@@ -84,7 +84,8 @@ def gate_pass(*, pass_name: str, rows: pl.DataFrame, inputs: UserInputs, spec: H
     fingerprint = summary.fingerprint(time_refs)
     new_items = summary.new_items_since(previous.as_of if previous else None)
     row = rowmod.base_row(spec, summary, fingerprint, new_items, previous)
-    row["wake_at"] = rules.next_wake(summary, profile, policy.followup_days)
+    hidden = rules.hidden_platforms(rows, summary)
+    row["wake_at"] = rules.next_wake(summary, profile, policy.followup_days, hidden=hidden)
     row["wake_key"] = wake.wake_key(pass_name, inputs, policy.followup_days, policy.min_items)
     result = PassResult(profile.id, pass_name, "skipped", row)
     reason = None

@@ -169,11 +169,22 @@ def time_sensitive_refs(summary: SignalSummary, profile: UserProfile, followup_d
     ]
 
 
-def next_wake(summary: SignalSummary, profile: UserProfile, followup_days: int) -> dt.datetime | None:
+def hidden_platforms(rows: pl.DataFrame, summary: SignalSummary) -> list[str]:
+    """Platforms with more visible rows than the pass shows (selections aside: an over-estimate)."""
+    full = [p for p, c in summary.platforms.items() if c.items_count >= LIMITS[p]]
+    if not full:
+        return []
+    counts = dict(rows.filter(pl.col("platform").is_in(full)).group_by("platform").len().iter_rows())
+    return [p for p in full if counts.get(p, 0) > LIMITS[p]]
+
+
+def next_wake(summary: SignalSummary, profile: UserProfile, followup_days: int,
+              hidden: Iterable[str] = ()) -> dt.datetime | None:
     """The earliest time after ``as_of`` at which, without new content, the pass could see a
     candidate it does not see now: a meeting entering the 24 h horizon, a thread crossing the
-    follow-up threshold, or (on a platform at its item limit) a shown item expiring or leaving its
-    fetch window so that an unseen one moves up. ``None``: nothing can appear by time alone.
+    follow-up threshold, or (on a platform in ``hidden``: more visible items than its limit shows) a
+    shown item expiring or leaving its fetch window so that an unseen one moves up. ``None``:
+    nothing can appear by time alone.
 
     Items only *leaving* (ageing out, a meeting starting) never wake a pass: they cannot create a
     signal. The wake gate compares this with the next hour's ``as_of`` before loading anything.
@@ -200,10 +211,8 @@ def next_wake(summary: SignalSummary, profile: UserProfile, followup_days: int) 
             recipients = {str(p).lower() for p in last["participants"] or []} - {sender}
             if (not profile.addresses or recipients & profile.addresses) and last["occurred_at"] + threshold > as_of:
                 times.append(last["occurred_at"] + threshold)
-    for platform, content in summary.platforms.items():
-        if content.items_count < LIMITS[platform]:
-            continue  # every visible item is shown: one leaving cannot let another in
-        items = content.items
+    for platform in set(hidden) & set(summary.platforms):
+        items = summary.platforms[platform].items
         times += [t for t in items["expires_at"].drop_nulls().to_list() if t > as_of]
         if platform in FETCH_WINDOWS:
             times += [t + FETCH_WINDOWS[platform] for t in items["fetched_at"].drop_nulls().to_list()]
