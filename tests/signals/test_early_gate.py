@@ -57,16 +57,18 @@ def run(store: DeltaStore, cp: ControlPlane, start: dt.datetime) -> Any:
 @pytest.fixture
 def spied(monkeypatch: pytest.MonkeyPatch) -> dict[str, list[str]]:
     """Record whose silver and expensive inputs the hour loads (the real loaders still run)."""
-    calls: dict[str, list[str]] = {"silver": [], "complete": []}
+    calls: dict[str, list[str]] = {"silver": [], "complete": [], "screening_only": []}
     real_silver, real_complete = processing.load_silver, processing.complete_inputs
 
     def load_silver(store: DeltaStore, user_ids: list[str], as_of: dt.datetime) -> Any:
         calls["silver"] += list(user_ids)
         return real_silver(store, user_ids, as_of)
 
-    def complete_inputs(session_factory: Any, store: DeltaStore, inputs: dict[str, Any], as_of: dt.datetime) -> None:
+    def complete_inputs(session_factory: Any, store: DeltaStore, inputs: dict[str, Any], as_of: dt.datetime,
+                        **kw: Any) -> None:
         calls["complete"] += list(inputs)
-        real_complete(session_factory, store, inputs, as_of)
+        calls["screening_only"] += list(kw.get("screening_only") or [])
+        real_complete(session_factory, store, inputs, as_of, **kw)
 
     monkeypatch.setattr(processing, "load_silver", load_silver)
     monkeypatch.setattr(processing, "complete_inputs", complete_inputs)
@@ -103,6 +105,7 @@ def test_quiet_hour_loads_only_users_with_new_content_due_deferrals_or_due_candi
     # deliverables are loaded to re-screen its deferred follow-ups; nothing at all for the calm user
     assert sorted(spied["silver"]) == ["fresh", "meeting"]
     assert sorted(spied["complete"]) == ["deferring", "fresh", "meeting"]
+    assert spied["screening_only"] == ["deferring"]  # history and deliverables; no memory or activity
     got = statuses(store, nxt)
     assert got[("calm", "calendar_only")] == got[("calm", "non_calendar")] == ("skipped", "wake_gate")
     assert got[("deferring", "non_calendar")] == ("evaluated", None)  # re-evaluated: a deferred action was due

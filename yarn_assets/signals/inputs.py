@@ -167,17 +167,21 @@ def cheap_inputs(session_factory: SessionFactory, user_ids: Sequence[str]) -> di
 
 
 def complete_inputs(session_factory: SessionFactory, store: DeltaStore, inputs: dict[str, UserInputs],
-                    as_of: dt.datetime) -> None:
-    """Deliverables (one versions scan), history and memory (indexed per-user queries), activity (one read)."""
+                    as_of: dt.datetime, screening_only: Iterable[str] = ()) -> None:
+    """Deliverables (one versions scan), history and memory (indexed per-user queries), activity (one read).
+    Users in ``screening_only`` (deferred actions to re-screen, no prompt) get deliverables and history."""
     ids = sorted(inputs)
     if not ids:
         return
+    light = set(screening_only)
     with session_factory() as session:
         deliverables = ctxmod.load_deliverables_for(session, store, ids)
         for uid in ids:
             inputs[uid].deliverables = deliverables.get(uid, [])
             inputs[uid].history = act.load_history(session, uid)
-            inputs[uid].memory = ctxmod.load_memory(session, uid)
-    activity = ctxmod.load_activity_for(store, ids, as_of)
-    for uid in ids:
+            if uid not in light:
+                inputs[uid].memory = ctxmod.load_memory(session, uid)
+    prompted = [u for u in ids if u not in light]
+    activity = ctxmod.load_activity_for(store, prompted, as_of) if prompted else {}
+    for uid in prompted:
         inputs[uid]._activity = activity.get(uid, [])

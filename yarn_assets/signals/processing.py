@@ -208,17 +208,17 @@ def _slept(spec: HourSpec, user_id: str, pass_name: str, previous: PreviousPass,
 
 
 def _complete(session_factory: SessionFactory, store: DeltaStore, inputs: dict[str, UserInputs],
-              as_of: dt.datetime) -> dict[str, str]:
+              as_of: dt.datetime, light: set[str]) -> dict[str, str]:
     """Load the expensive inputs in one batch; on failure, user by user (returns user -> error)."""
     try:
-        complete_inputs(session_factory, store, inputs, as_of)
+        complete_inputs(session_factory, store, inputs, as_of, screening_only=light)
         return {}
     except Exception:
         log.exception("batch load of signal inputs failed; loading user by user")
     errors: dict[str, str] = {}
     for uid in list(inputs):
         try:
-            complete_inputs(session_factory, store, {uid: inputs[uid]}, as_of)
+            complete_inputs(session_factory, store, {uid: inputs[uid]}, as_of, screening_only=light & {uid})
         except Exception as exc:
             errors[uid] = traceback.format_exception_only(type(exc), exc)[-1].strip()
     return errors
@@ -321,7 +321,9 @@ class _Hour:
         for i, slot in enumerate(slots):
             if isinstance(slot, Replay) or (isinstance(slot, Gate) and slot.pending):
                 pending.setdefault(slot.user_id if isinstance(slot, Replay) else slot.result.user_id, []).append(i)
-        errors = _complete(self.session_factory, self.store, {u: inputs[u] for u in sorted(pending)}, self.spec.as_of)
+        light = {u for u, idx in pending.items() if all(isinstance(slots[i], Replay) for i in idx)}
+        errors = _complete(self.session_factory, self.store, {u: inputs[u] for u in sorted(pending)}, self.spec.as_of,
+                           light)
 
         def decide_user(user_id: str) -> dict[int, PassResult]:
             """A user's pending passes in order (the second sees the history the first wrote)."""
