@@ -37,6 +37,10 @@ memory night               6.0 s, 0.38 GiB           issue: 3.3 s / 27 s (1.3 Gi
 After issue 13 (branch i13-perf, same machine and load, offline, no profiler; details and the API
 mode in ``benchmarks/README.md``): signals busy hour 5.6 s / 7.1 s / 42.0 s (0.57 GiB) for
 10 / 100 / 1,000 users, quiet hour 3.1 s / 6.8 s / 38.9 s, memory night 2.4 s / 2.6 s / 7.3 s.
+
+Wake gate before loading, deferred actions from the deferring decision, batches of 1,000 users
+(branch i13-quiet, offline; numbers and loads in ``benchmarks/README.md``): quiet / busy hour 0.93 ->
+0.35-0.53 at 1,000 users; 10,000 users busy 855 s at 0.86 GiB peak (load 5-9).
 """
 
 from __future__ import annotations
