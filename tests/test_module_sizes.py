@@ -27,7 +27,6 @@ DECLARATIVE: dict[str, str] = {
 PENDING_SPLITS: dict[str, str] = {
     # within the issue's "~400" after the issue-12 splits; each names the next cut
     "resources/llm/resource.py": "408: the budget/usage bookkeeping can move to resources/llm/usage.py",
-    "yarn_assets/signals/processing.py": "405: the hour writer (hour_predicate/write_hour) to signals/results.py",
     "demo/sample_workspace.py": "not yet assigned: split the sample generators per export format "
                                 "(demo/samples/<slack|gmail|calendar|notion>.py)",
 }

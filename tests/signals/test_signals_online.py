@@ -171,13 +171,17 @@ def test_model_actions_are_screened_executed_and_deduplicated(settings, store, r
         assert meta["gold/signal_actions"]["llm_cost_usd"].value == pytest.approx(total_cost, abs=1e-6)
         assert json.loads(json.dumps(meta["gold/signal_actions"]["dropped_by_reason"].value))["unknown_ref"] == 1
 
-        # the next hour: the model cites the same event again -> history dedup; the second meeting now goes
+        # the next hour (nothing new): the deferred second meeting goes, executed from the decision
+        # that deferred it, without asking the model again
+        calls = len(api.requests)
         later = dg.materialize([signal_passes], partition_key=hour_key(H + dt.timedelta(hours=1)), resources=res,
                                run_config={"ops": {"signal_passes": {"config": {"user_ids": ["alice"]}}}})
         assert later.success
+        assert len(api.requests) == calls
     nxt = store.read(SIGNAL_ACTIONS).filter(
         (pl.col("partition_hour") == H + dt.timedelta(hours=1)) & (pl.col("pass") == "calendar_only")).sort("seq")
-    assert nxt["reason"][0].startswith("history_dedup") and nxt["reason"][1] == "created; generation requested"
+    assert nxt["reason"].to_list() == ["created; generation requested"] and set(nxt["engine"]) == {"deferred"}
+    assert nxt["signal_ref"][0] != cal["signal_ref"][0] and nxt["signal_ref"][0] == cal["signal_ref"][1]
     with db.session_scope(settings.resolved_control_plane_url) as s:
         assert len(s.scalars(select(Deliverable).where(Deliverable.origin == "signal_emergent")).all()) == 2
 

@@ -99,6 +99,8 @@ def signal_passes_body(
         "evaluated": result.count("evaluated"),
         "skipped_too_few_items": result.count("skipped", "too_few_items"),
         "skipped_wake_gate": result.count("skipped", "wake_gate"),
+        "evaluated_from_deferred": sum(1 for p in result.passes if p.summary_row.get("engine") == "deferred"),
+        "content_loaded": sum(1 for p in result.passes if p.summary_row.get("content_summary") is not None),
         "skipped_budget": result.count("skipped", "budget_exhausted"),
         "failed": len(failed),
         **usage.as_metadata(),

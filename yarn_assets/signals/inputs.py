@@ -12,7 +12,8 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import AbstractContextManager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import polars as pl
 from sqlalchemy import select
@@ -79,6 +80,15 @@ class PreviousPass:
     as_of: dt.datetime
     fingerprint: str
     deferred: int
+    trigger: str = "schedule"
+    wake_at: dt.datetime | None = None  # see rules.next_wake
+    wake_key: str | None = None  # see wake.wake_key (None: written before the early gate)
+    counts: dict[str, Any] = field(default_factory=dict)  # item counts and refs, carried by a skip
+
+
+#: Columns of the previous pass a skipped pass carries over (what the gate compared against).
+CARRIED = ("items_total", "calendar_items", "gmail_items", "slack_items", "notion_items", "platforms_queried",
+           "refs")
 
 
 def previous_passes(store: DeltaStore, user_ids: Sequence[str], hour_start: dt.datetime, as_of: dt.datetime,
@@ -95,15 +105,24 @@ def previous_passes(store: DeltaStore, user_ids: Sequence[str], hour_start: dt.d
             & (pl.col("as_of") < pl.lit(as_of))
             & ~((pl.col("partition_hour") == pl.lit(hour_start)) & (pl.col("trigger") == trigger))
         )
-        .select(["user_id", "pass", "partition_hour", "as_of", "fingerprint", "deferred"])
+        .select(["user_id", "pass", "partition_hour", "as_of", "fingerprint", "deferred", "trigger", *_optional(lf),
+                 *CARRIED])
         .collect()
         .sort("as_of")
         .unique(["user_id", "pass"], keep="last")
     )
     return {
-        (r["user_id"], r["pass"]): PreviousPass(r["partition_hour"], r["as_of"], r["fingerprint"], r["deferred"] or 0)
+        (r["user_id"], r["pass"]): PreviousPass(
+            r["partition_hour"], r["as_of"], r["fingerprint"], r["deferred"] or 0, r["trigger"], r.get("wake_at"),
+            r.get("wake_key"), {c: r[c] for c in CARRIED})
         for r in frame.iter_rows(named=True)
     }
+
+
+def _optional(lf: pl.LazyFrame) -> list[str]:
+    """The early gate's columns, when the table has them (rows written before it lack them)."""
+    names = lf.collect_schema().names()
+    return [c for c in ("wake_at", "wake_key") if c in names]
 
 
 @dataclass
@@ -148,17 +167,21 @@ def cheap_inputs(session_factory: SessionFactory, user_ids: Sequence[str]) -> di
 
 
 def complete_inputs(session_factory: SessionFactory, store: DeltaStore, inputs: dict[str, UserInputs],
-                    as_of: dt.datetime) -> None:
-    """Deliverables (one versions scan), history and memory (indexed per-user queries), activity (one read)."""
+                    as_of: dt.datetime, screening_only: Iterable[str] = ()) -> None:
+    """Deliverables (one versions scan), history and memory (indexed per-user queries), activity (one read).
+    Users in ``screening_only`` (deferred actions to re-screen, no prompt) get deliverables and history."""
     ids = sorted(inputs)
     if not ids:
         return
+    light = set(screening_only)
     with session_factory() as session:
         deliverables = ctxmod.load_deliverables_for(session, store, ids)
         for uid in ids:
             inputs[uid].deliverables = deliverables.get(uid, [])
             inputs[uid].history = act.load_history(session, uid)
-            inputs[uid].memory = ctxmod.load_memory(session, uid)
-    activity = ctxmod.load_activity_for(store, ids, as_of)
-    for uid in ids:
+            if uid not in light:
+                inputs[uid].memory = ctxmod.load_memory(session, uid)
+    prompted = [u for u in ids if u not in light]
+    activity = ctxmod.load_activity_for(store, prompted, as_of) if prompted else {}
+    for uid in prompted:
         inputs[uid]._activity = activity.get(uid, [])

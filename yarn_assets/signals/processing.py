@@ -1,6 +1,8 @@
 """One hour of signal processing: every eligible user, both passes, failures isolated per user.
 
-A pass:
+Before anything is loaded, the wake gate (:mod:`yarn_assets.signals.wake`) puts to sleep the
+passes with nothing new since the user's last evaluated pass; the others are processed a batch
+of :data:`USERS_PER_BATCH` users at a time (memory follows the batch, not the hour). A pass:
 
 1. extracts the user's summary from silver at ``as_of`` (:mod:`yarn_assets.signals.extraction`);
 2. skips the decision when there are fewer than 3 items (``too_few_items``) or, with the wake gate
@@ -29,15 +31,13 @@ from typing import Any
 import polars as pl
 
 from io_managers.delta_store import DeltaStore
-from io_managers.predicates import Eq, In, Predicate, all_of
 from resources.llm import LLM, LLMBudgetExceeded, LLMCallError, LLMOutputError, LLMScope, LLMUsage
-from yarn_assets.core.activity_log import write_events
 from yarn_assets.core.shards import in_shard
 from yarn_assets.core.tables import PLATFORM_CONTENT
 from yarn_assets.signals import actions as act
 from yarn_assets.signals import context as ctxmod
+from yarn_assets.signals import held, rules, wake
 from yarn_assets.signals import rows as rowmod
-from yarn_assets.signals import rules
 from yarn_assets.signals.extraction import COLUMNS, SignalSummary, extract
 from yarn_assets.signals.inputs import (  # noqa: F401  (re-exported: the hour's input loaders)
     PreviousPass,
@@ -52,35 +52,15 @@ from yarn_assets.signals.inputs import (  # noqa: F401  (re-exported: the hour's
 )
 from yarn_assets.signals.prompt import SYSTEM_PROMPT, SignalDecision, render_prompt
 from yarn_assets.signals.results import HourResult, PassResult
-from yarn_assets.signals.tables import PASSES, SIGNAL_ACTIONS, SIGNAL_SUMMARIES
+from yarn_assets.signals.spec import HourSpec, Policy
+from yarn_assets.signals.tables import PASSES
+from yarn_assets.signals.writer import hour_predicate, write_hour  # noqa: F401  (re-exported)
 
 log = logging.getLogger(__name__)
 
 MAX_TOKENS = 1000
-
-
-@dataclass(frozen=True)
-class Policy:
-    excluded_tiers: tuple[str, ...] = ("free",)
-    wake_gate: bool = True
-    followup_days: int = 3
-    min_items: int = 3
-    min_confidence: float = act.MIN_CONFIDENCE
-
-
-@dataclass(frozen=True)
-class HourSpec:
-    partition_key: str
-    hour_start: dt.datetime
-    as_of: dt.datetime
-    now: dt.datetime
-    trigger: str = "schedule"  # schedule | manual
-
-    @classmethod
-    def for_window(cls, partition_key: str, start: dt.datetime, end: dt.datetime, now: dt.datetime,
-                   trigger: str = "schedule") -> HourSpec:
-        """``as_of`` is the hour's end, or now while the hour is still running."""
-        return cls(partition_key, start, min(end, now), now, trigger)
+#: Users whose content and decisions are held at once: memory follows the batch, not the hour.
+USERS_PER_BATCH = 1000
 
 
 @dataclass
@@ -104,6 +84,9 @@ def gate_pass(*, pass_name: str, rows: pl.DataFrame, inputs: UserInputs, spec: H
     fingerprint = summary.fingerprint(time_refs)
     new_items = summary.new_items_since(previous.as_of if previous else None)
     row = rowmod.base_row(spec, summary, fingerprint, new_items, previous)
+    hidden = rules.hidden_platforms(rows, summary)
+    row["wake_at"] = rules.next_wake(summary, profile, policy.followup_days, hidden=hidden)
+    row["wake_key"] = wake.wake_key(pass_name, inputs, policy.followup_days, policy.min_items)
     result = PassResult(profile.id, pass_name, "skipped", row)
     reason = None
     if summary.total_items < policy.min_items:
@@ -122,30 +105,6 @@ def _skip(result: PassResult, spec: HourSpec, reason: str) -> PassResult:
     result.summary_row["skip_reason"] = result.skip_reason = reason
     result.event = rowmod.event(spec, result.summary_row, "")
     return result
-
-
-def run_pass(
-    *,
-    pass_name: str,
-    rows: pl.DataFrame,
-    inputs: UserInputs,
-    spec: HourSpec,
-    previous: PreviousPass | None,
-    store: DeltaStore,
-    session_factory: SessionFactory,
-    llm: LLM,
-    policy: Policy,
-    scope: LLMScope,
-    ignore_wake_gate: bool = False,
-    execute: bool = True,
-) -> PassResult:
-    """One pass from start to end (gate, then decision); the hour runs the two halves separately."""
-    gate = gate_pass(pass_name=pass_name, rows=rows, inputs=inputs, spec=spec, previous=previous, policy=policy,
-                     ignore_wake_gate=ignore_wake_gate)
-    if not gate.pending:
-        return gate.result
-    return decide_pass(gate, inputs=inputs, spec=spec, store=store, session_factory=session_factory, llm=llm,
-                       policy=policy, scope=scope, execute=execute)
 
 
 def decide_pass(gate: Gate, *, inputs: UserInputs, spec: HourSpec, store: DeltaStore,
@@ -208,13 +167,7 @@ def decide_pass(gate: Gate, *, inputs: UserInputs, spec: HourSpec, store: DeltaS
             if p.kept:
                 p.disposition, p.reason = "proposed", "dry run: not executed"
     executed = [p for p in proposals if p.disposition == "executed"]
-    row.update({
-        "actions_proposed": sum(1 for p in proposals if p.action.action_type != "no_action"),
-        "actions_executed": len(executed),
-        "deliverables_created": sum(1 for p in executed if p.action.action_type == "create_signal_emergent"),
-        "deliverables_triggered": sum(1 for p in executed if p.action.action_type == "trigger_existing"),
-        "deferred": sum(1 for p in proposals if p.reason.startswith("duplicate_in_pass")),
-    })
+    row.update(rowmod.action_counts(proposals))
     result.replayed = sum(1 for p in executed if p.replayed)
     result.action_rows = [rowmod.action_row(spec, profile.id, pass_name, p, decided.model, decided.offline)
                           for p in proposals]
@@ -247,18 +200,25 @@ def _context_failure(spec: HourSpec, user_id: str, pass_name: str, detail: str) 
                    f"loading the user's context failed: {detail}", LLMUsage(), transient=False)
 
 
+def _slept(spec: HourSpec, user_id: str, pass_name: str, previous: PreviousPass, key: str) -> PassResult:
+    row = rowmod.slept_row(spec, user_id, pass_name, previous, key)
+    result = PassResult(user_id, pass_name, "skipped", row, skip_reason="wake_gate")
+    result.event = rowmod.event(spec, row, "")
+    return result
+
+
 def _complete(session_factory: SessionFactory, store: DeltaStore, inputs: dict[str, UserInputs],
-              as_of: dt.datetime) -> dict[str, str]:
+              as_of: dt.datetime, light: set[str]) -> dict[str, str]:
     """Load the expensive inputs in one batch; on failure, user by user (returns user -> error)."""
     try:
-        complete_inputs(session_factory, store, inputs, as_of)
+        complete_inputs(session_factory, store, inputs, as_of, screening_only=light)
         return {}
     except Exception:
         log.exception("batch load of signal inputs failed; loading user by user")
     errors: dict[str, str] = {}
     for uid in list(inputs):
         try:
-            complete_inputs(session_factory, store, {uid: inputs[uid]}, as_of)
+            complete_inputs(session_factory, store, {uid: inputs[uid]}, as_of, screening_only=light & {uid})
         except Exception as exc:
             errors[uid] = traceback.format_exception_only(type(exc), exc)[-1].strip()
     return errors
@@ -286,100 +246,130 @@ def process_hour(
     if shard is not None and shard[1] > 1:
         users = in_shard(users, *shard)
     result = HourResult(users=users, ignored_users=ignored)
+    previous = previous_passes(store, users, spec.hour_start, spec.as_of, spec.trigger)
+    asleep: set[tuple[str, str]] = set()
+    keys: dict[tuple[str, str], str] = {}
+    held_back: dict[tuple[str, str], list[dict[str, Any]]] = {}
     try:
         inputs = cheap_inputs(session_factory, users)
-        silver = load_silver(store, users, spec.as_of)
+        if policy.wake_gate and not ignore_wake_gate:  # decided before any content is loaded
+            asleep, due, keys = wake.sleeping_passes(store, inputs, passes, previous, spec.as_of,
+                                                     followup_days=policy.followup_days, min_items=policy.min_items)
+            held_back = held.held_back(store, {k: previous[k] for k in due})
     except Exception as exc:  # the control plane or silver is unreadable: every pass fails, none is skipped
         detail = traceback.format_exception_only(type(exc), exc)[-1].strip()
-        inputs, silver = {}, {}
+        inputs, asleep, held_back = {}, set(), {}
         log.exception("loading the hour's inputs failed")
     else:
         detail = "unknown user"
-    previous = previous_passes(store, users, spec.hour_start, spec.as_of, spec.trigger)
-    empty = pl.DataFrame(schema={c: PLATFORM_CONTENT.schema[c] for c in COLUMNS})
-    slots: list[PassResult | Gate] = []
-    for user_id in users:
-        mine = inputs.get(user_id)
-        for pass_name in passes:
-            if mine is None:
-                slots.append(_context_failure(spec, user_id, pass_name, detail))
-                continue
-            slots.append(gate_pass(pass_name=pass_name, rows=silver.get(user_id, empty), inputs=mine, spec=spec,
-                                   previous=previous.get((user_id, pass_name)), policy=policy,
-                                   ignore_wake_gate=ignore_wake_gate))
-    waiting = {s.result.user_id for s in slots if isinstance(s, Gate) and s.pending}
-    errors = _complete(session_factory, store, {u: inputs[u] for u in sorted(waiting)}, spec.as_of)
-
-    def decide_user(user_id: str) -> dict[int, PassResult]:
-        """A user's pending passes in order (the second sees the history the first wrote)."""
-        out: dict[int, PassResult] = {}
-        for i, slot in enumerate(slots):
-            if isinstance(slot, Gate) and slot.pending and slot.result.user_id == user_id:
-                out[i] = decide_pass(slot, inputs=inputs[user_id], spec=spec, store=store,
-                                     session_factory=session_factory, llm=llm, policy=policy, scope=scope,
-                                     execute=execute)
-        return out
-
-    deciding = sorted(waiting - set(errors))
-    decided: dict[int, PassResult] = {}
-    if llm.is_offline or len(deciding) < 2:  # the offline rules are CPU-bound: threads would only add overhead
-        for uid in deciding:
-            decided.update(decide_user(uid))
-    else:  # API mode: users in parallel, bounded by the LLM's limiter (slots, RPM/TPM, retry-after pauses)
-        with ThreadPoolExecutor(max_workers=min(llm.max_concurrency, len(deciding)),
-                                thread_name_prefix="signals") as pool:
-            for part in pool.map(decide_user, deciding):
-                decided.update(part)
-    for i, slot in enumerate(slots):
-        if isinstance(slot, PassResult):
-            outcome = slot
-        elif not slot.pending:
-            outcome = slot.result
-        elif slot.result.user_id in errors:
-            outcome = _context_failure(spec, slot.result.user_id, slot.result.pass_name, errors[slot.result.user_id])
+    hour = _Hour(store, session_factory, llm, spec, policy, scope, passes, ignore_wake_gate, execute, previous, keys)
+    for lo in range(0, len(users), USERS_PER_BATCH):  # content and decisions a batch of users at a time
+        batch = users[lo:lo + USERS_PER_BATCH]
+        awake = [u for u in batch if u in inputs and any((u, p) not in asleep | held_back.keys() for p in passes)]
+        slots: list[PassResult | Gate | Replay] = []
+        try:
+            silver = load_silver(store, awake, spec.as_of)
+        except Exception as exc:
+            log.exception("loading the silver rows of %d users failed", len(awake))
+            silver, failed = {}, traceback.format_exception_only(type(exc), exc)[-1].strip()
         else:
-            outcome = decided[i]
-        result.passes.append(outcome)
-        if outcome.status == "failed" and on_failure:
-            on_failure(outcome)
+            failed = None
+        for user_id in batch:
+            for pass_name in passes:
+                if user_id not in inputs or (failed and user_id in awake and (user_id, pass_name) not in asleep):
+                    slots.append(_context_failure(spec, user_id, pass_name, failed or detail))
+                elif (user_id, pass_name) in held_back:
+                    slots.append(Replay(user_id, pass_name, held_back[(user_id, pass_name)]))
+                elif (user_id, pass_name) in asleep:
+                    slots.append(_slept(spec, user_id, pass_name, previous[(user_id, pass_name)],
+                                        keys[(user_id, pass_name)]))
+                else:
+                    slots.append(hour.gate(pass_name, silver.get(user_id), inputs[user_id]))
+        del silver
+        for outcome in hour.decide(slots, inputs):
+            result.passes.append(outcome)
+            if outcome.status == "failed" and on_failure:
+                on_failure(outcome)
     return result
 
 
-def hour_predicate(spec: HourSpec, result: HourResult, user_ids: Sequence[str] | None,
-                   passes: Sequence[str], shard_users: Sequence[str] | None = None) -> Predicate:
-    """The rows an hour's run owns: its hour and trigger, narrowed to the users (of its shard) and
-    passes it ran. ``shard_users``: every user of the shard with rows in the hour or in this run."""
-    parts: list[Predicate] = [Eq("signal_date", spec.hour_start.date()), Eq("partition_hour", spec.hour_start),
-                              Eq("trigger", spec.trigger)]
-    if user_ids:
-        parts.append(In("user_id", sorted(set(user_ids) | set(result.users))))
-    elif shard_users is not None:
-        parts.append(In("user_id", sorted(set(shard_users) | set(result.users)) or [""]))
-    if sorted(passes) != sorted(PASSES):
-        parts.append(In("pass", list(passes)))
-    predicate = all_of(*parts)
-    assert predicate is not None
-    return predicate
+@dataclass
+class _Hour:
+    """What every batch of an hour shares; :meth:`decide` turns a batch's slots into outcomes."""
+
+    store: DeltaStore
+    session_factory: SessionFactory
+    llm: LLM
+    spec: HourSpec
+    policy: Policy
+    scope: LLMScope
+    passes: Sequence[str]
+    ignore_wake_gate: bool
+    execute: bool
+    previous: dict[tuple[str, str], PreviousPass]
+    keys: dict[tuple[str, str], str]
+
+    def gate(self, pass_name: str, rows: pl.DataFrame | None, inputs: UserInputs) -> Gate:
+        empty = pl.DataFrame(schema={c: PLATFORM_CONTENT.schema[c] for c in COLUMNS})
+        return gate_pass(pass_name=pass_name, rows=empty if rows is None else rows, inputs=inputs, spec=self.spec,
+                         previous=self.previous.get((inputs.profile.id, pass_name)), policy=self.policy,
+                         ignore_wake_gate=self.ignore_wake_gate)
+
+    def decide(self, slots: list[PassResult | Gate | Replay], inputs: dict[str, UserInputs]) -> list[PassResult]:
+        """Expensive inputs in one load for the users with a pending pass, then their decisions."""
+        pending: dict[str, list[int]] = {}
+        for i, slot in enumerate(slots):
+            if isinstance(slot, Replay) or (isinstance(slot, Gate) and slot.pending):
+                pending.setdefault(slot.user_id if isinstance(slot, Replay) else slot.result.user_id, []).append(i)
+        light = {u for u, idx in pending.items() if all(isinstance(slots[i], Replay) for i in idx)}
+        errors = _complete(self.session_factory, self.store, {u: inputs[u] for u in sorted(pending)}, self.spec.as_of,
+                           light)
+
+        def decide_user(user_id: str) -> dict[int, PassResult]:
+            """A user's pending passes in order (the second sees the history the first wrote)."""
+            return {i: self.replay(slot, inputs[user_id]) if isinstance(slot := slots[i], Replay) else
+                    decide_pass(slot, inputs=inputs[user_id], spec=self.spec, store=self.store,  # type: ignore[arg-type]
+                                session_factory=self.session_factory, llm=self.llm, policy=self.policy,
+                                scope=self.scope, execute=self.execute) for i in pending[user_id]}
+
+        deciding = sorted(set(pending) - set(errors))
+        decided: dict[int, PassResult] = {}
+        if self.llm.is_offline or len(deciding) < 2:  # the offline rules are CPU-bound: threads would only add overhead
+            for uid in deciding:
+                decided.update(decide_user(uid))
+        else:  # API mode: users in parallel, bounded by the LLM's limiter (slots, RPM/TPM, retry-after pauses)
+            with ThreadPoolExecutor(max_workers=min(self.llm.max_concurrency, len(deciding)),
+                                    thread_name_prefix="signals") as pool:
+                for part in pool.map(decide_user, deciding):
+                    decided.update(part)
+        out = []
+        for i, slot in enumerate(slots):
+            if isinstance(slot, PassResult):
+                out.append(slot)
+            elif isinstance(slot, Gate) and not slot.pending:
+                out.append(slot.result)
+            elif (uid := slot.user_id if isinstance(slot, Replay) else slot.result.user_id) in errors:
+                name = slot.pass_name if isinstance(slot, Replay) else slot.result.pass_name
+                out.append(_context_failure(self.spec, uid, name, errors[uid]))
+            else:
+                out.append(decided[i])
+        return out
+
+    def replay(self, slot: Replay, inputs: UserInputs) -> PassResult:
+        key = (slot.user_id, slot.pass_name)
+        return held.replay_pass(user_id=slot.user_id, pass_name=slot.pass_name, held=slot.actions,
+                                previous=self.previous[key], key=self.keys[key], inputs=inputs, spec=self.spec,
+                                session_factory=self.session_factory, min_confidence=self.policy.min_confidence,
+                                execute=self.execute, run_id=self.scope.run_id)
 
 
-def _users_in_hour(store: DeltaStore, spec: HourSpec) -> list[str]:
-    lf = store.scan(SIGNAL_SUMMARIES, all_of(Eq("signal_date", spec.hour_start.date()),
-                                             Eq("partition_hour", spec.hour_start)))
-    return [] if lf is None else lf.select("user_id").unique().collect()["user_id"].to_list()
+@dataclass
+class Replay:
+    """A pass whose only due work is the previous pass's deferred actions (:mod:`.held`)."""
 
-
-def write_hour(store: DeltaStore, spec: HourSpec, result: HourResult, *, user_ids: Sequence[str] | None,
-               passes: Sequence[str], run_id: str | None, shard: tuple[str, int] | None = None) -> int:
-    """Replace the hour's rows (of the shard) in both gold tables and append its events; returns
-    events inserted. A shard replaces the rows of its users only: users who left the eligible set
-    since a previous run of the hour are found in the table and hashed like the others."""
-    shard_users = in_shard(_users_in_hour(store, spec), *shard) if shard is not None and shard[1] > 1 else None
-    where = hour_predicate(spec, result, user_ids, passes, shard_users)
-    for table in (SIGNAL_SUMMARIES, SIGNAL_ACTIONS):
-        store.ensure(table)  # present (if empty) from the first run on, for the CLI and the UI
-    store.replace(SIGNAL_SUMMARIES, result.summary_frame(), where)
-    store.replace(SIGNAL_ACTIONS, result.action_frame(), where)
-    return write_events(store, result.events(), run_id=run_id)
+    user_id: str
+    pass_name: str
+    actions: list[dict[str, Any]]
 
 
 def run_hour(

@@ -56,7 +56,37 @@ def base_row(spec: HourSpec, summary: SignalSummary, fingerprint: str, new_items
         "deliverables_created": 0,
         "deliverables_triggered": 0,
         "deferred": 0,
+        "wake_at": None,
+        "wake_key": None,
         "reasoning": None,
+    }
+
+
+def slept_row(spec: HourSpec, user_id: str, pass_name: str, previous: PreviousPass, key: str) -> dict[str, Any]:
+    """The row of a pass the gate skipped before loading anything (:mod:`yarn_assets.signals.wake`):
+    the previous evaluated pass's fingerprint, counts and refs (what it was compared against)."""
+    row: dict[str, Any] = {
+        "signal_date": spec.hour_start.date(), "partition_hour": spec.hour_start, "user_id": user_id,
+        "pass": pass_name, "trigger": spec.trigger, "as_of": spec.as_of, "content_summary": None,
+        "fingerprint": previous.fingerprint, "new_items": 0, "previous_pass_hour": previous.partition_hour,
+        "status": "skipped", "skip_reason": "wake_gate", "error": None, "engine": None, "offline": None,
+        "llm_calls": 0, "input_tokens": 0, "output_tokens": 0, "cache_read_tokens": 0, "cache_write_tokens": 0,
+        "cost_usd": 0.0, "actions_proposed": 0, "actions_executed": 0, "deliverables_created": 0,
+        "deliverables_triggered": 0, "deferred": 0, "wake_at": previous.wake_at, "wake_key": key, "reasoning": None,
+    }
+    row.update(previous.counts)
+    return row
+
+
+def action_counts(proposals: list[act.Proposed]) -> dict[str, int]:
+    """A pass's action columns (``deferred``: held back by the one-per-type rule, due next pass)."""
+    executed = [p for p in proposals if p.disposition == "executed"]
+    return {
+        "actions_proposed": sum(1 for p in proposals if p.action.action_type != "no_action"),
+        "actions_executed": len(executed),
+        "deliverables_created": sum(1 for p in executed if p.action.action_type == "create_signal_emergent"),
+        "deliverables_triggered": sum(1 for p in executed if p.action.action_type == "trigger_existing"),
+        "deferred": sum(1 for p in proposals if p.reason.startswith("duplicate_in_pass")),
     }
 
 
@@ -96,5 +126,6 @@ def action_row(spec: HourSpec, user_id: str, pass_name: str, p: act.Proposed, en
         "title": a.title[:300], "description": a.description[:1000], "confidence": float(a.confidence),
         "disposition": p.disposition, "reason": p.reason, "dedup_key": p.dedup_key,
         "deliverable_id": p.deliverable_id, "sources": json.dumps(sources, sort_keys=True),
+        "signal_context": json.dumps(a.signal_context, sort_keys=True, default=str),
         "engine": engine, "offline": offline, "reasoning": a.reasoning[:1000], "as_of": spec.as_of,
     }

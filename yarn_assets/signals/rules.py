@@ -27,7 +27,7 @@ from typing import Any
 import polars as pl
 
 from yarn_assets.signals.context import DeliverableView, UserProfile, is_automated
-from yarn_assets.signals.extraction import SignalSummary, normalize_resource
+from yarn_assets.signals.extraction import FETCH_WINDOWS, LIMITS, SignalSummary, normalize_resource
 from yarn_assets.signals.prompt import MAX_ACTIONS, SignalAction, SignalDecision, SignalSource
 
 MEETING_HORIZON = dt.timedelta(hours=24)
@@ -167,6 +167,57 @@ def time_sensitive_refs(summary: SignalSummary, profile: UserProfile, followup_d
     return [m.ref for m in upcoming_meetings(summary, profile)] + [
         t.ref for t in quiet_threads(summary, profile, followup_days)
     ]
+
+
+def hidden_platforms(rows: pl.DataFrame, summary: SignalSummary) -> list[str]:
+    """Platforms with more visible rows than the pass shows (selections aside: an over-estimate)."""
+    full = [p for p, c in summary.platforms.items() if c.items_count >= LIMITS[p]]
+    if not full:
+        return []
+    counts = dict(rows.filter(pl.col("platform").is_in(full)).group_by("platform").len().iter_rows())
+    return [p for p in full if counts.get(p, 0) > LIMITS[p]]
+
+
+def next_wake(summary: SignalSummary, profile: UserProfile, followup_days: int,
+              hidden: Iterable[str] = ()) -> dt.datetime | None:
+    """The earliest time after ``as_of`` at which, without new content, the pass could see a
+    candidate it does not see now: a meeting entering the 24 h horizon, a thread crossing the
+    follow-up threshold, or (on a platform in ``hidden``: more visible items than its limit shows) a
+    shown item expiring or leaving its fetch window so that an unseen one moves up. ``None``:
+    nothing can appear by time alone.
+
+    Items only *leaving* (ageing out, a meeting starting) never wake a pass: they cannot create a
+    signal. The wake gate compares this with the next hour's ``as_of`` before loading anything.
+    """
+    as_of = summary.as_of
+    times: list[dt.datetime] = []
+    calendar = summary.platforms.get("calendar")
+    if calendar is not None and calendar.items_count:
+        for row in calendar.items.filter(pl.col("occurred_at") > pl.lit(as_of + MEETING_HORIZON)).iter_rows(
+                named=True):
+            if not _cancelled(row["metadata"]) and len(_external(row["participants"] or [], profile)) >= \
+                    MIN_EXTERNAL_ATTENDEES:
+                times.append(row["occurred_at"] - MEETING_HORIZON)
+    gmail = summary.platforms.get("gmail")
+    if gmail is not None and gmail.items_count:
+        threshold = dt.timedelta(days=followup_days)
+        lasts = gmail.items.filter(pl.col("occurred_at").is_not_null() & (pl.col("occurred_at") <= pl.lit(as_of)))
+        lasts = lasts.sort(["occurred_at", "external_id"], maintain_order=True).unique(
+            subset=["ref"], keep="last", maintain_order=True)
+        for last in lasts.iter_rows(named=True):
+            sender = (last["author_id"] or "").lower()
+            if not sender or sender in profile.addresses or is_automated(sender):
+                continue
+            recipients = {str(p).lower() for p in last["participants"] or []} - {sender}
+            if (not profile.addresses or recipients & profile.addresses) and last["occurred_at"] + threshold > as_of:
+                times.append(last["occurred_at"] + threshold)
+    for platform in set(hidden) & set(summary.platforms):
+        items = summary.platforms[platform].items
+        times += [t for t in items["expires_at"].drop_nulls().to_list() if t > as_of]
+        if platform in FETCH_WINDOWS:
+            times += [t + FETCH_WINDOWS[platform] for t in items["fetched_at"].drop_nulls().to_list()]
+    later = [t for t in times if t > as_of]
+    return min(later) if later else None
 
 
 ContactLookup = Callable[[Iterable[str]], dict[str, dict[str, Any]]]

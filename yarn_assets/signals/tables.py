@@ -63,6 +63,8 @@ SIGNAL_SUMMARIES = TableSpec(
         "deliverables_created": pl.Int64,
         "deliverables_triggered": pl.Int64,
         "deferred": pl.Int64,  # kept actions held back by the one-per-type rule (wakes the next pass)
+        "wake_at": UTC_TS,  # earliest time a new time-sensitive candidate can appear (rules.next_wake)
+        "wake_key": pl.Utf8,  # digest of the pass's gate inputs besides content and time (wake.wake_key)
         "reasoning": pl.Utf8,
     },
     partition_by=("signal_date",),
@@ -91,6 +93,7 @@ SIGNAL_ACTIONS = TableSpec(
         "dedup_key": pl.Utf8,  # user|signal_type|signal_ref for creates and triggers
         "deliverable_id": pl.Utf8,  # created or triggered deliverable
         "sources": pl.Utf8,  # JSON
+        "signal_context": pl.Utf8,  # JSON: what the action is about (a deferred action is executed from it)
         "engine": pl.Utf8,
         "offline": pl.Boolean,
         "reasoning": pl.Utf8,
