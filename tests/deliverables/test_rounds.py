@@ -18,6 +18,7 @@ from resources.signal_policy import SignalPolicy
 from tests.deliverables.helpers import create, sample_content, seed_silver
 from tests.deliverables.test_asset_and_sensors import round_items
 from yarn_assets.core.shards import shard_of
+from yarn_assets.deliverables import round_data
 from yarn_assets.deliverables import run as deliverable_run
 from yarn_assets.deliverables.assets import deliverable_partitions
 from yarn_assets.deliverables.report import CHECK_DESTINATION, CHECK_VERSIONS, DELIVERABLE_VERSIONS_KEY
@@ -146,6 +147,7 @@ def activity_log_down(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
         return real(*args, **kwargs)
 
     monkeypatch.setattr(deliverable_run, "write_events", flaky)
+    monkeypatch.setattr(round_data, "write_events", flaky)  # a round writes its events in one commit
     return state
 
 
@@ -198,14 +200,14 @@ def test_round_reexecution_reports_a_version_finished_before_the_round_failed_on
            create(workspace, "bob", "status_report",
                   destination={"platform": "email", "target": "bob@contoso.example"}): "bob@contoso.example"}
     state = {"down": True}
-    real = deliverable_run.write_events
+    real = deliverable_run.DeliverableRun.deliver
 
-    def bob_down(store_, events, **kwargs):  # type: ignore[no-untyped-def]
-        if state["down"] and any(e.user_id == "bob" for e in events):
-            raise RuntimeError("activity log unavailable for bob (injected)")
-        return real(store_, events, **kwargs)
+    def bob_down(self, row):  # type: ignore[no-untyped-def]
+        if state["down"] and self.d.user_id == "bob":  # after Bob's text is stored, before it is sent
+            raise RuntimeError("delivery unavailable for bob (injected)")
+        return real(self, row)
 
-    monkeypatch.setattr(deliverable_run, "write_events", bob_down)
+    monkeypatch.setattr(deliverable_run.DeliverableRun, "deliver", bob_down)
     config = round_run_config("0", 1, [{"deliverable_id": did, "trigger": "schedule"} for did in ids])
     recon = round_job_recon()
     with dg.instance_for_test() as instance:

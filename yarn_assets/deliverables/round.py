@@ -81,9 +81,12 @@ def run_round(res: RunResources, items: Sequence[RoundItem], *, run_id: str, roo
     writes.flush_rows()  # the checkpoint: every stored text, one commit
     writes.flush_marks()
     _finish(runs, walls, outcomes, prepared)
+    # events before the final statuses: if their commit fails, the versions are not yet delivered in the
+    # control plane, so a retry resumes them (the outbox sends nothing twice) and writes the events again
+    # (idempotency keys); after the statuses, a retry would skip them as finished and the events be lost
+    writes.flush_events(run_id)
     writes.apply_settles(res.session_factory)
     writes.flush_rows()
-    writes.flush_events(run_id)
     for k, run in enumerate(runs):
         if outcomes[k] is None:
             outcomes[k] = run.outcome
