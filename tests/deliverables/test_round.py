@@ -170,3 +170,44 @@ def test_a_round_item_that_fails_does_not_stop_the_others(workspace, store) -> N
     gold = store.read(DELIVERABLE_VERSIONS)
     assert dict(gold.select("deliverable_id", "status").iter_rows()) == {broken: "failed", good: "delivered"}
     assert pl.Series(gold["user_id"]).n_unique() == 2
+
+
+def test_api_mode_round_generates_concurrently_and_keeps_each_users_content_apart(workspace, store, monkeypatch
+                                                                                    ) -> None:
+    """In API mode a round's generations overlap (up to the LLM's concurrency, counted at the server),
+    and each prompt carries only its own user's content although the round shares its reads."""
+    import threading
+    import time
+
+    from tests.fakes.anthropic_server import FakeAnthropic, text
+
+    ids, owner = _seed_round(workspace, store)
+    state = {"now": 0, "peak": 0}
+    lock = threading.Lock()
+
+    def held(req):  # type: ignore[no-untyped-def]
+        with lock:
+            state["now"] += 1
+            state["peak"] = max(state["peak"], state["now"])
+        time.sleep(0.2)
+        with lock:
+            state["now"] -= 1
+        return text("## Summary\n- generated")(req)
+
+    with FakeAnthropic(default=held) as api:
+        monkeypatch.setenv("ANTHROPIC_API_KEY", "test-key")
+        monkeypatch.setenv("YARNNN_ANTHROPIC_BASE_URL", api.base_url)
+        res = run_resources({"llm_max_concurrency": 4})
+        outcomes = run_round(res, [RoundItem(d) for d in ids], run_id="api-round", now=NOW)
+        prompts = [r.prompt_text for r in api.requests_to()]
+    assert [o.status for o in outcomes] == ["delivered"] * len(ids)
+    assert 2 <= state["peak"] <= 4  # concurrent, and never beyond the configured bound
+    assert len(prompts) == len(ids)  # one generation per deliverable
+    # Bob's marker is in his three prompts only: shared reads never hand one user's rows to another's run
+    assert sum("BOBSECRET" in p for p in prompts) == sum(u == "bob" for u in owner.values()) == 3
+    with db.session_scope(workspace) as s:
+        versions = s.execute(select(DeliverableVersion.deliverable_id, DeliverableVersion.version_number)).all()
+    assert sorted(versions) == sorted((d, 1) for d in ids)
+    gold = store.read(DELIVERABLE_VERSIONS, columns=["deliverable_id", "user_id", "final_content"])
+    assert all(owner[r["deliverable_id"]] == r["user_id"] for r in gold.iter_rows(named=True))
+    assert not gold.filter(pl.col("user_id") != "bob").filter(pl.col("final_content").str.contains("BOBSECRET")).height

@@ -29,6 +29,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
@@ -76,7 +77,8 @@ def run_round(res: RunResources, items: Sequence[RoundItem], *, run_id: str, roo
     with res.session_factory() as session:
         prefetch.load_versions(res.store, session, [runs[k].v for k in live],
                                {runs[k].v.id for k in live if runs[k].outcome.resumed})
-    prepared = _each(runs, walls, outcomes, lambda r: r.guarded(r.prepare), only=live)
+    prepared = _each(runs, walls, outcomes, lambda r: r.guarded(r.prepare), only=live,
+                     workers=_generation_workers(res, len(live)))
     writes.apply_settles(res.session_factory)  # generated/empty: one control-plane commit
     writes.flush_rows()  # the checkpoint: every stored text, one commit
     writes.flush_marks()
@@ -109,26 +111,41 @@ def _prefetch(res: RunResources, deliverable_ids: list[str]) -> Prefetch:
         return Prefetch.load(res.store, session, wanted)
 
 
+def _generation_workers(res: RunResources, n: int) -> int:
+    """Items generated at once: one offline (the rules are CPU-bound), else up to the LLM's concurrency
+    (its limiter still bounds the calls in flight and honours rate limits and ``retry-after``)."""
+    llm = res.llm
+    if n < 2 or llm is None or getattr(llm, "is_offline", True):
+        return 1
+    return max(1, min(int(getattr(llm, "max_concurrency", 1)), n))
+
+
 def _each(runs: list[DeliverableRun], walls: list[float], outcomes: list[RunOutcome | None],
-          phase: Callable[[DeliverableRun], bool | None], only: list[int] | None = None) -> list[int]:
-    """Apply a phase to each still-running item; returns the indexes that go on.
+          phase: Callable[[DeliverableRun], bool | None], only: list[int] | None = None,
+          workers: int = 1) -> list[int]:
+    """Apply a phase to each still-running item (``workers`` at once); returns the indexes that go on.
 
     ``begin`` returning False (skipped) ends an item with its outcome; an exception ends it as failed
     (``guarded`` has settled the version; a failure before the version exists has nothing to settle)."""
-    going = []
-    for k in range(len(runs)) if only is None else only:
+    def one(k: int) -> bool:
         run = runs[k]
         started = time.perf_counter()
         try:
             if phase(run) is False:
                 outcomes[k] = run.outcome
-            else:
-                going.append(k)
+                return False
+            return True
         except Exception as exc:  # one item's failure does not stop the round
             outcomes[k] = _failed(run, exc)
+            return False
         finally:
             walls[k] += time.perf_counter() - started
-    return going
+
+    indexes = list(range(len(runs))) if only is None else list(only)
+    if workers <= 1:
+        return [k for k in indexes if one(k)]
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="deliverable") as pool:
+        return [k for k, ok in zip(indexes, pool.map(one, indexes), strict=True) if ok]
 
 
 def _failed(run: DeliverableRun, exc: Exception) -> RunOutcome:
