@@ -168,3 +168,23 @@ def workspace(settings, resources):  # type: ignore[no-untyped-def]
     add_user(url, "alice", email="alice@northwind.example", tz="Europe/Paris", name="Alice Moreau")
     add_user(url, "bob", email="bob@contoso.example", tz="America/New_York", name="Bob Okafor")
     return url
+
+
+@pytest.fixture
+def activity_log_down(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
+    """The activity log refuses writes while ``state["down"]``: the step after delivery fails, as a crash
+    there would (patched where a single run and where a round write their events)."""
+    from yarn_assets.deliverables import round_data
+    from yarn_assets.deliverables import run as deliverable_run
+
+    state = {"down": True}
+    real = deliverable_run.write_events
+
+    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
+        if state["down"]:
+            raise RuntimeError("activity log unavailable (injected)")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(deliverable_run, "write_events", flaky)
+    monkeypatch.setattr(round_data, "write_events", flaky)
+    return state

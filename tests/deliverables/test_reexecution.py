@@ -8,15 +8,12 @@ else is real: the Dagster instance, the job, Delta tables, the control plane and
 from __future__ import annotations
 
 import dagster as dg
-import pytest
 from sqlalchemy import select
 
 from control_plane import db
 from control_plane.models import DeliverableDelivery, DeliverableVersion
 from tests.deliverables.helpers import create, sample_content, seed_silver
 from yarn_assets.core.tables import ACTIVITY_LOG
-from yarn_assets.deliverables import round_data
-from yarn_assets.deliverables import run as deliverable_run
 from yarn_assets.deliverables.assets import TRIGGER_TAG, deliverable_partitions
 
 
@@ -25,21 +22,6 @@ def deliverable_job_def() -> dg.JobDefinition:
     from yarn_assets.definitions import build_definitions
 
     return build_definitions(load_settings()).resolve_job_def("deliverable_job")
-
-
-@pytest.fixture
-def activity_log_down(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
-    state = {"down": True}
-    real = deliverable_run.write_events
-
-    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
-        if state["down"]:
-            raise RuntimeError("activity log unavailable (injected)")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(deliverable_run, "write_events", flaky)  # a single run's own event
-    monkeypatch.setattr(round_data, "write_events", flaky)  # a round's one commit of events
-    return state
 
 
 def test_reexecution_from_failure_after_generation_sends_exactly_one_mail(

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 
 import dagster as dg
-import pytest
 from dagster._core.definitions.reconstruct import ReconstructableJob
 from sqlalchemy import select
 
@@ -18,7 +17,6 @@ from resources.signal_policy import SignalPolicy
 from tests.deliverables.helpers import create, sample_content, seed_silver
 from tests.deliverables.test_asset_and_sensors import round_items
 from yarn_assets.core.shards import shard_of
-from yarn_assets.deliverables import round_data
 from yarn_assets.deliverables import run as deliverable_run
 from yarn_assets.deliverables.assets import deliverable_partitions
 from yarn_assets.deliverables.report import CHECK_DESTINATION, CHECK_VERSIONS, DELIVERABLE_VERSIONS_KEY
@@ -134,21 +132,6 @@ def test_round_run_reports_each_version_as_its_partitions_materialization(worksp
         versions = s.execute(select(DeliverableVersion.deliverable_id, DeliverableVersion.version_number,
                                     DeliverableVersion.run_id)).all()
     assert sorted(versions) == sorted((did, v, runs[v - 1]) for did in ids for v in (1, 2))
-
-
-@pytest.fixture
-def activity_log_down(monkeypatch: pytest.MonkeyPatch) -> dict[str, bool]:
-    state = {"down": True}
-    real = deliverable_run.write_events
-
-    def flaky(*args, **kwargs):  # type: ignore[no-untyped-def]
-        if state["down"]:
-            raise RuntimeError("activity log unavailable (injected)")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(deliverable_run, "write_events", flaky)
-    monkeypatch.setattr(round_data, "write_events", flaky)  # a round writes its events in one commit
-    return state
 
 
 def test_round_reexecuted_from_failure_resumes_without_duplicate_version_or_mail(
